@@ -1,0 +1,341 @@
+//! The `switchboard` command line: `serve`, `check-config`, `migrate`, `user …`, `domain …`,
+//! `reload`.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use rand::distributions::{Alphanumeric, DistString};
+use switchboard_storage::{AuditEntry, Storage};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::config::{load, ConfigSource, Listener, Settings};
+use crate::server;
+
+/// Switchboard: ActiveSync, Outlook and SIP for the mail, calendars and people you already have.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file. Default: ./switchboard.toml if it exists, else built-in defaults.
+    /// Any key can be overridden with SWITCHBOARD__SECTION__KEY environment variables.
+    #[arg(short, long, global = true, env = "SWITCHBOARD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (migrates the database, creates a demo user on first start).
+    Serve,
+    /// Validate a configuration and print every problem with its key path.
+    CheckConfig {
+        /// File to check (default: the --config file).
+        file: Option<PathBuf>,
+    },
+    /// Apply database migrations (the server also does this at start).
+    Migrate {
+        /// Only list migrations not yet applied.
+        #[arg(long)]
+        status: bool,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage domains.
+    #[command(subcommand)]
+    Domain(DomainCommand),
+    /// Ask the running server to reload its configuration (through the admin API).
+    Reload,
+}
+
+/// `switchboard user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (its domain must exist). Prints a generated password unless --password-stdin.
+    Add {
+        /// Address, e.g. alice@example.com.
+        address: String,
+        /// Display name.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List {
+        /// Only this domain.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Set a user's password (also renews their SIP digest credentials).
+    Passwd {
+        /// Address.
+        address: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Block a user from logging in.
+    Disable {
+        /// Address.
+        address: String,
+    },
+    /// Allow a disabled user to log in again.
+    Enable {
+        /// Address.
+        address: String,
+    },
+}
+
+/// `switchboard domain …`
+#[derive(Debug, Subcommand)]
+pub enum DomainCommand {
+    /// Add a mail domain.
+    Add {
+        /// Domain name, e.g. example.com.
+        name: String,
+    },
+    /// List domains.
+    List,
+}
+
+/// The config file to use: the flag, else `./switchboard.toml` if present.
+pub fn config_path(flag: Option<PathBuf>) -> Option<PathBuf> {
+    flag.or_else(|| Some(PathBuf::from("switchboard.toml")).filter(|p| p.is_file()))
+}
+
+fn load_settings(path: Option<PathBuf>) -> Result<Settings, ExitCode> {
+    load(&ConfigSource::from_process(path)).map_err(|e| {
+        eprint!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// Run the CLI; returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    let path = config_path(cli.config);
+    match cli.command {
+        Command::CheckConfig { file } => {
+            let path = file.or(path);
+            match load(&ConfigSource::from_process(path)) {
+                Ok(s) => {
+                    let origin = s.source.path.as_ref().map(|p| p.display().to_string());
+                    println!("configuration OK ({})", origin.as_deref().unwrap_or("built-in defaults"));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprint!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Serve => {
+            let settings = match load_settings(path) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            crate::observability::init_tracing(&settings.config.log);
+            match serve(settings).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        command => {
+            let settings = match load_settings(path) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match admin_command(command, &settings).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let running = server::start(settings).await?;
+    if let Some(demo) = &running.demo_user {
+        let url = running.addrs.https.first().map(|a| format!("https://{a}/")).unwrap_or_default();
+        println!("First start: created demo user {} with password {}", demo.address, demo.password);
+        println!("Try: curl -k -u '{}:{}' {url}healthz", demo.address, demo.password);
+        let _ = std::io::stdout().flush();
+    }
+    wait_for_signals(&running).await?;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn wait_for_signals(running: &server::RunningServer) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading configuration");
+                if let Err(e) = running.shared.reload().await {
+                    metrics::counter!("config_reloads_total", "outcome" => "refused").increment(1);
+                    tracing::error!("reload refused, the previous configuration keeps running:\n{e}");
+                }
+            }
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signals(_: &server::RunningServer) -> anyhow::Result<()> {
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+fn read_password_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    if pw.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(pw)
+}
+
+async fn audit(storage: &Storage, action: &str, target: &str) {
+    let entry = AuditEntry {
+        actor: Some("cli".into()),
+        action: action.into(),
+        target: Some(target.into()),
+        source: None,
+        outcome: "ok".into(),
+        detail: None,
+    };
+    if let Err(e) = storage.audit(&entry).await {
+        eprintln!("warning: could not write the audit log: {e}");
+    }
+}
+
+async fn admin_command(command: Command, settings: &Settings) -> anyhow::Result<()> {
+    if let Command::Reload = command {
+        return reload(settings).await;
+    }
+    let storage = server::open_storage(settings).await?;
+    match command {
+        Command::Migrate { status } => {
+            if status {
+                let pending = storage.pending_migrations().await?;
+                if pending.is_empty() {
+                    println!("database is up to date");
+                }
+                for m in pending {
+                    println!("pending: {m}");
+                }
+            } else {
+                println!("database is up to date");
+            }
+        }
+        Command::Domain(DomainCommand::Add { name }) => {
+            let d = storage.add_domain(&name).await?;
+            audit(&storage, "domain.add", &d.name).await;
+            println!("added domain {}", d.name);
+        }
+        Command::Domain(DomainCommand::List) => {
+            for d in storage.list_domains().await? {
+                println!("{}", d.name);
+            }
+        }
+        Command::User(UserCommand::Add { address, display_name, password_stdin }) => {
+            let (password, generated) =
+                if password_stdin { (read_password_stdin()?, false) } else { (random_password(), true) };
+            let u = storage.add_user(&address, &password, display_name.as_deref()).await?;
+            audit(&storage, "user.add", &u.address).await;
+            if generated {
+                println!("added user {} with password {password}", u.address);
+            } else {
+                println!("added user {}", u.address);
+            }
+        }
+        Command::User(UserCommand::List { domain }) => {
+            for u in storage.list_users(domain.as_deref()).await? {
+                let state = if u.disabled { "disabled" } else { "active" };
+                println!("{}\t{}\t{}", u.address, state, u.display_name.unwrap_or_default());
+            }
+        }
+        Command::User(UserCommand::Passwd { address, password_stdin }) => {
+            let (password, generated) =
+                if password_stdin { (read_password_stdin()?, false) } else { (random_password(), true) };
+            storage.set_password(&address, &password).await?;
+            audit(&storage, "user.passwd", &address).await;
+            if generated {
+                println!("new password for {address}: {password}");
+            } else {
+                println!("password changed for {address}");
+            }
+        }
+        Command::User(UserCommand::Disable { address }) => {
+            storage.set_disabled(&address, true).await?;
+            audit(&storage, "user.disable", &address).await;
+            println!("disabled {address}");
+        }
+        Command::User(UserCommand::Enable { address }) => {
+            storage.set_disabled(&address, false).await?;
+            audit(&storage, "user.enable", &address).await;
+            println!("enabled {address}");
+        }
+        Command::Serve | Command::CheckConfig { .. } | Command::Reload => {}
+    }
+    Ok(())
+}
+
+fn random_password() -> String {
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 16)
+}
+
+/// POST /admin/reload on the configured admin listener and print the answer.
+async fn reload(settings: &Settings) -> anyhow::Result<()> {
+    let Some(mut addr) = settings.addrs(Listener::Admin).first().copied() else {
+        bail!("admin.listen is empty: the admin API is off, send SIGHUP to the server instead");
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+    }
+    let auth = settings.admin_token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("cannot reach the admin API at {addr} (admin.listen): is the server running?"))?;
+    let request = format!(
+        "POST /admin/reload HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let ok = head.starts_with("HTTP/1.1 200");
+    let parsed: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_default();
+    if ok {
+        println!("reloaded: {}", parsed.get("report").unwrap_or(&parsed));
+        Ok(())
+    } else {
+        let error = parsed.get("error").and_then(|e| e.as_str()).unwrap_or(body);
+        bail!("reload refused, the server keeps its previous configuration:\n{error}")
+    }
+}
+

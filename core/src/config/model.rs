@@ -1,0 +1,285 @@
+//! The typed configuration. Every default lives in the `Default` impls in this file and
+//! nowhere else; `switchboard.toml` at the repository root documents each of them, and a
+//! test checks that the sample parses to exactly these defaults.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::secret::Secret;
+
+/// The whole `switchboard.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// `[server]`: identity and data directory.
+    pub server: ServerConfig,
+    /// `[log]`: tracing output.
+    pub log: LogConfig,
+    /// `[database]`: where state lives.
+    pub database: DatabaseConfig,
+    /// `[tls]`: certificate for HTTPS and SIP over TLS.
+    pub tls: TlsConfig,
+    /// `[http]`: the client-facing HTTP(S) listener.
+    pub http: HttpConfig,
+    /// `[admin]`: health, readiness, metrics and the admin API.
+    pub admin: AdminConfig,
+    /// `[sip]`: SIP transport endpoints.
+    pub sip: SipConfig,
+    /// `[auth]`: credential checks and throttling.
+    pub auth: AuthConfig,
+    /// `[frontends.<name>]`: protocol frontends, toggled by admins.
+    pub frontends: BTreeMap<String, FrontendConfig>,
+    /// `[plugins.<name>]`: plugin files the frontends and connectors come from.
+    pub plugins: BTreeMap<String, PluginConfig>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Directory for the SQLite database, generated certificates and caches.
+    pub data_dir: PathBuf,
+    /// Public host name: used in the self-signed certificate and in URLs handed to clients.
+    pub hostname: String,
+    /// Public base URL clients use (Autodiscover answers with it). Empty: `https://{hostname}:{first https port}`.
+    pub public_url: String,
+    /// Create a demo domain and user with a random password when the database has no users.
+    pub demo_user: bool,
+    /// Seconds to let in-flight requests finish on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            hostname: "localhost".into(),
+            public_url: String::new(),
+            demo_user: true,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// A tracing `EnvFilter` directive, e.g. `info` or `info,switchboard_core::http=debug`.
+    /// `RUST_LOG` overrides it.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// `[database]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://…`; may be an `env:`/`file:` reference.
+    /// Unset: `sqlite://{data_dir}/switchboard.db`.
+    pub url: Option<Secret>,
+    /// Connection pool size.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: None, max_connections: 10 }
+    }
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    /// PEM certificate chain. Unset (with `key` unset): a self-signed certificate is
+    /// generated under `{data_dir}/tls/` on first start.
+    pub cert: Option<PathBuf>,
+    /// PEM private key matching `cert`.
+    pub key: Option<PathBuf>,
+    /// Seconds a client gets to finish the TLS handshake.
+    pub handshake_timeout_secs: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self { cert: None, key: None, handshake_timeout_secs: 10 }
+    }
+}
+
+/// `[http]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// HTTPS listen addresses (`IP:PORT`).
+    pub https: Vec<String>,
+    /// Plain-HTTP listen addresses, for use behind a TLS-terminating proxy. Empty by default.
+    pub plain: Vec<String>,
+    /// Largest request head (request line + headers) accepted; larger gets 431.
+    pub max_header_bytes: usize,
+    /// Largest request body accepted; larger gets 413.
+    pub max_body_bytes: u64,
+    /// Seconds a client gets to send a complete request head, and the longest an idle
+    /// keep-alive connection is kept (slow-loris protection).
+    pub header_timeout_secs: u64,
+    /// Most simultaneous client connections over all HTTP listeners.
+    pub max_connections: usize,
+    /// Realm shown in `WWW-Authenticate: Basic`.
+    pub basic_realm: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            https: vec!["0.0.0.0:8443".into()],
+            plain: Vec::new(),
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 64 * 1024 * 1024,
+            header_timeout_secs: 30,
+            max_connections: 20_000,
+            basic_realm: "Switchboard".into(),
+        }
+    }
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdminConfig {
+    /// Admin listener (plain HTTP): `/healthz`, `/readyz`, `/metrics`, `/admin/*`.
+    /// Empty string disables it.
+    pub listen: String,
+    /// Bearer token for `/admin/*`; required when `listen` is not a loopback address.
+    pub token: Option<Secret>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8090".into(), token: None }
+    }
+}
+
+/// `[sip]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SipConfig {
+    /// UDP listen addresses.
+    pub udp: Vec<String>,
+    /// TCP listen addresses.
+    pub tcp: Vec<String>,
+    /// TLS listen addresses.
+    pub tls: Vec<String>,
+    /// Largest SIP message (head + body) accepted on any transport.
+    pub max_message_bytes: usize,
+    /// Seconds without a byte from a TCP/TLS client before the connection is closed
+    /// (RFC 5626 clients keep it open with CRLF pings).
+    pub idle_timeout_secs: u64,
+    /// Most simultaneous SIP TCP + TLS connections.
+    pub max_connections: usize,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            udp: vec!["0.0.0.0:5060".into()],
+            tcp: vec!["0.0.0.0:5060".into()],
+            tls: vec!["0.0.0.0:5061".into()],
+            max_message_bytes: 65_535,
+            idle_timeout_secs: 300,
+            max_connections: 20_000,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// Seconds a Digest nonce stays fresh; an older one gets `stale=true`.
+    pub nonce_ttl_secs: u64,
+    /// `[auth.throttle]`
+    pub throttle: ThrottleConfig,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { nonce_ttl_secs: 300, throttle: ThrottleConfig::default() }
+    }
+}
+
+/// `[auth.throttle]`: failed-login throttling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ThrottleConfig {
+    /// Failures for one login within `window_secs` before it is locked out.
+    pub max_failures_per_user: u32,
+    /// Failures from one source address within `window_secs` before it is locked out.
+    pub max_failures_per_address: u32,
+    /// Counting window, seconds.
+    pub window_secs: u64,
+    /// Lockout length, seconds.
+    pub lockout_secs: u64,
+    /// Most logins + addresses tracked at once (bounds memory under spraying attacks).
+    pub max_tracked: usize,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            max_failures_per_user: 5,
+            max_failures_per_address: 20,
+            window_secs: 900,
+            lockout_secs: 900,
+            max_tracked: 100_000,
+        }
+    }
+}
+
+/// `[frontends.<name>]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FrontendConfig {
+    /// Whether the frontend's routes answer.
+    pub enabled: bool,
+    /// The `[plugins.<name>]` entry that implements it; empty for built-in frontends.
+    pub plugin: Option<String>,
+}
+
+impl Default for FrontendConfig {
+    fn default() -> Self {
+        Self { enabled: true, plugin: None }
+    }
+}
+
+/// `[plugins.<name>]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PluginConfig {
+    /// Path to the plugin (`.wasm` component or native `.so`).
+    pub path: PathBuf,
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        Self { path: PathBuf::new() }
+    }
+}

@@ -1,0 +1,5 @@
+//! The client-facing HTTP(S) listener: connection handling, routing, body limits.
+
+pub mod body;
+pub mod router;
+pub mod server;

@@ -1,0 +1,17 @@
+//! Switchboard core: configuration, storage wiring, authentication, listeners, admin API.
+//!
+//! The binary in `main.rs` is a thin CLI over this library; integration tests start the
+//! server in-process through [`server::start`].
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod credentials;
+pub mod frontends;
+pub mod http;
+pub mod observability;
+pub mod readiness;
+pub mod server;
+pub mod sip;
+pub mod state;
+pub mod tls;

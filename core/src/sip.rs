@@ -1,0 +1,116 @@
+//! SIP endpoints owned by the core: UDP sockets and TCP/TLS accept loops feeding the
+//! transport layer (`switchboard-sip-transport`). Until the SIP frontend plugin is enabled the
+//! built-in handler answers `OPTIONS` (so load balancers and clients can probe the server) and
+//! refuses every other request with `503 Service Unavailable`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use switchboard_sip_transport::framing::{error_response, peek_head, Limits};
+use switchboard_sip_transport::{serve_stream, serve_udp, Flows, Inbound, SipHandler, Transport, TransportConfig};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::state::Shared;
+
+/// The handler used while no SIP frontend is enabled.
+#[derive(Debug, Default)]
+pub struct CoreSipHandler;
+
+#[async_trait]
+impl SipHandler for CoreSipHandler {
+    async fn on_message(&self, inbound: Inbound) -> Option<Bytes> {
+        let head = peek_head(&inbound.message)?;
+        let method = head.method.as_deref()?;
+        match method {
+            "ACK" => None,
+            "OPTIONS" => error_response(&inbound.message, 200, "OK").map(Bytes::from),
+            _ => error_response(&inbound.message, 503, "Service Unavailable").map(Bytes::from),
+        }
+    }
+}
+
+/// Transport settings from `[sip]`.
+pub fn transport_config(shared: &Shared) -> TransportConfig {
+    let sip = &shared.current().settings.config.sip;
+    TransportConfig {
+        limits: Limits { max_message_bytes: sip.max_message_bytes, ..Limits::default() },
+        idle_timeout: Duration::from_secs(sip.idle_timeout_secs),
+        ..TransportConfig::default()
+    }
+}
+
+fn watch_shutdown(shutdown: &CancellationToken) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        token.cancelled().await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Serve one UDP socket.
+pub async fn serve_udp_socket(socket: UdpSocket, shared: Arc<Shared>, handler: Arc<dyn SipHandler>, shutdown: CancellationToken) {
+    let cfg = transport_config(&shared);
+    serve_udp(Arc::new(socket), cfg, handler, watch_shutdown(&shutdown)).await;
+}
+
+/// Accept TCP (or, with `tls`, TLS) connections and run the transport loop on each.
+#[allow(clippy::too_many_arguments)]
+pub async fn serve_stream_listener(
+    listener: TcpListener,
+    tls: bool,
+    shared: Arc<Shared>,
+    handler: Arc<dyn SipHandler>,
+    flows: Flows,
+    limit: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let name = if tls { "sip/tls" } else { "sip/tcp" };
+    let local: SocketAddr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "{name}: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            metrics::counter!("sip_connections_refused_total", "reason" => "limit").increment(1);
+            tracing::warn!(%peer, "{name}: connection refused, sip.max_connections reached");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let (shared, handler, flows, shutdown) = (shared.clone(), handler.clone(), flows.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            let _permit = permit;
+            let cfg = transport_config(&shared);
+            let stop = watch_shutdown(&shutdown);
+            if tls {
+                let snap = shared.current();
+                let acceptor = TlsAcceptor::from(snap.tls.sip.clone());
+                let deadline = Duration::from_secs(snap.settings.config.tls.handshake_timeout_secs);
+                match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => serve_stream(stream, peer, local, Transport::Tls, cfg, handler, flows, stop).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "sip/tls: handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "sip/tls: handshake timed out"),
+                }
+            } else {
+                serve_stream(tcp, peer, local, Transport::Tcp, cfg, handler, flows, stop).await;
+            }
+        });
+    }
+}

@@ -1,0 +1,156 @@
+//! The `switchboard` binary as an admin uses it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn switchboard(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir).env_remove("SWITCHBOARD_CONFIG").env("RUST_LOG", "info");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SWITCHBOARD__") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+#[test]
+fn check_config_reports_every_problem_and_exits_non_zero() {
+    let out = Command::new(BIN).args(["check-config", "tests/ui/config/bad_addresses.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: invalid configuration (tests/ui/config/bad_addresses.toml): 4 problems"), "{stderr}");
+    assert!(stderr.contains("http.https[1]"), "{stderr}");
+
+    let out = Command::new(BIN).args(["check-config", "../switchboard.toml"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
+}
+
+#[test]
+fn serve_refuses_an_invalid_config_with_the_same_messages() {
+    let out = Command::new(BIN).args(["--config", "tests/ui/config/unknown_keys.toml", "serve"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("server.hostnme: unknown key"), "{stderr}");
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_line(lines: &mut impl Iterator<Item = String>, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for line in lines.by_ref() {
+        if line.contains(needle) {
+            return line;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {needle:?}");
+    }
+    panic!("output ended before {needle:?}");
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+#[test]
+fn first_start_creates_a_demo_user_reloads_on_sighup_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (https, plain, admin) = (free_port(), free_port(), free_port());
+    let config = format!(
+        "[http]\nhttps = [\"127.0.0.1:{https}\"]\nplain = [\"127.0.0.1:{plain}\"]\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[sip]\nudp = []\ntcp = []\ntls = []\n"
+    );
+    std::fs::write(dir.path().join("switchboard.toml"), &config).unwrap();
+    let mut child = switchboard(dir.path()).arg("serve").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let server = Server(child);
+    let mut out = stdout.lines().map_while(Result::ok);
+    let demo = wait_for_line(&mut out, "created demo user");
+    assert!(demo.contains("demo@example.com with password "), "{demo}");
+    let mut log = stderr.lines().map_while(Result::ok);
+    wait_for_line(&mut log, "switchboard is listening");
+    assert!(dir.path().join("data/switchboard.db").exists());
+    assert!(dir.path().join("data/tls/cert.pem").exists());
+    assert!(http_get(plain, "/healthz").unwrap().starts_with("HTTP/1.1 200"));
+
+    // `switchboard reload` goes through the admin API.
+    let out = switchboard(dir.path()).arg("reload").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A broken config on SIGHUP is refused and logged; the server keeps serving.
+    std::fs::write(dir.path().join("switchboard.toml"), format!("{config}\n[bogus]\n")).unwrap();
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    wait_for_line(&mut log, "reload refused");
+    assert!(http_get(plain, "/healthz").unwrap().starts_with("HTTP/1.1 200"));
+    let out = switchboard(dir.path()).arg("reload").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus: unknown section"));
+
+    // A second start does not create another demo user.
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let mut server = server;
+    let status = server.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    std::fs::write(dir.path().join("switchboard.toml"), &config).unwrap();
+    let out = switchboard(dir.path()).args(["user", "list"]).output().unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.starts_with("demo@example.com\tactive\tDemo User"), "{listing}");
+}
+
+#[test]
+fn user_and_domain_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("switchboard.toml"), "[server]\ndemo_user = false\n").unwrap();
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut cmd = switchboard(dir.path());
+        cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(s) = stdin {
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, _, err) = run(&["user", "add", "bob@example.org"], None);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("example.org") && err.contains("does not exist"), "{err}");
+    assert_eq!(run(&["domain", "add", "Example.ORG"], None).1, "added domain example.org\n");
+    let (code, out, _) = run(&["user", "add", "bob@example.org", "--display-name", "Bob"], None);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("added user bob@example.org with password "), "{out}");
+    let (code, out, _) = run(&["user", "passwd", "bob@example.org", "--password-stdin"], Some("n3w-pass\n"));
+    assert_eq!((code, out.as_str()), (Some(0), "password changed for bob@example.org\n"));
+    assert_eq!(run(&["user", "disable", "bob@example.org"], None).0, Some(0));
+    assert_eq!(run(&["user", "list"], None).1, "bob@example.org\tdisabled\tBob\n");
+    assert_eq!(run(&["user", "enable", "bob@example.org"], None).0, Some(0));
+    assert_eq!(run(&["domain", "list"], None).1, "example.org\n");
+    let (code, out, _) = run(&["migrate", "--status"], None);
+    assert_eq!((code, out.as_str()), (Some(0), "database is up to date\n"));
+    let help = run(&["user", "--help"], None).1;
+    for verb in ["add", "list", "passwd", "disable", "enable"] {
+        assert!(help.contains(verb), "{help}");
+    }
+}

@@ -1,0 +1,93 @@
+//! Every bad configuration in `tests/ui/config/*.toml` must produce exactly the message in the
+//! `.stderr` file beside it. Run with `SWITCHBOARD_BLESS=1` to rewrite the expectations after a
+//! deliberate wording change (then review the diff).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use switchboard_core::config::{load, Config, ConfigSource};
+
+#[test]
+fn bad_configs_print_their_exact_errors() {
+    let dir = PathBuf::from("tests/ui/config");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8, "fixtures missing");
+    let bless = std::env::var_os("SWITCHBOARD_BLESS").is_some();
+    let mut failures = Vec::new();
+    for file in files {
+        let source = ConfigSource { path: Some(file.clone()), env: BTreeMap::new() };
+        let actual = match load(&source) {
+            Ok(_) => "(valid)\n".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let expected_path = file.with_extension("stderr");
+        if bless {
+            std::fs::write(&expected_path, &actual).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if actual != expected {
+            failures.push(format!(
+                "{}:\n--- expected\n{expected}--- actual\n{actual}",
+                file.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn sample_config_documents_exactly_the_defaults() {
+    let source = ConfigSource { path: Some(PathBuf::from("../switchboard.toml")), env: BTreeMap::new() };
+    let settings = load(&source).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(settings.config, Config::default());
+}
+
+#[test]
+fn no_file_means_defaults_and_env_overrides_apply() {
+    let env: BTreeMap<String, String> = [
+        ("SWITCHBOARD__HTTP__HTTPS", "127.0.0.1:9443,127.0.0.1:9444"),
+        ("SWITCHBOARD__HTTP__MAX_BODY_BYTES", "1024"),
+        ("SWITCHBOARD__FRONTENDS__AUTODISCOVER__ENABLED", "false"),
+        ("SWITCHBOARD__AUTH__THROTTLE__LOCKOUT_SECS", "60"),
+        ("SWITCHBOARD_CONFIG", "ignored.toml"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let s = load(&ConfigSource { path: None, env }).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.config.http.https, vec!["127.0.0.1:9443", "127.0.0.1:9444"]);
+    assert_eq!(s.config.http.max_body_bytes, 1024);
+    assert!(!s.config.frontends["autodiscover"].enabled);
+    assert_eq!(s.config.auth.throttle.lockout_secs, 60);
+    assert!(s.database_url.starts_with("sqlite://") && s.database_url.ends_with("data/switchboard.db"));
+}
+
+#[test]
+fn env_override_errors_name_the_key() {
+    let env: BTreeMap<String, String> =
+        [("SWITCHBOARD__HTTP__NOPE".to_string(), "1".to_string()), ("SWITCHBOARD__SIP__UDP".into(), "x".into())]
+            .into_iter()
+            .collect();
+    let e = load(&ConfigSource { path: None, env }).unwrap_err().to_string();
+    assert!(e.contains("  - http.nope: unknown key"), "{e}");
+    assert!(e.contains("  - sip.udp[0]: \"x\" is not a socket address"), "{e}");
+}
+
+#[test]
+fn secrets_resolve_from_env_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t0ken\n").unwrap();
+    let cfg = dir.path().join("sb.toml");
+    std::fs::write(&cfg, "[database]\nurl = \"env:DB_URL\"\n[admin]\ntoken = \"file:token\"\n").unwrap();
+    let env = [("DB_URL".to_string(), "postgres://u@127.0.0.1/x".to_string())].into_iter().collect();
+    let s = load(&ConfigSource { path: Some(cfg), env }).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.database_url, "postgres://u@127.0.0.1/x");
+    assert_eq!(s.admin_token.as_deref(), Some("t0ken"));
+    assert!(!format!("{:?}", s.config).contains("t0ken"));
+}

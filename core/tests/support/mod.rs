@@ -1,0 +1,214 @@
+//! Test support: an in-process server on ephemeral loopback ports with its own temp data
+//! directory, and a minimal HTTP/1.1 client over TLS that trusts the server's generated
+//! certificate. Hand-written requests let tests control keep-alive and send broken input.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use switchboard_core::config::{load, ConfigSource};
+use switchboard_core::server::{start, RunningServer};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+pub const USER: &str = "alice@example.com";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestServer {
+    pub running: Option<RunningServer>,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+}
+
+/// Config with every listener on 127.0.0.1:0; `extra` is appended (later keys win only if
+/// they are in sections not already present, so tests pass whole sections).
+pub fn base_config(data_dir: &std::path::Path, extra: &str) -> String {
+    let mut sections = BTreeMap::new();
+    sections.insert("server", format!("data_dir = {:?}\ndemo_user = false\nshutdown_grace_secs = 2", data_dir.display().to_string()));
+    sections.insert("http", "https = [\"127.0.0.1:0\"]\nplain = [\"127.0.0.1:0\"]".to_string());
+    sections.insert("admin", "listen = \"127.0.0.1:0\"".to_string());
+    sections.insert("sip", "udp = [\"127.0.0.1:0\"]\ntcp = [\"127.0.0.1:0\"]\ntls = [\"127.0.0.1:0\"]".to_string());
+    let mut out = String::new();
+    let mut overridden = Vec::new();
+    for block in extra.split("\n[").filter(|b| !b.trim().is_empty()) {
+        let block = block.trim_start_matches('[');
+        let name = block.split(']').next().unwrap_or("").to_string();
+        overridden.push(name.clone());
+        out.push_str(&format!("[{block}\n"));
+    }
+    for (name, body) in sections {
+        if !overridden.iter().any(|o| o == name) {
+            out.push_str(&format!("[{name}]\n{body}\n"));
+        }
+    }
+    out
+}
+
+impl TestServer {
+    pub async fn start(extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("switchboard.toml");
+        std::fs::write(&config_path, base_config(&dir.path().join("data"), extra)).unwrap();
+        let settings = load(&ConfigSource { path: Some(config_path.clone()), env: BTreeMap::new() })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let running = start(settings).await.unwrap_or_else(|e| panic!("{e}"));
+        let storage = &running.shared.storage;
+        storage.add_domain("example.com").await.unwrap();
+        storage.add_user(USER, PASSWORD, Some("Alice Example")).await.unwrap();
+        TestServer { running: Some(running), dir, config_path }
+    }
+
+    pub fn server(&self) -> &RunningServer {
+        self.running.as_ref().unwrap()
+    }
+
+    pub fn https_addr(&self) -> SocketAddr {
+        self.server().addrs.https[0]
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.server().addrs.http[0]
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.server().addrs.admin.unwrap()
+    }
+
+    pub fn write_config(&self, extra: &str) {
+        std::fs::write(&self.config_path, base_config(&self.dir.path().join("data"), extra)).unwrap();
+    }
+
+    pub fn connector(&self) -> TlsConnector {
+        let cert = self.dir.path().join("data/tls/cert.pem");
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(&cert).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        TlsConnector::from(Arc::new(cfg))
+    }
+
+    pub async fn tls_connect(&self, addr: SocketAddr) -> TlsStream<TcpStream> {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        self.connector().connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap()
+    }
+
+    pub async fn https(&self) -> Conn<TlsStream<TcpStream>> {
+        Conn::new(self.tls_connect(self.https_addr()).await)
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One client connection speaking HTTP/1.1 by hand.
+pub struct Conn<S> {
+    io: BufReader<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    pub fn new(io: S) -> Self {
+        Self { io: BufReader::new(io) }
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.io.get_mut().write_all(bytes).await.unwrap();
+        self.io.get_mut().flush().await.unwrap();
+    }
+
+    pub async fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n", body.len());
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        self.send_raw(&bytes).await;
+        self.read_response().await.expect("server closed the connection instead of answering")
+    }
+
+    /// Read one response; `None` if the server closed the connection first.
+    pub async fn read_response(&mut self) -> Option<Response> {
+        let mut status_line = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(30), self.io.read_line(&mut status_line)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        let status = status_line.split_whitespace().nth(1)?.parse().ok()?;
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            self.io.read_line(&mut line).await.ok()?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (k, v) = line.split_once(':')?;
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        self.io.read_exact(&mut body).await.ok()?;
+        Some(Response { status, headers, body })
+    }
+
+    /// True if the server closes the connection within `within` (reads until EOF).
+    pub async fn closed_within(&mut self, within: Duration) -> bool {
+        let mut sink = Vec::new();
+        matches!(tokio::time::timeout(within, self.io.read_to_end(&mut sink)).await, Ok(Ok(_)) | Ok(Err(_)))
+    }
+}
+
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
+pub const AUTODISCOVER_REQUEST: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/mobilesync/requestschema/2006">
+  <Request>
+    <EMailAddress>alice@example.com</EMailAddress>
+    <AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006</AcceptableResponseSchema>
+  </Request>
+</Autodiscover>"#;
+
+/// Plain-HTTP request to the admin listener.
+pub async fn admin(addr: SocketAddr, method: &str, path: &str) -> Response {
+    let mut c = Conn::new(TcpStream::connect(addr).await.unwrap());
+    c.request(method, path, &[], b"").await
+}
