@@ -5,6 +5,7 @@
 //!    `BENCH_SECS` seconds: requests/s and latency percentiles;
 //! 2. `BENCH_IDLE` idle TLS connections held open at once: the server's RSS growth per
 //!    connection and its peak RSS (VmHWM).
+//!
 //! Loops are bounded in count and time; only 127.0.0.1 is used. Client and server share the
 //! machine's cores, so the throughput figure is a floor, not a ceiling.
 
@@ -20,11 +21,18 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn rss_kib(pid: u32) -> (u64, u64) {
@@ -49,7 +57,11 @@ impl Drop for Server {
 }
 
 async fn get(stream: &mut tokio_rustls::client::TlsStream<TcpStream>, buf: &mut [u8]) -> bool {
-    if stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await.is_err() {
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .is_err()
+    {
         return false;
     }
     // The /healthz answer is small and fixed: read until its 3-byte body "ok\n" has arrived.
@@ -108,16 +120,20 @@ async fn main() {
     for c in CertificateDer::pem_file_iter(dir.path().join("data/tls/cert.pem")).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let connector = TlsConnector::from(Arc::new(cfg));
     let connect = |connector: TlsConnector| async move {
         let tcp = TcpStream::connect(("127.0.0.1", https)).await?;
         tcp.set_nodelay(true)?;
-        connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await
+        connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
     };
 
     // 1. Throughput and latency with keep-alive.
@@ -153,7 +169,11 @@ async fn main() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort_unstable();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
     println!("https /healthz keep-alive: {conns} connections, {secs} s");
     println!(
         "  requests: {}  errors: {errors}  throughput: {:.0} req/s",
@@ -194,7 +214,11 @@ async fn main() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (rss_after, hwm) = rss_kib(pid);
-    println!("idle TLS connections: {} open, {failed} failed, opened in {:.1} s", open.len(), t0.elapsed().as_secs_f64());
+    println!(
+        "idle TLS connections: {} open, {failed} failed, opened in {:.1} s",
+        open.len(),
+        t0.elapsed().as_secs_f64()
+    );
     println!(
         "  server RSS: {rss_before} KiB before, {rss_after} KiB with them open, peak {hwm} KiB; {:.1} KiB per connection",
         (rss_after.saturating_sub(rss_before)) as f64 / open.len().max(1) as f64

@@ -20,7 +20,12 @@ use crate::http::body::{full, text, Body};
 use crate::state::Shared;
 
 /// Serve the admin API on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken, tracker: TaskTracker) {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -57,7 +62,10 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
 fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
     let mut r = Response::new(full(format!("{value}\n")));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -70,13 +78,18 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -
             if pending.is_empty() {
                 text(StatusCode::OK, "ready\n")
             } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", pending.join(", ")))
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: {}\n", pending.join(", ")),
+                )
             }
         }
         (&Method::GET, "/metrics") => {
             let mut r = text(StatusCode::OK, shared.metrics.render());
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
             r
         }
         (_, p) if p.starts_with("/admin/") => {
@@ -90,8 +103,12 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -
                     .unwrap_or("");
                 if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
                     tracing::warn!(%peer, path = p, "admin API: missing or wrong bearer token");
-                    let mut r = json(StatusCode::UNAUTHORIZED, serde_json::json!({"error": "bearer token required"}));
-                    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                    let mut r = json(
+                        StatusCode::UNAUTHORIZED,
+                        serde_json::json!({"error": "bearer token required"}),
+                    );
+                    r.headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                     return r;
                 }
             }
@@ -104,7 +121,10 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -
 async fn admin_api(method: &Method, path: &str, shared: &Shared) -> Response<Body> {
     match (method, path) {
         (&Method::POST, "/admin/reload") => match shared.reload().await {
-            Ok(report) => json(StatusCode::OK, serde_json::json!({"status": "reloaded", "report": report})),
+            Ok(report) => json(
+                StatusCode::OK,
+                serde_json::json!({"status": "reloaded", "report": report}),
+            ),
             Err(e) => {
                 metrics::counter!("config_reloads_total", "outcome" => "refused").increment(1);
                 tracing::error!("reload refused, the previous configuration keeps running:\n{e}");
@@ -135,6 +155,9 @@ async fn admin_api(method: &Method, path: &str, shared: &Shared) -> Response<Bod
                 }),
             )
         }
-        _ => json(StatusCode::NOT_FOUND, serde_json::json!({"error": format!("no admin endpoint {method} {path}")})),
+        _ => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": format!("no admin endpoint {method} {path}")}),
+        ),
     }
 }

@@ -20,7 +20,13 @@ use crate::server;
 pub struct Cli {
     /// Configuration file. Default: ./switchboard.toml if it exists, else built-in defaults.
     /// Any key can be overridden with SWITCHBOARD__SECTION__KEY environment variables.
-    #[arg(short, long, global = true, env = "SWITCHBOARD_CONFIG", value_name = "FILE")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "SWITCHBOARD_CONFIG",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 
     /// What to do.
@@ -127,7 +133,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             match load(&ConfigSource::from_process(path)) {
                 Ok(s) => {
                     let origin = s.source.path.as_ref().map(|p| p.display().to_string());
-                    println!("configuration OK ({})", origin.as_deref().unwrap_or("built-in defaults"));
+                    println!(
+                        "configuration OK ({})",
+                        origin.as_deref().unwrap_or("built-in defaults")
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -170,9 +179,20 @@ pub async fn run(cli: Cli) -> ExitCode {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let running = server::start(settings).await?;
     if let Some(demo) = &running.demo_user {
-        let url = running.addrs.https.first().map(|a| format!("https://{a}/")).unwrap_or_default();
-        println!("First start: created demo user {} with password {}", demo.address, demo.password);
-        println!("Try: curl -k -u '{}:{}' {url}healthz", demo.address, demo.password);
+        let url = running
+            .addrs
+            .https
+            .first()
+            .map(|a| format!("https://{a}/"))
+            .unwrap_or_default();
+        println!(
+            "First start: created demo user {} with password {}",
+            demo.address, demo.password
+        );
+        println!(
+            "Try: curl -k -u '{}:{}' {url}healthz",
+            demo.address, demo.password
+        );
         let _ = std::io::stdout().flush();
     }
     wait_for_signals(&running).await?;
@@ -210,7 +230,10 @@ async fn wait_for_signals(_: &server::RunningServer) -> anyhow::Result<()> {
 
 fn read_password_stdin() -> anyhow::Result<String> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
     let pw = line.trim_end_matches(['\r', '\n']).to_string();
     if pw.is_empty() {
         bail!("no password on standard input");
@@ -261,10 +284,19 @@ async fn admin_command(command: Command, settings: &Settings) -> anyhow::Result<
                 println!("{}", d.name);
             }
         }
-        Command::User(UserCommand::Add { address, display_name, password_stdin }) => {
-            let (password, generated) =
-                if password_stdin { (read_password_stdin()?, false) } else { (random_password(), true) };
-            let u = storage.add_user(&address, &password, display_name.as_deref()).await?;
+        Command::User(UserCommand::Add {
+            address,
+            display_name,
+            password_stdin,
+        }) => {
+            let (password, generated) = if password_stdin {
+                (read_password_stdin()?, false)
+            } else {
+                (random_password(), true)
+            };
+            let u = storage
+                .add_user(&address, &password, display_name.as_deref())
+                .await?;
             audit(&storage, "user.add", &u.address).await;
             if generated {
                 println!("added user {} with password {password}", u.address);
@@ -275,12 +307,23 @@ async fn admin_command(command: Command, settings: &Settings) -> anyhow::Result<
         Command::User(UserCommand::List { domain }) => {
             for u in storage.list_users(domain.as_deref()).await? {
                 let state = if u.disabled { "disabled" } else { "active" };
-                println!("{}\t{}\t{}", u.address, state, u.display_name.unwrap_or_default());
+                println!(
+                    "{}\t{}\t{}",
+                    u.address,
+                    state,
+                    u.display_name.unwrap_or_default()
+                );
             }
         }
-        Command::User(UserCommand::Passwd { address, password_stdin }) => {
-            let (password, generated) =
-                if password_stdin { (read_password_stdin()?, false) } else { (random_password(), true) };
+        Command::User(UserCommand::Passwd {
+            address,
+            password_stdin,
+        }) => {
+            let (password, generated) = if password_stdin {
+                (read_password_stdin()?, false)
+            } else {
+                (random_password(), true)
+            };
             storage.set_password(&address, &password).await?;
             audit(&storage, "user.passwd", &address).await;
             if generated {
@@ -314,12 +357,22 @@ async fn reload(settings: &Settings) -> anyhow::Result<()> {
         bail!("admin.listen is empty: the admin API is off, send SIGHUP to the server instead");
     };
     if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+        addr.set_ip(if addr.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
     }
-    let auth = settings.admin_token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = settings
+        .admin_token
+        .as_ref()
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
-        .with_context(|| format!("cannot reach the admin API at {addr} (admin.listen): is the server running?"))?;
+        .with_context(|| {
+            format!("cannot reach the admin API at {addr} (admin.listen): is the server running?")
+        })?;
     let request = format!(
         "POST /admin/reload HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
@@ -338,4 +391,3 @@ async fn reload(settings: &Settings) -> anyhow::Result<()> {
         bail!("reload refused, the server keeps its previous configuration:\n{error}")
     }
 }
-

@@ -4,7 +4,10 @@
 use std::net::IpAddr;
 
 use async_trait::async_trait;
-use switchboard_auth::{AuditSink, AuthEvent, CredentialSource, DigestAlgorithm, Ha1Lookup, Identity, SourceError, SourceVerdict};
+use switchboard_auth::{
+    AuditSink, AuthEvent, CredentialSource, DigestAlgorithm, Ha1Lookup, Identity, SourceError,
+    SourceVerdict,
+};
 use switchboard_storage::{AuditEntry, HashAlgorithm, PasswordCheck, Storage};
 use tokio::sync::mpsc;
 
@@ -27,11 +30,16 @@ impl CredentialSource for LocalUsers {
         "local"
     }
 
-    async fn verify_password(&self, login: &str, password: &str) -> Result<SourceVerdict, SourceError> {
+    async fn verify_password(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> Result<SourceVerdict, SourceError> {
         match self.storage.verify_password(login, password).await {
-            Ok(PasswordCheck::Valid(u)) => {
-                Ok(SourceVerdict::Valid(Identity { address: u.address, display_name: u.display_name }))
-            }
+            Ok(PasswordCheck::Valid(u)) => Ok(SourceVerdict::Valid(Identity {
+                address: u.address,
+                display_name: u.display_name,
+            })),
             Ok(PasswordCheck::WrongPassword) => Ok(SourceVerdict::Invalid),
             // Unknown here may be known to a directory connector later in the chain.
             Ok(PasswordCheck::UnknownUser) => Ok(SourceVerdict::NotMine),
@@ -40,7 +48,12 @@ impl CredentialSource for LocalUsers {
         }
     }
 
-    async fn digest_ha1(&self, username: &str, realm: &str, algorithm: DigestAlgorithm) -> Result<Ha1Lookup, SourceError> {
+    async fn digest_ha1(
+        &self,
+        username: &str,
+        realm: &str,
+        algorithm: DigestAlgorithm,
+    ) -> Result<Ha1Lookup, SourceError> {
         let alg = match algorithm {
             DigestAlgorithm::Md5 | DigestAlgorithm::Md5Sess => HashAlgorithm::Md5,
             DigestAlgorithm::Sha256 | DigestAlgorithm::Sha256Sess => HashAlgorithm::Sha256,
@@ -48,7 +61,10 @@ impl CredentialSource for LocalUsers {
         match self.storage.sip_ha1(username, realm, alg).await {
             Ok(Some(found)) if found.disabled => Ok(Ha1Lookup::Disabled),
             Ok(Some(found)) => Ok(Ha1Lookup::Found {
-                identity: Identity { address: found.address, display_name: None },
+                identity: Identity {
+                    address: found.address,
+                    display_name: None,
+                },
                 ha1: found.ha1,
             }),
             Ok(None) => Ok(Ha1Lookup::NotMine),

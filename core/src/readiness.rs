@@ -33,7 +33,11 @@ impl Readiness {
 
     /// Names of the latches still closed; empty means ready.
     pub fn pending(&self) -> Vec<String> {
-        self.lock().iter().filter(|(_, ready)| !**ready).map(|(n, _)| n.clone()).collect()
+        self.lock()
+            .iter()
+            .filter(|(_, ready)| !**ready)
+            .map(|(n, _)| n.clone())
+            .collect()
     }
 
     /// All latches with their state.

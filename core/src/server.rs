@@ -94,10 +94,20 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stop accepting, let in-flight requests finish (up to `server.shutdown_grace_secs`).
     pub async fn shutdown(self) {
-        let grace = Duration::from_secs(self.shared.current().settings.config.server.shutdown_grace_secs);
+        let grace = Duration::from_secs(
+            self.shared
+                .current()
+                .settings
+                .config
+                .server
+                .shutdown_grace_secs,
+        );
         self.shutdown.cancel();
         self.tracker.close();
-        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("shutdown grace period over; closing remaining connections");
         }
     }
@@ -110,9 +120,15 @@ impl RunningServer {
 
 /// Open (and migrate) the database named by `settings`, creating the data directory.
 pub async fn open_storage(settings: &Settings) -> Result<Storage, StartError> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .map_err(|source| StartError::DataDir { path: settings.data_dir.display().to_string(), source })?;
-    let storage = Storage::connect(&settings.database_url, settings.config.database.max_connections).await?;
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
+        path: settings.data_dir.display().to_string(),
+        source,
+    })?;
+    let storage = Storage::connect(
+        &settings.database_url,
+        settings.config.database.max_connections,
+    )
+    .await?;
     let applied = storage.migrate().await?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "database migrated");
@@ -129,7 +145,11 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     }
     let storage = open_storage(&settings).await?;
     readiness.release("storage");
-    let demo_user = if settings.config.server.demo_user { ensure_demo_user(&storage).await? } else { None };
+    let demo_user = if settings.config.server.demo_user {
+        ensure_demo_user(&storage).await?
+    } else {
+        None
+    };
 
     let auth_cfg = settings.config.auth.clone();
     let snapshot = Snapshot::build(settings, 1)?;
@@ -144,7 +164,12 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     rand::Rng::fill(&mut rand::thread_rng(), &mut secret);
     let nonces = NonceManager::new(secret, Duration::from_secs(auth_cfg.nonce_ttl_secs));
     let sources: Vec<Arc<dyn CredentialSource>> = vec![Arc::new(LocalUsers::new(storage.clone()))];
-    let auth = Arc::new(Authenticator::new(sources, throttle, nonces, Arc::new(DbAuditSink::spawn(storage.clone()))));
+    let auth = Arc::new(Authenticator::new(
+        sources,
+        throttle,
+        nonces,
+        Arc::new(DbAuditSink::spawn(storage.clone())),
+    ));
     for name in snapshot.settings.enabled_frontends() {
         readiness.release(&format!("frontend:{name}"));
     }
@@ -166,7 +191,13 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             continue;
         }
         let key = listener_key(*kind);
-        let l = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { key, addr: *addr, source })?;
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                key,
+                addr: *addr,
+                source,
+            })?;
         let bound = l.local_addr().unwrap_or(*addr);
         match kind {
             Listener::Https => addrs.https.push(bound),
@@ -180,7 +211,13 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     }
     let mut udp = Vec::new();
     for addr in settings.addrs(Listener::SipUdp) {
-        let s = UdpSocket::bind(addr).await.map_err(|source| StartError::Bind { key: "sip.udp", addr, source })?;
+        let s = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                key: "sip.udp",
+                addr,
+                source,
+            })?;
         addrs.sip_udp.push(s.local_addr().unwrap_or(addr));
         udp.push(s);
     }
@@ -191,7 +228,9 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             Listener::Https | Listener::Http => {
                 let secure = kind == Listener::Https;
                 let limit = http_limit.clone();
-                tracker.spawn(crate::http::server::serve_listener(l, secure, shared, limit, token, tr));
+                tracker.spawn(crate::http::server::serve_listener(
+                    l, secure, shared, limit, token, tr,
+                ));
             }
             Listener::Admin => {
                 tracker.spawn(crate::admin::serve(l, shared, token, tr));
@@ -199,13 +238,20 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             Listener::SipTcp | Listener::SipTls => {
                 let tls = kind == Listener::SipTls;
                 let (h, f, lim) = (sip_handler.clone(), flows.clone(), sip_limit.clone());
-                tracker.spawn(crate::sip::serve_stream_listener(l, tls, shared, h, f, lim, token, tr));
+                tracker.spawn(crate::sip::serve_stream_listener(
+                    l, tls, shared, h, f, lim, token, tr,
+                ));
             }
             Listener::SipUdp => {}
         }
     }
     for s in udp {
-        tracker.spawn(crate::sip::serve_udp_socket(s, shared.clone(), sip_handler.clone(), shutdown.clone()));
+        tracker.spawn(crate::sip::serve_udp_socket(
+            s,
+            shared.clone(),
+            sip_handler.clone(),
+            shutdown.clone(),
+        ));
     }
     readiness.release("listeners");
     tracing::info!(
@@ -214,7 +260,14 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         frontends = ?settings.enabled_frontends(),
         "switchboard is listening"
     );
-    Ok(RunningServer { shared, addrs, demo_user, sip_flows: flows, shutdown, tracker })
+    Ok(RunningServer {
+        shared,
+        addrs,
+        demo_user,
+        sip_flows: flows,
+        shutdown,
+        tracker,
+    })
 }
 
 fn listener_key(kind: Listener) -> &'static str {
@@ -239,8 +292,13 @@ async fn ensure_demo_user(storage: &Storage) -> Result<Option<DemoUser>, StartEr
         storage.add_domain("example.com").await?;
     }
     let password = Alphanumeric.sample_string(&mut rand::thread_rng(), 16);
-    storage.add_user(DEMO_ADDRESS, &password, Some("Demo User")).await?;
-    Ok(Some(DemoUser { address: DEMO_ADDRESS.into(), password }))
+    storage
+        .add_user(DEMO_ADDRESS, &password, Some("Demo User"))
+        .await?;
+    Ok(Some(DemoUser {
+        address: DEMO_ADDRESS.into(),
+        password,
+    }))
 }
 
 /// Each idle connection is a file descriptor: lift the soft limit to the hard one.

@@ -10,7 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use switchboard_sip_transport::framing::{error_response, peek_head, Limits};
-use switchboard_sip_transport::{serve_stream, serve_udp, Flows, Inbound, SipHandler, Transport, TransportConfig};
+use switchboard_sip_transport::{
+    serve_stream, serve_udp, Flows, Inbound, SipHandler, Transport, TransportConfig,
+};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -40,7 +42,10 @@ impl SipHandler for CoreSipHandler {
 pub fn transport_config(shared: &Shared) -> TransportConfig {
     let sip = &shared.current().settings.config.sip;
     TransportConfig {
-        limits: Limits { max_message_bytes: sip.max_message_bytes, ..Limits::default() },
+        limits: Limits {
+            max_message_bytes: sip.max_message_bytes,
+            ..Limits::default()
+        },
         idle_timeout: Duration::from_secs(sip.idle_timeout_secs),
         ..TransportConfig::default()
     }
@@ -57,7 +62,12 @@ fn watch_shutdown(shutdown: &CancellationToken) -> watch::Receiver<bool> {
 }
 
 /// Serve one UDP socket.
-pub async fn serve_udp_socket(socket: UdpSocket, shared: Arc<Shared>, handler: Arc<dyn SipHandler>, shutdown: CancellationToken) {
+pub async fn serve_udp_socket(
+    socket: UdpSocket,
+    shared: Arc<Shared>,
+    handler: Arc<dyn SipHandler>,
+    shutdown: CancellationToken,
+) {
     let cfg = transport_config(&shared);
     serve_udp(Arc::new(socket), cfg, handler, watch_shutdown(&shutdown)).await;
 }
@@ -75,7 +85,9 @@ pub async fn serve_stream_listener(
     tracker: TaskTracker,
 ) {
     let name = if tls { "sip/tls" } else { "sip/tcp" };
-    let local: SocketAddr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let local: SocketAddr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -94,7 +106,12 @@ pub async fn serve_stream_listener(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let (shared, handler, flows, shutdown) = (shared.clone(), handler.clone(), flows.clone(), shutdown.clone());
+        let (shared, handler, flows, shutdown) = (
+            shared.clone(),
+            handler.clone(),
+            flows.clone(),
+            shutdown.clone(),
+        );
         tracker.spawn(async move {
             let _permit = permit;
             let cfg = transport_config(&shared);
@@ -104,7 +121,19 @@ pub async fn serve_stream_listener(
                 let acceptor = TlsAcceptor::from(snap.tls.sip.clone());
                 let deadline = Duration::from_secs(snap.settings.config.tls.handshake_timeout_secs);
                 match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => serve_stream(stream, peer, local, Transport::Tls, cfg, handler, flows, stop).await,
+                    Ok(Ok(stream)) => {
+                        serve_stream(
+                            stream,
+                            peer,
+                            local,
+                            Transport::Tls,
+                            cfg,
+                            handler,
+                            flows,
+                            stop,
+                        )
+                        .await
+                    }
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "sip/tls: handshake failed"),
                     Err(_) => tracing::debug!(%peer, "sip/tls: handshake timed out"),
                 }

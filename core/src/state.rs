@@ -37,9 +37,19 @@ pub struct Snapshot {
 impl Snapshot {
     /// Build a snapshot from validated settings.
     pub fn build(settings: Settings, generation: u64) -> Result<Self, TlsError> {
-        let tls = tls::prepare(settings.tls_files.as_ref(), &settings.data_dir, &settings.config.server.hostname)?;
+        let tls = tls::prepare(
+            settings.tls_files.as_ref(),
+            &settings.data_dir,
+            &settings.config.server.hostname,
+        )?;
         let router = frontends::router_for(&settings);
-        Ok(Self { generation, settings: Arc::new(settings), router, tls, loaded_at: SystemTime::now() })
+        Ok(Self {
+            generation,
+            settings: Arc::new(settings),
+            router,
+            tls,
+            loaded_at: SystemTime::now(),
+        })
     }
 }
 
@@ -84,7 +94,12 @@ pub struct ReloadReport {
 
 impl Shared {
     /// Assemble shared state around a first snapshot.
-    pub fn new(snapshot: Snapshot, storage: Storage, auth: Arc<Authenticator>, readiness: Readiness) -> Self {
+    pub fn new(
+        snapshot: Snapshot,
+        storage: Storage,
+        auth: Arc<Authenticator>,
+        readiness: Readiness,
+    ) -> Self {
         Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             storage,
@@ -110,7 +125,12 @@ impl Shared {
         let snapshot = Snapshot::build(settings, old.generation + 1)?;
         let report = ReloadReport {
             generation: snapshot.generation,
-            frontends: snapshot.settings.enabled_frontends().iter().map(|s| s.to_string()).collect(),
+            frontends: snapshot
+                .settings
+                .enabled_frontends()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             restart_required,
         };
         for name in old.settings.enabled_frontends() {
@@ -144,15 +164,25 @@ fn restart_keys(old: &Settings, new: &Settings) -> Vec<String> {
         }
     };
     check("server.data_dir", old.data_dir != new.data_dir);
-    check("database", old.database_url != new.database_url || o.database.max_connections != n.database.max_connections);
+    check(
+        "database",
+        old.database_url != new.database_url
+            || o.database.max_connections != n.database.max_connections,
+    );
     check("http.https", o.http.https != n.http.https);
     check("http.plain", o.http.plain != n.http.plain);
-    check("http.max_connections", o.http.max_connections != n.http.max_connections);
+    check(
+        "http.max_connections",
+        o.http.max_connections != n.http.max_connections,
+    );
     check("admin.listen", o.admin.listen != n.admin.listen);
     check("sip.udp", o.sip.udp != n.sip.udp);
     check("sip.tcp", o.sip.tcp != n.sip.tcp);
     check("sip.tls", o.sip.tls != n.sip.tls);
-    check("sip.max_connections", o.sip.max_connections != n.sip.max_connections);
+    check(
+        "sip.max_connections",
+        o.sip.max_connections != n.sip.max_connections,
+    );
     check("auth", o.auth != n.auth);
     check("log", o.log != n.log);
     keys

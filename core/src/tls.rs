@@ -89,8 +89,15 @@ pub fn prepare(
     let build = |alpn: Vec<Vec<u8>>| -> Result<Arc<ServerConfig>, TlsError> {
         let mut cfg = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
             .with_safe_default_protocol_versions()
-            .and_then(|b| b.with_no_client_auth().with_single_cert(chain.clone(), key_der.clone_key()))
-            .map_err(|e| TlsError::Pair { cert: cert.clone(), key: key.clone(), reason: e.to_string() })?;
+            .and_then(|b| {
+                b.with_no_client_auth()
+                    .with_single_cert(chain.clone(), key_der.clone_key())
+            })
+            .map_err(|e| TlsError::Pair {
+                cert: cert.clone(),
+                key: key.clone(),
+                reason: e.to_string(),
+            })?;
         cfg.alpn_protocols = alpn;
         Ok(Arc::new(cfg))
     };
@@ -103,7 +110,11 @@ pub fn prepare(
 }
 
 fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let fail = |reason: String| TlsError::File { key: "tls.cert", path: path.to_path_buf(), reason };
+    let fail = |reason: String| TlsError::File {
+        key: "tls.cert",
+        path: path.to_path_buf(),
+        reason,
+    };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| fail(e.to_string()))?
         .collect::<Result<Vec<_>, _>>()
@@ -124,7 +135,10 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 fn generate(cert: &Path, key: &Path, hostname: &str) -> Result<(), TlsError> {
     let dir = cert.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let fail = |reason: String| TlsError::Generate { dir: dir.clone(), reason };
+    let fail = |reason: String| TlsError::Generate {
+        dir: dir.clone(),
+        reason,
+    };
     let mut names = vec![hostname.to_string()];
     for extra in ["localhost", "127.0.0.1", "::1"] {
         if !names.iter().any(|n| n == extra) {
@@ -134,7 +148,8 @@ fn generate(cert: &Path, key: &Path, hostname: &str) -> Result<(), TlsError> {
     let generated = rcgen::generate_simple_self_signed(names).map_err(|e| fail(e.to_string()))?;
     std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string()))?;
     // Key first, with owner-only permissions from the moment it exists.
-    write_private(key, generated.signing_key.serialize_pem().as_bytes()).map_err(|e| fail(e.to_string()))?;
+    write_private(key, generated.signing_key.serialize_pem().as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
     std::fs::write(cert, generated.cert.pem()).map_err(|e| fail(e.to_string()))?;
     Ok(())
 }
@@ -165,10 +180,17 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&k).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&k).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         prepare(None, dir.path(), "mail.example.com").unwrap();
-        assert_eq!(std::fs::read(&c).unwrap(), pem, "second start must reuse the certificate");
+        assert_eq!(
+            std::fs::read(&c).unwrap(),
+            pem,
+            "second start must reuse the certificate"
+        );
         assert_eq!(first.https.alpn_protocols, vec![b"http/1.1".to_vec()]);
     }
 
@@ -179,7 +201,9 @@ mod tests {
         let key = dir.path().join("k.pem");
         std::fs::write(&cert, "not pem").unwrap();
         std::fs::write(&key, "not pem").unwrap();
-        let e = prepare(Some(&(cert.clone(), key)), dir.path(), "x").unwrap_err().to_string();
+        let e = prepare(Some(&(cert.clone(), key)), dir.path(), "x")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("tls.cert: "), "{e}");
         assert!(e.contains("no CERTIFICATE block"), "{e}");
     }

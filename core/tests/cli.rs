@@ -8,12 +8,18 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn switchboard(dir: &std::path::Path) -> Command {
     let mut c = Command::new(BIN);
-    c.current_dir(dir).env_remove("SWITCHBOARD_CONFIG").env("RUST_LOG", "info");
+    c.current_dir(dir)
+        .env_remove("SWITCHBOARD_CONFIG")
+        .env("RUST_LOG", "info");
     for (k, _) in std::env::vars() {
         if k.starts_with("SWITCHBOARD__") {
             c.env_remove(k);
@@ -24,20 +30,38 @@ fn switchboard(dir: &std::path::Path) -> Command {
 
 #[test]
 fn check_config_reports_every_problem_and_exits_non_zero() {
-    let out = Command::new(BIN).args(["check-config", "tests/ui/config/bad_addresses.toml"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "tests/ui/config/bad_addresses.toml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with("error: invalid configuration (tests/ui/config/bad_addresses.toml): 4 problems"), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "error: invalid configuration (tests/ui/config/bad_addresses.toml): 4 problems"
+        ),
+        "{stderr}"
+    );
     assert!(stderr.contains("http.https[1]"), "{stderr}");
 
-    let out = Command::new(BIN).args(["check-config", "../switchboard.toml"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["check-config", "../switchboard.toml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
 }
 
 #[test]
 fn serve_refuses_an_invalid_config_with_the_same_messages() {
-    let out = Command::new(BIN).args(["--config", "tests/ui/config/unknown_keys.toml", "serve"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["--config", "tests/ui/config/unknown_keys.toml", "serve"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("server.hostnme: unknown key"), "{stderr}");
@@ -57,7 +81,10 @@ fn wait_for_line(lines: &mut impl Iterator<Item = String>, needle: &str) -> Stri
         if line.contains(needle) {
             return line;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {needle:?}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {needle:?}"
+        );
     }
     panic!("output ended before {needle:?}");
 }
@@ -66,7 +93,11 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::Read;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     Some(out)
@@ -80,7 +111,12 @@ fn first_start_creates_a_demo_user_reloads_on_sighup_and_stops_on_sigterm() {
         "[http]\nhttps = [\"127.0.0.1:{https}\"]\nplain = [\"127.0.0.1:{plain}\"]\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[sip]\nudp = []\ntcp = []\ntls = []\n"
     );
     std::fs::write(dir.path().join("switchboard.toml"), &config).unwrap();
-    let mut child = switchboard(dir.path()).arg("serve").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = switchboard(dir.path())
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let server = Server(child);
@@ -91,40 +127,74 @@ fn first_start_creates_a_demo_user_reloads_on_sighup_and_stops_on_sigterm() {
     wait_for_line(&mut log, "switchboard is listening");
     assert!(dir.path().join("data/switchboard.db").exists());
     assert!(dir.path().join("data/tls/cert.pem").exists());
-    assert!(http_get(plain, "/healthz").unwrap().starts_with("HTTP/1.1 200"));
+    assert!(http_get(plain, "/healthz")
+        .unwrap()
+        .starts_with("HTTP/1.1 200"));
 
     // `switchboard reload` goes through the admin API.
     let out = switchboard(dir.path()).arg("reload").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A broken config on SIGHUP is refused and logged; the server keeps serving.
-    std::fs::write(dir.path().join("switchboard.toml"), format!("{config}\n[bogus]\n")).unwrap();
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        format!("{config}\n[bogus]\n"),
+    )
+    .unwrap();
     let pid = server.0.id().to_string();
-    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
     wait_for_line(&mut log, "reload refused");
-    assert!(http_get(plain, "/healthz").unwrap().starts_with("HTTP/1.1 200"));
+    assert!(http_get(plain, "/healthz")
+        .unwrap()
+        .starts_with("HTTP/1.1 200"));
+    // The CLI reads the same file to find the admin API, so it reports the problem itself.
     let out = switchboard(dir.path()).arg("reload").output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus: unknown section"));
 
     // A second start does not create another demo user.
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let mut server = server;
     let status = server.0.wait().unwrap();
     assert!(status.success(), "{status:?}");
     std::fs::write(dir.path().join("switchboard.toml"), &config).unwrap();
-    let out = switchboard(dir.path()).args(["user", "list"]).output().unwrap();
+    let out = switchboard(dir.path())
+        .args(["user", "list"])
+        .output()
+        .unwrap();
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(listing.starts_with("demo@example.com\tactive\tDemo User"), "{listing}");
+    assert!(
+        listing.starts_with("demo@example.com\tactive\tDemo User"),
+        "{listing}"
+    );
 }
 
 #[test]
 fn user_and_domain_commands() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("switchboard.toml"), "[server]\ndemo_user = false\n").unwrap();
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        "[server]\ndemo_user = false\n",
+    )
+    .unwrap();
     let run = |args: &[&str], stdin: Option<&str>| {
         let mut cmd = switchboard(dir.path());
-        cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         if let Some(s) = stdin {
             child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
@@ -132,19 +202,47 @@ fn user_and_domain_commands() {
             drop(child.stdin.take());
         }
         let out = child.wait_with_output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (code, _, err) = run(&["user", "add", "bob@example.org"], None);
     assert_eq!(code, Some(1));
-    assert!(err.contains("example.org") && err.contains("does not exist"), "{err}");
-    assert_eq!(run(&["domain", "add", "Example.ORG"], None).1, "added domain example.org\n");
-    let (code, out, _) = run(&["user", "add", "bob@example.org", "--display-name", "Bob"], None);
+    assert!(
+        err.contains("example.org") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert_eq!(
+        run(&["domain", "add", "Example.ORG"], None).1,
+        "added domain example.org\n"
+    );
+    let (code, out, _) = run(
+        &["user", "add", "bob@example.org", "--display-name", "Bob"],
+        None,
+    );
     assert_eq!(code, Some(0));
-    assert!(out.starts_with("added user bob@example.org with password "), "{out}");
-    let (code, out, _) = run(&["user", "passwd", "bob@example.org", "--password-stdin"], Some("n3w-pass\n"));
-    assert_eq!((code, out.as_str()), (Some(0), "password changed for bob@example.org\n"));
-    assert_eq!(run(&["user", "disable", "bob@example.org"], None).0, Some(0));
-    assert_eq!(run(&["user", "list"], None).1, "bob@example.org\tdisabled\tBob\n");
+    assert!(
+        out.starts_with("added user bob@example.org with password "),
+        "{out}"
+    );
+    let (code, out, _) = run(
+        &["user", "passwd", "bob@example.org", "--password-stdin"],
+        Some("n3w-pass\n"),
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "password changed for bob@example.org\n")
+    );
+    assert_eq!(
+        run(&["user", "disable", "bob@example.org"], None).0,
+        Some(0)
+    );
+    assert_eq!(
+        run(&["user", "list"], None).1,
+        "bob@example.org\tdisabled\tBob\n"
+    );
     assert_eq!(run(&["user", "enable", "bob@example.org"], None).0, Some(0));
     assert_eq!(run(&["domain", "list"], None).1, "example.org\n");
     let (code, out, _) = run(&["migrate", "--status"], None);

@@ -20,7 +20,10 @@ fn bad_configs_print_their_exact_errors() {
     let bless = std::env::var_os("SWITCHBOARD_BLESS").is_some();
     let mut failures = Vec::new();
     for file in files {
-        let source = ConfigSource { path: Some(file.clone()), env: BTreeMap::new() };
+        let source = ConfigSource {
+            path: Some(file.clone()),
+            env: BTreeMap::new(),
+        };
         let actual = match load(&source) {
             Ok(_) => "(valid)\n".to_string(),
             Err(e) => e.to_string(),
@@ -43,7 +46,10 @@ fn bad_configs_print_their_exact_errors() {
 
 #[test]
 fn sample_config_documents_exactly_the_defaults() {
-    let source = ConfigSource { path: Some(PathBuf::from("../switchboard.toml")), env: BTreeMap::new() };
+    let source = ConfigSource {
+        path: Some(PathBuf::from("../switchboard.toml")),
+        env: BTreeMap::new(),
+    };
     let settings = load(&source).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(settings.config, Config::default());
 }
@@ -61,22 +67,34 @@ fn no_file_means_defaults_and_env_overrides_apply() {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let s = load(&ConfigSource { path: None, env }).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(s.config.http.https, vec!["127.0.0.1:9443", "127.0.0.1:9444"]);
+    assert_eq!(
+        s.config.http.https,
+        vec!["127.0.0.1:9443", "127.0.0.1:9444"]
+    );
     assert_eq!(s.config.http.max_body_bytes, 1024);
     assert!(!s.config.frontends["autodiscover"].enabled);
     assert_eq!(s.config.auth.throttle.lockout_secs, 60);
-    assert!(s.database_url.starts_with("sqlite://") && s.database_url.ends_with("data/switchboard.db"));
+    assert!(
+        s.database_url.starts_with("sqlite://") && s.database_url.ends_with("data/switchboard.db")
+    );
 }
 
 #[test]
 fn env_override_errors_name_the_key() {
-    let env: BTreeMap<String, String> =
-        [("SWITCHBOARD__HTTP__NOPE".to_string(), "1".to_string()), ("SWITCHBOARD__SIP__UDP".into(), "x".into())]
-            .into_iter()
-            .collect();
-    let e = load(&ConfigSource { path: None, env }).unwrap_err().to_string();
+    let env: BTreeMap<String, String> = [
+        ("SWITCHBOARD__HTTP__NOPE".to_string(), "1".to_string()),
+        ("SWITCHBOARD__SIP__UDP".into(), "x".into()),
+    ]
+    .into_iter()
+    .collect();
+    let e = load(&ConfigSource { path: None, env })
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("  - http.nope: unknown key"), "{e}");
-    assert!(e.contains("  - sip.udp[0]: \"x\" is not a socket address"), "{e}");
+    assert!(
+        e.contains("  - sip.udp[0]: \"x\" is not a socket address"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -84,9 +102,19 @@ fn secrets_resolve_from_env_and_files() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), "t0ken\n").unwrap();
     let cfg = dir.path().join("sb.toml");
-    std::fs::write(&cfg, "[database]\nurl = \"env:DB_URL\"\n[admin]\ntoken = \"file:token\"\n").unwrap();
-    let env = [("DB_URL".to_string(), "postgres://u@127.0.0.1/x".to_string())].into_iter().collect();
-    let s = load(&ConfigSource { path: Some(cfg), env }).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &cfg,
+        "[database]\nurl = \"env:DB_URL\"\n[admin]\ntoken = \"file:token\"\n",
+    )
+    .unwrap();
+    let env = [("DB_URL".to_string(), "postgres://u@127.0.0.1/x".to_string())]
+        .into_iter()
+        .collect();
+    let s = load(&ConfigSource {
+        path: Some(cfg),
+        env,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.database_url, "postgres://u@127.0.0.1/x");
     assert_eq!(s.admin_token.as_deref(), Some("t0ken"));
     assert!(!format!("{:?}", s.config).contains("t0ken"));

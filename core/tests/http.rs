@@ -45,31 +45,85 @@ async fn autodiscover_requires_basic_auth_and_answers_the_activesync_url() {
 
     let r = c.request("POST", path, &[], body).await;
     assert_eq!(r.status, 401);
-    assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"Switchboard\", charset=\"UTF-8\""));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"Switchboard\", charset=\"UTF-8\"")
+    );
 
-    let r = c.request("POST", path, &[("Authorization", "Basic !!!notbase64")], body).await;
+    let r = c
+        .request(
+            "POST",
+            path,
+            &[("Authorization", "Basic !!!notbase64")],
+            body,
+        )
+        .await;
     assert_eq!(r.status, 401);
-    assert!(r.text().contains("bad Authorization header"), "{}", r.text());
+    assert!(
+        r.text().contains("bad Authorization header"),
+        "{}",
+        r.text()
+    );
 
-    let r = c.request("POST", path, &[("Authorization", "Bearer abc")], body).await;
+    let r = c
+        .request("POST", path, &[("Authorization", "Bearer abc")], body)
+        .await;
     assert_eq!(r.status, 401);
 
-    let r = c.request("POST", path, &[("Authorization", &basic(USER, "wrong"))], body).await;
+    let r = c
+        .request(
+            "POST",
+            path,
+            &[("Authorization", &basic(USER, "wrong"))],
+            body,
+        )
+        .await;
     assert_eq!(r.status, 401);
 
-    let r = c.request("POST", path, &[("Authorization", &basic(USER, PASSWORD))], body).await;
+    let r = c
+        .request(
+            "POST",
+            path,
+            &[("Authorization", &basic(USER, PASSWORD))],
+            body,
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let xml = r.text();
-    assert!(xml.contains("<Url>https://mail.example.com/Microsoft-Server-ActiveSync</Url>"), "{xml}");
-    assert!(xml.contains("<DisplayName>Alice Example</DisplayName>"), "{xml}");
+    assert!(
+        xml.contains("<Url>https://mail.example.com/Microsoft-Server-ActiveSync</Url>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<DisplayName>Alice Example</DisplayName>"),
+        "{xml}"
+    );
 
     // Another user's address is not described.
     let other = AUTODISCOVER_REQUEST.replace("alice@", "bob@");
-    let r = c.request("POST", path, &[("Authorization", &basic(USER, PASSWORD))], other.as_bytes()).await;
-    assert!(r.text().contains("<ErrorCode>600</ErrorCode>"), "{}", r.text());
+    let r = c
+        .request(
+            "POST",
+            path,
+            &[("Authorization", &basic(USER, PASSWORD))],
+            other.as_bytes(),
+        )
+        .await;
+    assert!(
+        r.text().contains("<ErrorCode>600</ErrorCode>"),
+        "{}",
+        r.text()
+    );
 
     // Malformed XML gets the protocol's error, not a crash.
-    let r = c.request("POST", path, &[("Authorization", &basic(USER, PASSWORD))], b"<Autodiscover><Request>").await;
+    let r = c
+        .request(
+            "POST",
+            path,
+            &[("Authorization", &basic(USER, PASSWORD))],
+            b"<Autodiscover><Request>",
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert!(r.text().contains("<ErrorCode>600</ErrorCode>"));
     t.shutdown().await;
@@ -81,11 +135,25 @@ async fn failed_logins_are_throttled_and_audited() {
     let mut c = t.https().await;
     let body = AUTODISCOVER_REQUEST.as_bytes();
     for _ in 0..3 {
-        let r = c.request("POST", "/autodiscover/autodiscover.xml", &[("Authorization", &basic(USER, "nope"))], body).await;
+        let r = c
+            .request(
+                "POST",
+                "/autodiscover/autodiscover.xml",
+                &[("Authorization", &basic(USER, "nope"))],
+                body,
+            )
+            .await;
         assert_eq!(r.status, 401);
     }
     // Locked out now, even with the right password.
-    let r = c.request("POST", "/autodiscover/autodiscover.xml", &[("Authorization", &basic(USER, PASSWORD))], body).await;
+    let r = c
+        .request(
+            "POST",
+            "/autodiscover/autodiscover.xml",
+            &[("Authorization", &basic(USER, PASSWORD))],
+            body,
+        )
+        .await;
     assert_eq!(r.status, 429);
     let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!(retry > 0 && retry <= 600);
@@ -93,23 +161,42 @@ async fn failed_logins_are_throttled_and_audited() {
     let storage = &t.server().shared.storage;
     let mut found = 0;
     for _ in 0..100 {
-        found = storage.recent_audit(50).await.unwrap().iter().filter(|a| a.action.starts_with("auth.") && a.outcome != "ok").count();
+        found = storage
+            .recent_audit(50)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|a| a.action.starts_with("auth.") && a.outcome != "ok")
+            .count();
         if found >= 4 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(found >= 4, "expected 3 failures + 1 throttled in the audit log, found {found}");
+    assert!(
+        found >= 4,
+        "expected 3 failures + 1 throttled in the audit log, found {found}"
+    );
     t.shutdown().await;
 }
 
 #[tokio::test]
 async fn disabled_users_cannot_log_in() {
     let t = TestServer::start("").await;
-    t.server().shared.storage.set_disabled(USER, true).await.unwrap();
+    t.server()
+        .shared
+        .storage
+        .set_disabled(USER, true)
+        .await
+        .unwrap();
     let mut c = t.https().await;
     let r = c
-        .request("POST", "/autodiscover/autodiscover.xml", &[("Authorization", &basic(USER, PASSWORD))], AUTODISCOVER_REQUEST.as_bytes())
+        .request(
+            "POST",
+            "/autodiscover/autodiscover.xml",
+            &[("Authorization", &basic(USER, PASSWORD))],
+            AUTODISCOVER_REQUEST.as_bytes(),
+        )
         .await;
     assert_eq!(r.status, 401);
     t.shutdown().await;
@@ -126,7 +213,10 @@ async fn malformed_and_oversize_requests_get_precise_errors() {
 
     // Head larger than max_header_bytes.
     let mut c = t.https().await;
-    let big = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
     c.send_raw(big.as_bytes()).await;
     assert_eq!(c.read_response().await.map(|r| r.status), Some(431));
 
@@ -157,7 +247,10 @@ async fn malformed_and_oversize_requests_get_precise_errors() {
 
 #[tokio::test]
 async fn slowloris_connections_are_cut_and_others_still_served() {
-    let t = TestServer::start("[http]\nhttps = [\"127.0.0.1:0\"]\nplain = [\"127.0.0.1:0\"]\nheader_timeout_secs = 1").await;
+    let t = TestServer::start(
+        "[http]\nhttps = [\"127.0.0.1:0\"]\nplain = [\"127.0.0.1:0\"]\nheader_timeout_secs = 1",
+    )
+    .await;
     // A client that trickles a request head and never finishes it.
     let mut slow = t.https().await;
     slow.send_raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
@@ -167,11 +260,19 @@ async fn slowloris_connections_are_cut_and_others_still_served() {
     // Meanwhile a normal client is served.
     let mut ok = t.https().await;
     assert_eq!(ok.request("GET", "/healthz", &[], b"").await.status, 200);
-    assert!(slow.closed_within(Duration::from_secs(20)).await, "slow client still connected");
-    assert!(idle.closed_within(Duration::from_secs(20)).await, "idle keep-alive connection still open");
+    assert!(
+        slow.closed_within(Duration::from_secs(20)).await,
+        "slow client still connected"
+    );
+    assert!(
+        idle.closed_within(Duration::from_secs(20)).await,
+        "idle keep-alive connection still open"
+    );
     // A TLS client that never finishes its handshake is dropped too.
     let mut raw = TcpStream::connect(t.https_addr()).await.unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut raw, b"\x16\x03\x01").await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut raw, b"\x16\x03\x01")
+        .await
+        .unwrap();
     let mut c = Conn::new(raw);
     assert!(c.closed_within(Duration::from_secs(30)).await);
     t.shutdown().await;
@@ -179,20 +280,28 @@ async fn slowloris_connections_are_cut_and_others_still_served() {
 
 #[tokio::test]
 async fn connection_cap_refuses_extra_connections() {
-    let t = TestServer::start("[http]\nhttps = [\"127.0.0.1:0\"]\nplain = [\"127.0.0.1:0\"]\nmax_connections = 2").await;
+    let t = TestServer::start(
+        "[http]\nhttps = [\"127.0.0.1:0\"]\nplain = [\"127.0.0.1:0\"]\nmax_connections = 2",
+    )
+    .await;
     let mut a = Conn::new(TcpStream::connect(t.http_addr()).await.unwrap());
     let mut b = Conn::new(TcpStream::connect(t.http_addr()).await.unwrap());
     assert_eq!(a.request("GET", "/healthz", &[], b"").await.status, 200);
     assert_eq!(b.request("GET", "/healthz", &[], b"").await.status, 200);
     let mut c = Conn::new(TcpStream::connect(t.http_addr()).await.unwrap());
-    c.send_raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    assert!(c.read_response().await.is_none(), "third connection should be closed unanswered");
+    c.send_raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    assert!(
+        c.read_response().await.is_none(),
+        "third connection should be closed unanswered"
+    );
     drop(a);
     // The freed slot is usable again (the server notices the close asynchronously).
     let mut served = false;
     for _ in 0..50 {
         let mut d = Conn::new(TcpStream::connect(t.http_addr()).await.unwrap());
-        d.send_raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        d.send_raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
         if d.read_response().await.is_some_and(|r| r.status == 200) {
             served = true;
             break;
@@ -208,30 +317,59 @@ async fn reload_toggles_routes_without_dropping_keep_alive_connections() {
     let t = TestServer::start("").await;
     let mut c = t.https().await;
     // GET on autodiscover: the route exists (auth first, so 401).
-    assert_eq!(c.request("GET", "/autodiscover/autodiscover.xml", &[], b"").await.status, 401);
+    assert_eq!(
+        c.request("GET", "/autodiscover/autodiscover.xml", &[], b"")
+            .await
+            .status,
+        401
+    );
 
     t.write_config("[frontends.autodiscover]\nenabled = false");
     let r = admin(t.admin_addr(), "POST", "/admin/reload").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("\"generation\":2"), "{}", r.text());
     // Same connection, new snapshot: the route is gone.
-    assert_eq!(c.request("GET", "/autodiscover/autodiscover.xml", &[], b"").await.status, 404);
+    assert_eq!(
+        c.request("GET", "/autodiscover/autodiscover.xml", &[], b"")
+            .await
+            .status,
+        404
+    );
 
     t.write_config("[frontends.autodiscover]\nenabled = true");
-    assert_eq!(admin(t.admin_addr(), "POST", "/admin/reload").await.status, 200);
+    assert_eq!(
+        admin(t.admin_addr(), "POST", "/admin/reload").await.status,
+        200
+    );
     let r = c
-        .request("POST", "/autodiscover/autodiscover.xml", &[("Authorization", &basic(USER, PASSWORD))], AUTODISCOVER_REQUEST.as_bytes())
+        .request(
+            "POST",
+            "/autodiscover/autodiscover.xml",
+            &[("Authorization", &basic(USER, PASSWORD))],
+            AUTODISCOVER_REQUEST.as_bytes(),
+        )
         .await;
     assert_eq!(r.status, 200);
 
     // An invalid config is refused; the old one keeps running on the same connection.
-    t.write_config("[http]\nhttps = [\"not an address\"]\n[frontends.autodiscover]\nenabled = false");
+    t.write_config(
+        "[http]\nhttps = [\"not an address\"]\n[frontends.autodiscover]\nenabled = false",
+    );
     let r = admin(t.admin_addr(), "POST", "/admin/reload").await;
     assert_eq!(r.status, 422);
     assert!(r.text().contains("http.https[0]"), "{}", r.text());
-    assert_eq!(c.request("GET", "/autodiscover/autodiscover.xml", &[], b"").await.status, 401);
+    assert_eq!(
+        c.request("GET", "/autodiscover/autodiscover.xml", &[], b"")
+            .await
+            .status,
+        401
+    );
     let status = admin(t.admin_addr(), "GET", "/admin/status").await;
-    assert!(status.text().contains("\"generation\":3"), "{}", status.text());
+    assert!(
+        status.text().contains("\"generation\":3"),
+        "{}",
+        status.text()
+    );
 
     // Changing a listen address is accepted but reported as needing a restart.
     t.write_config("[http]\nhttps = [\"127.0.0.1:0\"]\nplain = []");
@@ -244,9 +382,19 @@ async fn reload_toggles_routes_without_dropping_keep_alive_connections() {
 #[tokio::test]
 async fn admin_token_is_enforced_when_set() {
     let t = TestServer::start("[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"").await;
-    assert_eq!(admin(t.admin_addr(), "POST", "/admin/reload").await.status, 401);
+    assert_eq!(
+        admin(t.admin_addr(), "POST", "/admin/reload").await.status,
+        401
+    );
     let mut c = Conn::new(TcpStream::connect(t.admin_addr()).await.unwrap());
-    let r = c.request("POST", "/admin/reload", &[("Authorization", "Bearer s3cret")], b"").await;
+    let r = c
+        .request(
+            "POST",
+            "/admin/reload",
+            &[("Authorization", "Bearer s3cret")],
+            b"",
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     // Health endpoints stay open for probes.
     assert_eq!(admin(t.admin_addr(), "GET", "/healthz").await.status, 200);

@@ -30,7 +30,10 @@ const SIP: &str = "[sip]\nudp = [\"127.0.0.1:0\"]\ntcp = [\"127.0.0.1:0\"]\ntls 
 async fn udp_roundtrip(sock: &UdpSocket, to: std::net::SocketAddr, msg: &[u8]) -> Option<String> {
     sock.send_to(msg, to).await.unwrap();
     let mut buf = vec![0u8; 65536];
-    let (n, _) = tokio::time::timeout(Duration::from_secs(10), sock.recv_from(&mut buf)).await.ok()?.ok()?;
+    let (n, _) = tokio::time::timeout(Duration::from_secs(10), sock.recv_from(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
     Some(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
@@ -40,12 +43,23 @@ async fn udp_options_message_and_oversize() {
     let server = t.server().addrs.sip_udp[0];
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
 
-    let r = udp_roundtrip(&sock, server, request("OPTIONS", "").as_bytes()).await.unwrap();
+    let r = udp_roundtrip(&sock, server, request("OPTIONS", "").as_bytes())
+        .await
+        .unwrap();
     assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
-    assert!(r.contains("Via: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK776asdhds\r\n"), "{r}");
-    assert!(r.contains("Call-ID: a84b4c76e66710@127.0.0.1\r\n") && r.contains("CSeq: 314159 OPTIONS\r\n"), "{r}");
+    assert!(
+        r.contains("Via: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK776asdhds\r\n"),
+        "{r}"
+    );
+    assert!(
+        r.contains("Call-ID: a84b4c76e66710@127.0.0.1\r\n")
+            && r.contains("CSeq: 314159 OPTIONS\r\n"),
+        "{r}"
+    );
 
-    let r = udp_roundtrip(&sock, server, request("MESSAGE", "hello").as_bytes()).await.unwrap();
+    let r = udp_roundtrip(&sock, server, request("MESSAGE", "hello").as_bytes())
+        .await
+        .unwrap();
     assert!(r.starts_with("SIP/2.0 503 Service Unavailable\r\n"), "{r}");
 
     let big = request("MESSAGE", &"x".repeat(3000));
@@ -55,7 +69,9 @@ async fn udp_options_message_and_oversize() {
 
     // Garbage gets no answer, and the socket keeps working.
     sock.send_to(b"\x00\x01garbage", server).await.unwrap();
-    let r = udp_roundtrip(&sock, server, request("OPTIONS", "").as_bytes()).await.unwrap();
+    let r = udp_roundtrip(&sock, server, request("OPTIONS", "").as_bytes())
+        .await
+        .unwrap();
     assert!(r.starts_with("SIP/2.0 200 OK"), "{r}");
     t.shutdown().await;
 }
@@ -74,7 +90,9 @@ async fn tcp_framing_keepalive_and_limits() {
     let addr = t.server().addrs.sip_tcp[0];
 
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(request("OPTIONS", "").as_bytes()).await.unwrap();
+    s.write_all(request("OPTIONS", "").as_bytes())
+        .await
+        .unwrap();
     assert!(read_some(&mut s).await.starts_with("SIP/2.0 200 OK\r\n"));
     // RFC 5626 keep-alive: CRLFCRLF ping, CRLF pong.
     s.write_all(b"\r\n\r\n").await.unwrap();
@@ -82,11 +100,16 @@ async fn tcp_framing_keepalive_and_limits() {
 
     // An oversize frame: 513, then the connection is closed (framing cannot resync).
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(request("MESSAGE", &"x".repeat(3000)).as_bytes()).await.unwrap();
+    s.write_all(request("MESSAGE", &"x".repeat(3000)).as_bytes())
+        .await
+        .unwrap();
     assert!(read_some(&mut s).await.starts_with("SIP/2.0 513"));
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest)).await;
-    assert!(matches!(closed, Ok(Ok(_)) | Ok(Err(_))), "connection left open");
+    assert!(
+        matches!(closed, Ok(Ok(_)) | Ok(Err(_))),
+        "connection left open"
+    );
 
     // No Content-Length on a stream: 400 and close.
     let mut s = TcpStream::connect(addr).await.unwrap();
@@ -107,8 +130,14 @@ async fn tls_options() {
     let t = TestServer::start(SIP).await;
     let addr = t.server().addrs.sip_tls[0];
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let mut s = t.connector().connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
-    s.write_all(request("OPTIONS", "").as_bytes()).await.unwrap();
+    let mut s = t
+        .connector()
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    s.write_all(request("OPTIONS", "").as_bytes())
+        .await
+        .unwrap();
     let r = read_some(&mut s).await;
     assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
     t.shutdown().await;

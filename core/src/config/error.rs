@@ -14,7 +14,10 @@ pub struct ConfigError {
 impl ConfigError {
     /// Build an error for `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { path: path.into(), message: message.into() }
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 

@@ -23,7 +23,10 @@ pub struct ConfigSource {
 impl ConfigSource {
     /// A source reading `path` and the process environment.
     pub fn from_process(path: Option<PathBuf>) -> Self {
-        Self { path, env: std::env::vars().collect() }
+        Self {
+            path,
+            env: std::env::vars().collect(),
+        }
     }
 
     /// Same file, fresh environment snapshot (used on reload).
@@ -50,12 +53,25 @@ impl ConfigSource {
 /// Keys whose environment override is a comma-separated list.
 const LIST_KEYS: &[&str] = &["http.https", "http.plain", "sip.udp", "sip.tcp", "sip.tls"];
 
-const SECTIONS: &[&str] =
-    &["server", "log", "database", "tls", "http", "admin", "sip", "auth", "frontends", "plugins"];
+const SECTIONS: &[&str] = &[
+    "server",
+    "log",
+    "database",
+    "tls",
+    "http",
+    "admin",
+    "sip",
+    "auth",
+    "frontends",
+    "plugins",
+];
 
 /// Load, deserialise and validate a configuration, returning every problem found.
 pub fn load(source: &ConfigSource) -> Result<Settings, ConfigErrors> {
-    let fail = |errors| ConfigErrors { origin: source.origin(), errors };
+    let fail = |errors| ConfigErrors {
+        origin: source.origin(),
+        errors,
+    };
     let mut builder = config::Config::builder();
     if let Some(path) = &source.path {
         if !path.is_file() {
@@ -127,11 +143,16 @@ fn deserialize_sections(raw: config::Map<String, Value>, errors: &mut Vec<Config
     section!("auth", auth);
     // Named tables are read entry by entry so that one bad frontend does not hide another.
     for (section, is_frontends) in [("frontends", true), ("plugins", false)] {
-        let Some(v) = raw.remove(section) else { continue };
+        let Some(v) = raw.remove(section) else {
+            continue;
+        };
         let table = match v.kind {
             ValueKind::Table(t) => t,
             _ => {
-                errors.push(ConfigError::new(section, "must be a table of named entries"));
+                errors.push(ConfigError::new(
+                    section,
+                    "must be a table of named entries",
+                ));
                 continue;
             }
         };
@@ -151,7 +172,11 @@ fn deserialize_sections(raw: config::Map<String, Value>, errors: &mut Vec<Config
 }
 
 /// Deserialise one section, reporting unknown keys and the first type error with full paths.
-fn typed<T: DeserializeOwned>(value: Value, prefix: &str, errors: &mut Vec<ConfigError>) -> Option<T> {
+fn typed<T: DeserializeOwned>(
+    value: Value,
+    prefix: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
     let mut unknown = Vec::new();
     let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
     let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
@@ -164,8 +189,18 @@ fn typed<T: DeserializeOwned>(value: Value, prefix: &str, errors: &mut Vec<Confi
         Ok(v) => Some(v),
         Err(e) => {
             let inner = e.path().to_string();
-            let path = if inner == "." { prefix.to_string() } else { format!("{prefix}.{inner}") };
-            errors.push(ConfigError::new(path, e.into_inner().to_string()));
+            let path = if inner == "." {
+                prefix.to_string()
+            } else {
+                format!("{prefix}.{inner}")
+            };
+            let message = e.into_inner().to_string();
+            // The config crate appends " for key `x`"; the path already says which key.
+            let message = match message.rfind(" for key `") {
+                Some(i) if message.ends_with('`') => message[..i].to_string(),
+                _ => message,
+            };
+            errors.push(ConfigError::new(path, message));
             None
         }
     }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::secret::Secret;
 
 /// The whole `switchboard.toml`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     /// `[server]`: identity and data directory.
@@ -33,6 +33,25 @@ pub struct Config {
     pub frontends: BTreeMap<String, FrontendConfig>,
     /// `[plugins.<name>]`: plugin files the frontends and connectors come from.
     pub plugins: BTreeMap<String, PluginConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            log: LogConfig::default(),
+            database: DatabaseConfig::default(),
+            tls: TlsConfig::default(),
+            http: HttpConfig::default(),
+            admin: AdminConfig::default(),
+            sip: SipConfig::default(),
+            auth: AuthConfig::default(),
+            // Built-in frontends are on unless the file turns them off; entries in the file
+            // are merged over these.
+            frontends: BTreeMap::from([("autodiscover".to_string(), FrontendConfig::default())]),
+            plugins: BTreeMap::new(),
+        }
+    }
 }
 
 /// `[server]`
@@ -65,12 +84,25 @@ impl Default for ServerConfig {
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
     Json,
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!(
+                "unknown log format \"{other}\" (expected \"text\" or \"json\")"
+            )),
+        }
+    }
 }
 
 /// `[log]`
@@ -86,7 +118,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into(), format: LogFormat::Text }
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -103,7 +138,10 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: None, max_connections: 10 }
+        Self {
+            url: None,
+            max_connections: 10,
+        }
     }
 }
 
@@ -122,7 +160,11 @@ pub struct TlsConfig {
 
 impl Default for TlsConfig {
     fn default() -> Self {
-        Self { cert: None, key: None, handshake_timeout_secs: 10 }
+        Self {
+            cert: None,
+            key: None,
+            handshake_timeout_secs: 10,
+        }
     }
 }
 
@@ -174,7 +216,10 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8090".into(), token: None }
+        Self {
+            listen: "127.0.0.1:8090".into(),
+            token: None,
+        }
     }
 }
 
@@ -222,7 +267,10 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { nonce_ttl_secs: 300, throttle: ThrottleConfig::default() }
+        Self {
+            nonce_ttl_secs: 300,
+            throttle: ThrottleConfig::default(),
+        }
     }
 }
 
@@ -266,7 +314,10 @@ pub struct FrontendConfig {
 
 impl Default for FrontendConfig {
     fn default() -> Self {
-        Self { enabled: true, plugin: None }
+        Self {
+            enabled: true,
+            plugin: None,
+        }
     }
 }
 
@@ -280,6 +331,8 @@ pub struct PluginConfig {
 
 impl Default for PluginConfig {
     fn default() -> Self {
-        Self { path: PathBuf::new() }
+        Self {
+            path: PathBuf::new(),
+        }
     }
 }

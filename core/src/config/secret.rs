@@ -66,18 +66,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("pw"), "s3cret\nignored\n").unwrap();
         let env = |k: &str| (k == "DB").then(|| "postgres://x".to_string());
-        assert_eq!(Secret::new("env:DB").resolve(&env, dir.path()).unwrap(), "postgres://x");
-        assert_eq!(Secret::new("file:pw").resolve(&env, dir.path()).unwrap(), "s3cret");
-        assert_eq!(Secret::new("plain").resolve(&env, dir.path()).unwrap(), "plain");
         assert_eq!(
-            Secret::new("env:NOPE").resolve(&env, dir.path()).unwrap_err(),
+            Secret::new("env:DB").resolve(&env, dir.path()).unwrap(),
+            "postgres://x"
+        );
+        assert_eq!(
+            Secret::new("file:pw").resolve(&env, dir.path()).unwrap(),
+            "s3cret"
+        );
+        assert_eq!(
+            Secret::new("plain").resolve(&env, dir.path()).unwrap(),
+            "plain"
+        );
+        assert_eq!(
+            Secret::new("env:NOPE")
+                .resolve(&env, dir.path())
+                .unwrap_err(),
             "environment variable NOPE is not set"
         );
-        assert!(Secret::new("file:missing").resolve(&env, dir.path()).is_err());
+        assert!(Secret::new("file:missing")
+            .resolve(&env, dir.path())
+            .is_err());
     }
 
     #[test]
     fn debug_never_shows_inline_values() {
-        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret([redacted])");
+        assert_eq!(
+            format!("{:?}", Secret::new("hunter2")),
+            "Secret([redacted])"
+        );
     }
 }

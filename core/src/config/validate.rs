@@ -49,16 +49,29 @@ pub struct Settings {
 impl Settings {
     /// Listen addresses of one kind.
     pub fn addrs(&self, kind: Listener) -> Vec<SocketAddr> {
-        self.listeners.iter().filter(|(k, _)| *k == kind).map(|(_, a)| *a).collect()
+        self.listeners
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, a)| *a)
+            .collect()
     }
 
     /// The HTTP path each enabled frontend serves.
     pub fn enabled_frontends(&self) -> Vec<&str> {
-        self.config.frontends.iter().filter(|(_, f)| f.enabled).map(|(n, _)| n.as_str()).collect()
+        self.config
+            .frontends
+            .iter()
+            .filter(|(_, f)| f.enabled)
+            .map(|(n, _)| n.as_str())
+            .collect()
     }
 }
 
-pub(super) fn validate(config: Config, source: &ConfigSource, errors: &mut Vec<ConfigError>) -> Settings {
+pub(super) fn validate(
+    config: Config,
+    source: &ConfigSource,
+    errors: &mut Vec<ConfigError>,
+) -> Settings {
     let base = source.base_dir();
     let env = |k: &str| source.env.get(k).cloned();
     let mut err = |path: &str, msg: String| errors.push(ConfigError::new(path, msg));
@@ -69,13 +82,19 @@ pub(super) fn validate(config: Config, source: &ConfigSource, errors: &mut Vec<C
         err("server.hostname", "must not be empty".into());
     }
     let url = &config.server.public_url;
-    if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://")) {
-        err("server.public_url", format!("\"{url}\" must start with https:// or http://"));
+    if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
+        err(
+            "server.public_url",
+            format!("\"{url}\" must start with https:// or http://"),
+        );
     }
 
     // [log]
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
-        err("log.level", format!("\"{}\" is not a valid filter: {e}", config.log.level));
+        err(
+            "log.level",
+            format!("\"{}\" is not a valid filter: {e}", config.log.level),
+        );
     }
 
     // [database]
@@ -90,7 +109,9 @@ pub(super) fn validate(config: Config, source: &ConfigSource, errors: &mut Vec<C
         },
     };
     if !database_url.is_empty()
-        && !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| database_url.starts_with(p))
+        && !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| database_url.starts_with(p))
     {
         err(
             "database.url",
@@ -109,7 +130,10 @@ pub(super) fn validate(config: Config, source: &ConfigSource, errors: &mut Vec<C
             let (c, k) = (absolutize(&base, c), absolutize(&base, k));
             for (path, p) in [("tls.cert", &c), ("tls.key", &k)] {
                 if let Err(e) = std::fs::metadata(p) {
-                    err(path, format!("cannot read {}: {}", p.display(), io_reason(&e)));
+                    err(
+                        path,
+                        format!("cannot read {}: {}", p.display(), io_reason(&e)),
+                    );
                 }
             }
             Some((c, k))
@@ -123,11 +147,19 @@ pub(super) fn validate(config: Config, source: &ConfigSource, errors: &mut Vec<C
             None
         }
     };
-    at_least(&mut err, "tls.handshake_timeout_secs", config.tls.handshake_timeout_secs, 1);
+    at_least(
+        &mut err,
+        "tls.handshake_timeout_secs",
+        config.tls.handshake_timeout_secs,
+        1,
+    );
 
     // Listeners: parse every address, then look for two listeners on one socket.
     let mut listeners = Vec::new();
-    let mut parse_list = |path: &str, kind: Listener, list: &[String], err: &mut dyn FnMut(&str, String)| {
+    let mut parse_list = |path: &str,
+                          kind: Listener,
+                          list: &[String],
+                          err: &mut dyn FnMut(&str, String)| {
         for (i, raw) in list.iter().enumerate() {
             match raw.trim().parse::<SocketAddr>() {
                 Ok(a) => listeners.push((kind, a, format!("{path}[{i}]"))),
@@ -140,16 +172,17 @@ pub(super) fn validate(config: Config, source: &ConfigSource, errors: &mut Vec<C
     };
     parse_list("http.https", Listener::Https, &config.http.https, &mut err);
     parse_list("http.plain", Listener::Http, &config.http.plain, &mut err);
-    if !config.admin.listen.trim().is_empty() {
-        parse_list("admin.listen", Listener::Admin, std::slice::from_ref(&config.admin.listen), &mut err);
-    }
     parse_list("sip.udp", Listener::SipUdp, &config.sip.udp, &mut err);
     parse_list("sip.tcp", Listener::SipTcp, &config.sip.tcp, &mut err);
     parse_list("sip.tls", Listener::SipTls, &config.sip.tls, &mut err);
-    // "admin.listen[0]" reads oddly; the key has a single value.
-    for l in listeners.iter_mut() {
-        if l.0 == Listener::Admin {
-            l.2 = "admin.listen".into();
+    let admin_listen = config.admin.listen.trim();
+    if !admin_listen.is_empty() {
+        match admin_listen.parse::<SocketAddr>() {
+            Ok(a) => listeners.push((Listener::Admin, a, "admin.listen".to_string())),
+            Err(_) => err(
+                "admin.listen",
+                format!("\"{admin_listen}\" is not a socket address (expected IP:PORT, e.g. 127.0.0.1:8090)"),
+            ),
         }
     }
     for (i, (kind_a, a, path_a)) in listeners.iter().enumerate() {
@@ -157,7 +190,10 @@ pub(super) fn validate(config: Config, source: &ConfigSource, errors: &mut Vec<C
             let udp_a = *kind_a == Listener::SipUdp;
             let udp_b = *kind_b == Listener::SipUdp;
             if udp_a == udp_b && sockets_clash(a, b) {
-                err(path_a, format!("duplicate listener: {a} clashes with {path_b} ({b})"));
+                err(
+                    path_a,
+                    format!("duplicate listener: {a} clashes with {path_b} ({b})"),
+                );
             }
         }
     }
@@ -169,11 +205,24 @@ pub(super) fn validate(config: Config, source: &ConfigSource, errors: &mut Vec<C
     // [http]
     let h = &config.http;
     if !(8192..=1024 * 1024).contains(&h.max_header_bytes) {
-        err("http.max_header_bytes", format!("{} is out of range (8192 to 1048576)", h.max_header_bytes));
+        err(
+            "http.max_header_bytes",
+            format!("{} is out of range (8192 to 1048576)", h.max_header_bytes),
+        );
     }
     at_least(&mut err, "http.max_body_bytes", h.max_body_bytes, 1);
-    at_least(&mut err, "http.header_timeout_secs", h.header_timeout_secs, 1);
-    at_least(&mut err, "http.max_connections", h.max_connections as u64, 1);
+    at_least(
+        &mut err,
+        "http.header_timeout_secs",
+        h.header_timeout_secs,
+        1,
+    );
+    at_least(
+        &mut err,
+        "http.max_connections",
+        h.max_connections as u64,
+        1,
+    );
 
     // [admin]
     let admin_token = match &config.admin.token {
@@ -198,7 +247,10 @@ pub(super) fn validate(config: Config, source: &ConfigSource, errors: &mut Vec<C
     // [sip]
     let s = &config.sip;
     if !(1024..=1024 * 1024).contains(&s.max_message_bytes) {
-        err("sip.max_message_bytes", format!("{} is out of range (1024 to 1048576)", s.max_message_bytes));
+        err(
+            "sip.max_message_bytes",
+            format!("{} is out of range (1024 to 1048576)", s.max_message_bytes),
+        );
     }
     at_least(&mut err, "sip.idle_timeout_secs", s.idle_timeout_secs, 1);
     at_least(&mut err, "sip.max_connections", s.max_connections as u64, 1);
@@ -207,11 +259,26 @@ pub(super) fn validate(config: Config, source: &ConfigSource, errors: &mut Vec<C
     let a = &config.auth;
     at_least(&mut err, "auth.nonce_ttl_secs", a.nonce_ttl_secs, 10);
     let t = &a.throttle;
-    at_least(&mut err, "auth.throttle.max_failures_per_user", t.max_failures_per_user.into(), 1);
-    at_least(&mut err, "auth.throttle.max_failures_per_address", t.max_failures_per_address.into(), 1);
+    at_least(
+        &mut err,
+        "auth.throttle.max_failures_per_user",
+        t.max_failures_per_user.into(),
+        1,
+    );
+    at_least(
+        &mut err,
+        "auth.throttle.max_failures_per_address",
+        t.max_failures_per_address.into(),
+        1,
+    );
     at_least(&mut err, "auth.throttle.window_secs", t.window_secs, 1);
     at_least(&mut err, "auth.throttle.lockout_secs", t.lockout_secs, 1);
-    at_least(&mut err, "auth.throttle.max_tracked", t.max_tracked as u64, 100);
+    at_least(
+        &mut err,
+        "auth.throttle.max_tracked",
+        t.max_tracked as u64,
+        100,
+    );
 
     // [frontends] and [plugins]
     for (name, f) in &config.frontends {
@@ -219,7 +286,10 @@ pub(super) fn validate(config: Config, source: &ConfigSource, errors: &mut Vec<C
         let builtin = BUILTIN_FRONTENDS.contains(&name.as_str());
         let plugin_backed = PLUGIN_FRONTENDS.iter().any(|(n, _)| n == name);
         match (&f.plugin, builtin) {
-            (Some(_), true) => err(&format!("{path}.plugin"), format!("\"{name}\" is built in and takes no plugin")),
+            (Some(_), true) => err(
+                &format!("{path}.plugin"),
+                format!("\"{name}\" is built in and takes no plugin"),
+            ),
             (Some(p), false) if !config.plugins.contains_key(p) => err(
                 &format!("{path}.plugin"),
                 format!("unknown plugin \"{p}\" (declare it as [plugins.{p}])"),
@@ -233,7 +303,11 @@ pub(super) fn validate(config: Config, source: &ConfigSource, errors: &mut Vec<C
                 format!(
                     "unknown frontend (built in: {}; plugin-backed: {})",
                     BUILTIN_FRONTENDS.join(", "),
-                    PLUGIN_FRONTENDS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                    PLUGIN_FRONTENDS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ),
             _ => {}
@@ -252,7 +326,10 @@ pub(super) fn validate(config: Config, source: &ConfigSource, errors: &mut Vec<C
         }
         let file = absolutize(&base, &p.path);
         if !file.is_file() {
-            err(&path, format!("cannot read {}: no such file", file.display()));
+            err(
+                &path,
+                format!("cannot read {}: no such file", file.display()),
+            );
         } else if used_by.contains_key(name.as_str()) {
             // Honest refusal instead of a route that silently does nothing.
             err(

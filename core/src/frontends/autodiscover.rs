@@ -14,7 +14,8 @@ use crate::config::{Listener, Settings};
 use crate::http::body::{full, read_limited, Body};
 use crate::http::router::{HttpFrontend, RequestContext};
 
-const MOBILESYNC_RESPONSE: &str = "http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006";
+const MOBILESYNC_RESPONSE: &str =
+    "http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006";
 /// Autodiscover requests are a few hundred bytes; anything big is not one.
 const MAX_REQUEST_BYTES: u64 = 64 * 1024;
 
@@ -28,7 +29,11 @@ impl Autodiscover {
     /// Build from the configuration (the public URL is fixed per snapshot).
     pub fn new(settings: &Settings) -> Self {
         let base = if settings.config.server.public_url.is_empty() {
-            let port = settings.addrs(Listener::Https).first().map(|a| a.port()).unwrap_or(443);
+            let port = settings
+                .addrs(Listener::Https)
+                .first()
+                .map(|a| a.port())
+                .unwrap_or(443);
             let host = &settings.config.server.hostname;
             if port == 443 {
                 format!("https://{host}")
@@ -36,9 +41,16 @@ impl Autodiscover {
                 format!("https://{host}:{port}")
             }
         } else {
-            settings.config.server.public_url.trim_end_matches('/').to_string()
+            settings
+                .config
+                .server
+                .public_url
+                .trim_end_matches('/')
+                .to_string()
         };
-        Self { activesync_url: format!("{base}/Microsoft-Server-ActiveSync") }
+        Self {
+            activesync_url: format!("{base}/Microsoft-Server-ActiveSync"),
+        }
     }
 }
 
@@ -70,8 +82,13 @@ pub fn parse_request(xml: &[u8]) -> Result<AutodiscoverRequest, String> {
                 path.pop();
             }
             Ok(Event::Text(t)) => {
-                let text = t.decode().map_err(|e| format!("bad text: {e}"))?.into_owned();
-                let text = quick_xml::escape::unescape(&text).map_err(|e| format!("bad text: {e}"))?.into_owned();
+                let text = t
+                    .decode()
+                    .map_err(|e| format!("bad text: {e}"))?
+                    .into_owned();
+                let text = quick_xml::escape::unescape(&text)
+                    .map_err(|e| format!("bad text: {e}"))?
+                    .into_owned();
                 match path.last().map(Vec::as_slice) {
                     Some(b"EMailAddress") => email = Some(text),
                     Some(b"AcceptableResponseSchema") => schema = Some(text),
@@ -80,7 +97,12 @@ pub fn parse_request(xml: &[u8]) -> Result<AutodiscoverRequest, String> {
             }
             Ok(Event::Eof) => break,
             Ok(_) => {}
-            Err(e) => return Err(format!("malformed XML at byte {}: {e}", reader.buffer_position())),
+            Err(e) => {
+                return Err(format!(
+                    "malformed XML at byte {}: {e}",
+                    reader.buffer_position()
+                ))
+            }
         }
         buf.clear();
     }
@@ -141,7 +163,10 @@ pub fn error_response(code: u16, message: &str) -> String {
 fn xml(status: StatusCode, body: String) -> Response<Body> {
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=utf-8"),
+    );
     r
 }
 
@@ -150,28 +175,43 @@ impl HttpFrontend for Autodiscover {
         "autodiscover"
     }
 
-    fn handle(&self, req: Request<Incoming>, ctx: RequestContext) -> BoxFuture<'static, Response<Body>> {
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        ctx: RequestContext,
+    ) -> BoxFuture<'static, Response<Body>> {
         let url = self.activesync_url.clone();
         Box::pin(async move {
             if req.method() != Method::POST {
-                let mut r = xml(StatusCode::METHOD_NOT_ALLOWED, error_response(600, "Autodiscover takes POST"));
-                r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+                let mut r = xml(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    error_response(600, "Autodiscover takes POST"),
+                );
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
                 return r;
             }
             let (parts, body) = req.into_parts();
-            let bytes = match read_limited(&parts.headers, body, MAX_REQUEST_BYTES).await {
-                Ok(b) => b,
-                Err(e) => return e.response(),
-            };
+            let bytes =
+                match read_limited(&parts.headers, body, ctx.body_limit(MAX_REQUEST_BYTES)).await {
+                    Ok(b) => b,
+                    Err(e) => return e.response(),
+                };
             let request = match parse_request(&bytes) {
                 Ok(r) => r,
                 Err(msg) => {
                     tracing::info!(reason = %msg, "autodiscover: invalid request");
-                    return xml(StatusCode::OK, error_response(600, &format!("Invalid Request: {msg}")));
+                    return xml(
+                        StatusCode::OK,
+                        error_response(600, &format!("Invalid Request: {msg}")),
+                    );
                 }
             };
             if request.schema != MOBILESYNC_RESPONSE {
-                return xml(StatusCode::OK, error_response(601, "Provider not available for the requested schema"));
+                return xml(
+                    StatusCode::OK,
+                    error_response(601, "Provider not available for the requested schema"),
+                );
             }
             let Some(identity) = ctx.identity else {
                 return xml(StatusCode::OK, error_response(600, "Invalid Request"));
@@ -183,8 +223,14 @@ impl HttpFrontend for Autodiscover {
                     error_response(600, "EMailAddress does not match the authenticated user"),
                 );
             }
-            let display = identity.display_name.clone().unwrap_or_else(|| identity.address.clone());
-            xml(StatusCode::OK, settings_response(&display, &identity.address, &url))
+            let display = identity
+                .display_name
+                .clone()
+                .unwrap_or_else(|| identity.address.clone());
+            xml(
+                StatusCode::OK,
+                settings_response(&display, &identity.address, &url),
+            )
         })
     }
 }
@@ -211,15 +257,23 @@ mod tests {
 
     #[test]
     fn rejects_broken_and_incomplete_requests() {
-        assert!(parse_request(b"<Autodiscover><Request>").unwrap_err().contains("missing"));
-        assert!(parse_request(b"<a></b>").unwrap_err().contains("malformed XML"));
+        assert!(parse_request(b"<Autodiscover><Request>")
+            .unwrap_err()
+            .contains("missing"));
+        assert!(parse_request(b"<a></b>")
+            .unwrap_err()
+            .contains("malformed XML"));
         assert_eq!(
-            parse_request(b"<Autodiscover><Request><EMailAddress>x@y</EMailAddress></Request></Autodiscover>")
-                .unwrap_err(),
+            parse_request(
+                b"<Autodiscover><Request><EMailAddress>x@y</EMailAddress></Request></Autodiscover>"
+            )
+            .unwrap_err(),
             "missing Request/AcceptableResponseSchema"
         );
         let deep = "<a>".repeat(100);
-        assert!(parse_request(deep.as_bytes()).unwrap_err().contains("deeply"));
+        assert!(parse_request(deep.as_bytes())
+            .unwrap_err()
+            .contains("deeply"));
     }
 
     #[test]

@@ -11,14 +11,19 @@ pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// A body from bytes in memory.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|e: Infallible| match e {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|e: Infallible| match e {})
+        .boxed()
 }
 
 /// A plain-text response.
 pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -48,7 +53,11 @@ impl BodyError {
 
 /// Read a whole request body, refusing more than `limit` bytes. Checks `Content-Length`
 /// first so an honest oversized upload is refused before a byte of it is read.
-pub async fn read_limited<B>(headers: &http::HeaderMap, body: B, limit: u64) -> Result<Bytes, BodyError>
+pub async fn read_limited<B>(
+    headers: &http::HeaderMap,
+    body: B,
+    limit: u64,
+) -> Result<Bytes, BodyError>
 where
     B: hyper::body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,

@@ -37,13 +37,24 @@ pub struct RequestContext {
     pub shared: Arc<Shared>,
 }
 
+impl RequestContext {
+    /// The most body bytes a frontend may read: its own cap, never above `http.max_body_bytes`.
+    pub fn body_limit(&self, frontend_cap: u64) -> u64 {
+        frontend_cap.min(self.snapshot.settings.config.http.max_body_bytes)
+    }
+}
+
 /// A protocol frontend reachable over HTTP.
 pub trait HttpFrontend: Send + Sync + std::fmt::Debug + 'static {
     /// Name as in `[frontends.<name>]`; also the `protocol` field of request spans.
     fn name(&self) -> &'static str;
     /// Answer one request. Errors are answered, not returned: the frontend knows its
     /// protocol's failure format.
-    fn handle(&self, req: Request<Incoming>, ctx: RequestContext) -> BoxFuture<'static, Response<Body>>;
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        ctx: RequestContext,
+    ) -> BoxFuture<'static, Response<Body>>;
 }
 
 /// One entry of the table.
@@ -67,8 +78,13 @@ pub struct Router {
 impl Router {
     /// Add a route.
     pub fn add(&mut self, prefix: &str, auth: AuthPolicy, frontend: Arc<dyn HttpFrontend>) {
-        self.routes.push(Route { prefix: prefix.to_ascii_lowercase(), auth, frontend });
-        self.routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        self.routes.push(Route {
+            prefix: prefix.to_ascii_lowercase(),
+            auth,
+            frontend,
+        });
+        self.routes
+            .sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
     }
 
     /// The route serving `path`, if any.
@@ -81,7 +97,10 @@ impl Router {
 
     /// Every registered prefix with its frontend name (for `status`).
     pub fn table(&self) -> Vec<(String, &'static str)> {
-        self.routes.iter().map(|r| (r.prefix.clone(), r.frontend.name())).collect()
+        self.routes
+            .iter()
+            .map(|r| (r.prefix.clone(), r.frontend.name()))
+            .collect()
     }
 }
 
@@ -95,7 +114,11 @@ mod tests {
         fn name(&self) -> &'static str {
             self.0
         }
-        fn handle(&self, _: Request<Incoming>, _: RequestContext) -> BoxFuture<'static, Response<Body>> {
+        fn handle(
+            &self,
+            _: Request<Incoming>,
+            _: RequestContext,
+        ) -> BoxFuture<'static, Response<Body>> {
             Box::pin(async { super::super::body::text(http::StatusCode::OK, "") })
         }
     }
@@ -108,7 +131,13 @@ mod tests {
         r.add("/Autodiscover/", AuthPolicy::Basic, Arc::new(Named("ad")));
         assert_eq!(r.lookup("/a/b/c").unwrap().frontend.name(), "long");
         assert_eq!(r.lookup("/a/x").unwrap().frontend.name(), "short");
-        assert_eq!(r.lookup("/AUTODISCOVER/autodiscover.xml").unwrap().frontend.name(), "ad");
+        assert_eq!(
+            r.lookup("/AUTODISCOVER/autodiscover.xml")
+                .unwrap()
+                .frontend
+                .name(),
+            "ad"
+        );
         assert!(r.lookup("/a").is_none());
         assert!(r.lookup("/é").is_none());
     }

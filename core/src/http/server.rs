@@ -87,8 +87,13 @@ pub async fn serve_listener(
     }
 }
 
-async fn serve_connection<S>(io: S, peer: SocketAddr, secure: bool, shared: Arc<Shared>, shutdown: CancellationToken)
-where
+async fn serve_connection<S>(
+    io: S,
+    peer: SocketAddr,
+    secure: bool,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let http_cfg = shared.current().settings.config.http.clone();
@@ -128,7 +133,12 @@ where
 }
 
 /// Answer one request under the snapshot current at its start.
-pub async fn handle(req: Request<Incoming>, peer: SocketAddr, secure: bool, shared: Arc<Shared>) -> Response<Body> {
+pub async fn handle(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    secure: bool,
+    shared: Arc<Shared>,
+) -> Response<Body> {
     let started = Instant::now();
     let snapshot = shared.current();
     let path = req.uri().path();
@@ -176,24 +186,43 @@ pub async fn handle(req: Request<Incoming>, peer: SocketAddr, secure: bool, shar
         let identity = match route.auth {
             AuthPolicy::Public => None,
             AuthPolicy::Basic => {
-                let header_value = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-                match shared.auth.basic(header_value, peer.ip(), protocol, Instant::now()).await {
+                let header_value = req
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
+                match shared
+                    .auth
+                    .basic(header_value, peer.ip(), protocol, Instant::now())
+                    .await
+                {
                     Ok(identity) => {
                         tracing::Span::current().record("user", identity.address.as_str());
                         Some(identity)
                     }
-                    Err(failure) => return auth_failure_response(&failure, &snapshot.settings.config.http.basic_realm),
+                    Err(failure) => {
+                        return auth_failure_response(
+                            &failure,
+                            &snapshot.settings.config.http.basic_realm,
+                        )
+                    }
                 }
             }
         };
-        let ctx = RequestContext { peer, secure, identity, snapshot: snapshot.clone(), shared: shared.clone() };
+        let ctx = RequestContext {
+            peer,
+            secure,
+            identity,
+            snapshot: snapshot.clone(),
+            shared: shared.clone(),
+        };
         route.frontend.handle(req, ctx).await
     }
     .instrument(span.clone())
     .await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "route" => protocol, "status" => status).increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => protocol).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", "route" => protocol)
+        .record(started.elapsed().as_secs_f64());
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "request done"));
     response
 }
@@ -210,11 +239,20 @@ pub fn auth_failure_response(failure: &AuthFailure, realm: &str) -> Response<Bod
     };
     match &failure.kind {
         AuthFailureKind::Throttled { retry_after } => {
-            let mut r = text(StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later\n");
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+            let mut r = text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed logins; try again later\n",
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs().max(1)),
+            );
             r
         }
-        AuthFailureKind::Unavailable => text(StatusCode::SERVICE_UNAVAILABLE, "authentication backend unavailable\n"),
+        AuthFailureKind::Unavailable => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "authentication backend unavailable\n",
+        ),
         AuthFailureKind::Malformed(reason) => {
             let mut r = challenge();
             *r.body_mut() = super::body::full(format!("bad Authorization header: {reason}\n"));

@@ -16,6 +16,8 @@ use crate::{time, validate, Storage, StorageError};
 const MAX_ACTION: usize = 128;
 /// Actor, target and source are cut to this many characters.
 const MAX_FIELD_CHARS: usize = 1024;
+/// Longer detail text is stored shortened, as a JSON string.
+const MAX_DETAIL_BYTES: usize = 64 * 1024;
 
 /// How an audited operation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -56,7 +58,8 @@ impl fmt::Display for AuditOutcome {
     }
 }
 
-/// An event to append to the audit log with [`Storage::audit`].
+/// An event to append to the audit log with [`Storage::audit`]. Build it with
+/// [`AuditEntry::new`] and the setters, or as a struct literal.
 ///
 /// ```
 /// use switchboard_storage::{AuditEntry, AuditOutcome};
@@ -64,7 +67,8 @@ impl fmt::Display for AuditOutcome {
 ///     .target("bob@example.com")
 ///     .source("192.0.2.7")
 ///     .detail(serde_json::json!({ "protocol": "sip" }));
-/// assert_eq!(entry.action, "auth.failure");
+/// assert_eq!(entry.outcome, "denied");
+/// assert_eq!(entry.detail.as_deref(), Some(r#"{"protocol":"sip"}"#));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
@@ -76,10 +80,12 @@ pub struct AuditEntry {
     pub target: Option<String>,
     /// Where it came from, e.g. the peer IP address.
     pub source: Option<String>,
-    /// How it ended.
-    pub outcome: AuditOutcome,
-    /// Extra structured detail.
-    pub detail: Option<serde_json::Value>,
+    /// How it ended: `ok`, `denied` or `error` (see [`AuditOutcome`]); anything else is
+    /// refused by [`Storage::audit`].
+    pub outcome: String,
+    /// Extra structured detail as JSON text. Text that is not valid JSON is stored as a JSON
+    /// string rather than refused, so the entry is never lost.
+    pub detail: Option<String>,
 }
 
 impl AuditEntry {
@@ -90,7 +96,7 @@ impl AuditEntry {
             action: action.into(),
             target: None,
             source: None,
-            outcome,
+            outcome: outcome.as_str().to_owned(),
             detail: None,
         }
     }
@@ -113,9 +119,9 @@ impl AuditEntry {
         self
     }
 
-    /// Sets the detail.
+    /// Sets the detail from a JSON value.
     pub fn detail(mut self, detail: serde_json::Value) -> AuditEntry {
-        self.detail = Some(detail);
+        self.detail = Some(detail.to_string());
         self
     }
 }
@@ -135,10 +141,10 @@ pub struct AuditRecord {
     pub target: Option<String>,
     /// Where it came from, if known.
     pub source: Option<String>,
-    /// How it ended.
-    pub outcome: AuditOutcome,
-    /// Extra structured detail. Stored text that is not valid JSON (edited by hand) is
-    /// returned as a JSON string.
+    /// How it ended: `ok`, `denied` or `error`.
+    pub outcome: String,
+    /// Extra structured detail, parsed (so an admin API can return it as JSON). Stored text
+    /// that is not valid JSON (edited by hand) is returned as a JSON string.
     pub detail: Option<serde_json::Value>,
 }
 
@@ -158,23 +164,20 @@ impl Storage {
     /// Appends an entry to the audit log, stamped with the current time.
     pub async fn audit(&self, entry: &AuditEntry) -> Result<(), StorageError> {
         validate::text("audit action", &entry.action, MAX_ACTION, false)?;
-        let detail = entry
-            .detail
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| StorageError::InvalidInput {
-                field: "audit detail",
-                value: String::new(),
-                reason: e.to_string(),
+        let outcome =
+            AuditOutcome::from_name(&entry.outcome).ok_or_else(|| StorageError::InvalidInput {
+                field: "audit outcome",
+                value: validate::shorten(&entry.outcome),
+                reason: "expected \"ok\", \"denied\" or \"error\"".to_owned(),
             })?;
+        let detail = entry.detail.as_deref().map(json_detail);
         let row = audit_log::ActiveModel {
             at: Set(time::now()),
             actor: Set(sanitize(&entry.actor)),
             action: Set(entry.action.clone()),
             target: Set(sanitize(&entry.target)),
             source: Set(sanitize(&entry.source)),
-            outcome: Set(entry.outcome.as_str().to_owned()),
+            outcome: Set(outcome.as_str().to_owned()),
             detail: Set(detail),
             ..Default::default()
         };
@@ -192,7 +195,7 @@ impl Storage {
             .all(&self.db)
             .await
             .ctx(|| "reading the audit log".to_owned())?;
-        rows.into_iter().map(to_record).collect()
+        Ok(rows.into_iter().map(to_record).collect())
     }
 
     /// Deletes entries recorded before `before`. Returns how many were deleted.
@@ -206,22 +209,32 @@ impl Storage {
     }
 }
 
-fn to_record(m: audit_log::Model) -> Result<AuditRecord, StorageError> {
-    let outcome = AuditOutcome::from_name(&m.outcome).ok_or_else(|| StorageError::Corrupt {
-        what: format!("outcome of audit entry {}", m.id),
-        cause: format!("{:?} is not one of \"ok\", \"denied\", \"error\"", m.outcome),
-    })?;
-    let detail = m.detail.map(|text| {
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-    });
-    Ok(AuditRecord {
+/// The detail text to store: valid JSON as it is, anything else (or anything overlong) as a
+/// JSON string, so the column always holds JSON and the entry is never refused.
+fn json_detail(text: &str) -> String {
+    if text.len() <= MAX_DETAIL_BYTES && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+    {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(MAX_DETAIL_BYTES / 4).collect();
+    if cut.len() < text.len() {
+        cut.push('…');
+    }
+    serde_json::Value::String(cut).to_string()
+}
+
+fn to_record(m: audit_log::Model) -> AuditRecord {
+    let detail = m
+        .detail
+        .map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)));
+    AuditRecord {
         id: m.id,
         at: m.at,
         actor: m.actor,
         action: m.action,
         target: m.target,
         source: m.source,
-        outcome,
+        outcome: m.outcome,
         detail,
-    })
+    }
 }

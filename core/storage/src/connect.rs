@@ -4,8 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sea_orm::sqlx::Connection as _;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, SqlxPostgresConnector, SqlxSqliteConnector,
 };
@@ -156,7 +157,10 @@ impl Storage {
     }
 }
 
-async fn connect_sqlite(url: &str, max_connections: u32) -> Result<DatabaseConnection, StorageError> {
+async fn connect_sqlite(
+    url: &str,
+    max_connections: u32,
+) -> Result<DatabaseConnection, StorageError> {
     let fail = |cause: String| StorageError::Connect {
         url: redact_url(url),
         cause,
@@ -208,6 +212,14 @@ async fn connect_postgres(
         cause,
     };
     let options = PgConnectOptions::from_str(url).map_err(|e| fail(e.to_string()))?;
+    // One direct attempt first: the pool retries refused connections until its acquire
+    // timeout, which would turn "nothing listens there" into a 30-second hang.
+    let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options))
+        .await
+        .map_err(|_| fail(format!("no answer within {} s", ACQUIRE_TIMEOUT.as_secs())))?
+        .map_err(|e| fail(e.to_string()))?;
+    // Closing is a courtesy to the server; a failure here changes nothing.
+    let _ = probe.close().await;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -251,16 +263,10 @@ mod tests {
             redact_url("postgres://sb:secret@db.example:5432/sb?sslmode=require"),
             "postgres://sb:***@db.example:5432/sb?sslmode=require"
         );
-        assert_eq!(
-            redact_url("postgres://sb@db/sb"),
-            "postgres://sb@db/sb"
-        );
+        assert_eq!(redact_url("postgres://sb@db/sb"), "postgres://sb@db/sb");
         assert_eq!(redact_url("postgres://db/sb"), "postgres://db/sb");
         assert_eq!(redact_url("sqlite://a@b:c/x.db"), "sqlite://a@b:c/x.db");
         assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
-        assert_eq!(
-            redact_url("postgres://u:p@ss@h/d"),
-            "postgres://u:***@h/d"
-        );
+        assert_eq!(redact_url("postgres://u:p@ss@h/d"), "postgres://u:***@h/d");
     }
 }

@@ -5,7 +5,9 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
 use serde::Serialize;
 
 use crate::entity::{device, user};
@@ -228,7 +230,11 @@ impl Storage {
     }
 
     /// One device of a user (who must exist), if known.
-    pub async fn device(&self, user: &str, device_id: &str) -> Result<Option<Device>, StorageError> {
+    pub async fn device(
+        &self,
+        user: &str,
+        device_id: &str,
+    ) -> Result<Option<Device>, StorageError> {
         let addr = validate::address(user)?;
         check_device_id(device_id)?;
         let owner = self.require_user(&addr).await?;

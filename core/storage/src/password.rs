@@ -91,14 +91,19 @@ mod tests {
         assert_eq!(params.m_cost(), defaults.m_cost());
         assert_eq!(params.t_cost(), defaults.t_cost());
         assert_eq!(params.p_cost(), defaults.p_cost());
-        assert_eq!(parsed.hash.map(|h| h.len()), Some(defaults.output_len().unwrap_or(32)));
+        assert_eq!(
+            parsed.hash.map(|h| h.len()),
+            Some(defaults.output_len().unwrap_or(32))
+        );
     }
 
     #[tokio::test]
     async fn hash_and_verify() {
         let h = hash("a@b.c", "secret").await.expect("hash");
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-        assert!(verify("a@b.c", "secret", Some(h.clone())).await.expect("verify"));
+        assert!(verify("a@b.c", "secret", Some(h.clone()))
+            .await
+            .expect("verify"));
         assert!(!verify("a@b.c", "Secret", Some(h)).await.expect("verify"));
         assert!(!verify("a@b.c", "secret", None).await.expect("verify"));
         assert!(matches!(

@@ -80,12 +80,20 @@ impl Storage {
         insert
             .into_table(plugin_kv::Entity)
             .columns([C::Plugin, C::Key, C::Value, C::Version])
-            .values([plugin.into(), key.into(), value.to_vec().into(), 1i64.into()])
+            .values([
+                plugin.into(),
+                key.into(),
+                value.to_vec().into(),
+                1i64.into(),
+            ])
             .map_err(|e| StorageError::Internal(format!("{}: {e}", context())))?
             .on_conflict(
                 OnConflict::columns([C::Plugin, C::Key])
                     .update_column(C::Value)
-                    .value(C::Version, Expr::col((plugin_kv::Entity, C::Version)).add(1))
+                    .value(
+                        C::Version,
+                        Expr::col((plugin_kv::Entity, C::Version)).add(1),
+                    )
                     .to_owned(),
             );
         let stmt = self.db.get_database_backend().build(&insert);
@@ -178,7 +186,11 @@ impl Storage {
                     .columns([C::Plugin, C::Key, C::Value, C::Version])
                     .values([plugin.into(), key.into(), new.to_vec().into(), 1i64.into()])
                     .map_err(|e| StorageError::Internal(format!("{}: {e}", context())))?
-                    .on_conflict(OnConflict::columns([C::Plugin, C::Key]).do_nothing().to_owned());
+                    .on_conflict(
+                        OnConflict::columns([C::Plugin, C::Key])
+                            .do_nothing()
+                            .to_owned(),
+                    );
                 let stmt = self.db.get_database_backend().build(&insert);
                 self.db.execute(stmt).await.ctx(context)?.rows_affected()
             }
@@ -215,9 +227,7 @@ impl Storage {
             DbBackend::Postgres => Expr::cust(
                 r#"CAST(COALESCE(SUM(CAST(OCTET_LENGTH("key") AS BIGINT) + OCTET_LENGTH("value")), 0) AS BIGINT)"#,
             ),
-            _ => Expr::cust(
-                r#"COALESCE(SUM(LENGTH(CAST("key" AS BLOB)) + LENGTH("value")), 0)"#,
-            ),
+            _ => Expr::cust(r#"COALESCE(SUM(LENGTH(CAST("key" AS BLOB)) + LENGTH("value")), 0)"#),
         };
         let query = Query::select()
             .expr_as(sum, Alias::new("usage"))
@@ -247,10 +257,17 @@ mod tests {
         assert_eq!(prefix_upper_bound(""), None);
         assert_eq!(prefix_upper_bound("a").as_deref(), Some("b"));
         assert_eq!(prefix_upper_bound("ab").as_deref(), Some("ac"));
-        assert_eq!(prefix_upper_bound("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(
+            prefix_upper_bound("a\u{D7FF}").as_deref(),
+            Some("a\u{E000}")
+        );
         assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
         assert_eq!(prefix_upper_bound("\u{10FFFF}\u{10FFFF}"), None);
-        for (prefix, key) in [("a", "a\u{10FFFF}zz"), ("é", "é\u{10FFFF}"), ("x\u{7F}", "x\u{7F}\u{80}")] {
+        for (prefix, key) in [
+            ("a", "a\u{10FFFF}zz"),
+            ("é", "é\u{10FFFF}"),
+            ("x\u{7F}", "x\u{7F}\u{80}"),
+        ] {
             let upper = prefix_upper_bound(prefix).expect("bound");
             assert!(key.starts_with(prefix));
             assert!(key < upper.as_str(), "{key:?} !< {upper:?}");

@@ -137,7 +137,12 @@ pub(crate) async fn put_credentials<C: ConnectionTrait>(
     let Some(realm) = credentials.first().map(|c| c.realm.clone()) else {
         return Ok(());
     };
-    let context = || format!("storing SIP credentials of {:?} for realm {realm:?}", addr.full);
+    let context = || {
+        format!(
+            "storing SIP credentials of {:?} for realm {realm:?}",
+            addr.full
+        )
+    };
     let expected = credentials.len() as u64;
 
     let mut insert = Query::insert();
@@ -205,7 +210,15 @@ impl Storage {
         let user = self.require_user(&addr).await?;
         let credentials = credentials_for(&addr, realm, password);
         let take_over = realm == addr.domain;
-        put_credentials(&self.db, user.id, &addr, credentials, take_over, time::now()).await
+        put_credentials(
+            &self.db,
+            user.id,
+            &addr,
+            credentials,
+            take_over,
+            time::now(),
+        )
+        .await
     }
 
     /// Looks up the HA1 for a digest `username` as sent by a SIP client (either `local`,
@@ -246,7 +259,11 @@ impl Storage {
     pub async fn sip_realms(&self, address: &str) -> Result<Vec<String>, StorageError> {
         let addr = validate::address(address)?;
         let user = self.require_user(&addr).await?;
-        Ok(self.sip_realms_of(user.id, &addr).await?.into_iter().collect())
+        Ok(self
+            .sip_realms_of(user.id, &addr)
+            .await?
+            .into_iter()
+            .collect())
     }
 
     /// The distinct realms of a user's credentials.
@@ -303,7 +320,10 @@ mod tests {
     #[test]
     fn algorithm_names() {
         assert_eq!(HashAlgorithm::from_name("md5"), Some(HashAlgorithm::Md5));
-        assert_eq!(HashAlgorithm::from_name("SHA-256"), Some(HashAlgorithm::Sha256));
+        assert_eq!(
+            HashAlgorithm::from_name("SHA-256"),
+            Some(HashAlgorithm::Sha256)
+        );
         assert_eq!(HashAlgorithm::from_name("MD5-sess"), None);
         assert_eq!(HashAlgorithm::Sha256.to_string(), "SHA-256");
     }

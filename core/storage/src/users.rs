@@ -77,17 +77,15 @@ impl Storage {
             validate::text("display name", name, MAX_DISPLAY_NAME, true)?;
         }
         let display_name = display_name.filter(|n| !n.is_empty()).map(str::to_owned);
-        let domain = self
-            .domain_model(&addr.domain)
-            .await?
-            .ok_or_else(|| StorageError::DomainNotFound {
-                name: addr.domain.clone(),
-            })?;
+        let domain =
+            self.domain_model(&addr.domain)
+                .await?
+                .ok_or_else(|| StorageError::DomainNotFound {
+                    name: addr.domain.clone(),
+                })?;
         // Cheap check before spending CPU on the hash; the unique index decides in the end.
         if self.user_model(&addr.full).await?.is_some() {
-            return Err(StorageError::UserExists {
-                address: addr.full,
-            });
+            return Err(StorageError::UserExists { address: addr.full });
         }
         let hash = password::hash(&addr.full, password).await?;
         let credentials = credentials_for(&addr, &addr.domain, password);
@@ -111,9 +109,7 @@ impl Storage {
         let inserted = match row.insert(&txn).await {
             Ok(m) => m,
             Err(e) if is_unique_violation(&e) => {
-                return Err(StorageError::UserExists {
-                    address: addr.full,
-                })
+                return Err(StorageError::UserExists { address: addr.full })
             }
             Err(e) if is_foreign_key_violation(&e) => {
                 return Err(StorageError::DomainNotFound { name: addr.domain })

@@ -165,9 +165,15 @@ mod tests {
 
     #[test]
     fn domains() {
-        assert_eq!(domain_name("Example.COM").ok().as_deref(), Some("example.com"));
+        assert_eq!(
+            domain_name("Example.COM").ok().as_deref(),
+            Some("example.com")
+        );
         assert_eq!(domain_name("localhost").ok().as_deref(), Some("localhost"));
-        assert_eq!(domain_name("a-b.x1.org").ok().as_deref(), Some("a-b.x1.org"));
+        assert_eq!(
+            domain_name("a-b.x1.org").ok().as_deref(),
+            Some("a-b.x1.org")
+        );
         for bad in [
             "",
             ".",
@@ -185,7 +191,13 @@ mod tests {
         }
         let long_label = format!("{}.org", "a".repeat(64));
         assert!(domain_name(&long_label).is_err());
-        let long = ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(62)].join(".");
+        let long = [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(62),
+        ]
+        .join(".");
         assert_eq!(long.len(), 254);
         assert!(domain_name(&long).is_err());
         assert!(domain_name(&long[1..]).is_ok());

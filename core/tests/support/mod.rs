@@ -31,10 +31,22 @@ pub struct TestServer {
 /// they are in sections not already present, so tests pass whole sections).
 pub fn base_config(data_dir: &std::path::Path, extra: &str) -> String {
     let mut sections = BTreeMap::new();
-    sections.insert("server", format!("data_dir = {:?}\ndemo_user = false\nshutdown_grace_secs = 2", data_dir.display().to_string()));
-    sections.insert("http", "https = [\"127.0.0.1:0\"]\nplain = [\"127.0.0.1:0\"]".to_string());
+    sections.insert(
+        "server",
+        format!(
+            "data_dir = {:?}\ndemo_user = false\nshutdown_grace_secs = 2",
+            data_dir.display().to_string()
+        ),
+    );
+    sections.insert(
+        "http",
+        "https = [\"127.0.0.1:0\"]\nplain = [\"127.0.0.1:0\"]".to_string(),
+    );
     sections.insert("admin", "listen = \"127.0.0.1:0\"".to_string());
-    sections.insert("sip", "udp = [\"127.0.0.1:0\"]\ntcp = [\"127.0.0.1:0\"]\ntls = [\"127.0.0.1:0\"]".to_string());
+    sections.insert(
+        "sip",
+        "udp = [\"127.0.0.1:0\"]\ntcp = [\"127.0.0.1:0\"]\ntls = [\"127.0.0.1:0\"]".to_string(),
+    );
     let mut out = String::new();
     let mut overridden = Vec::new();
     for block in extra.split("\n[").filter(|b| !b.trim().is_empty()) {
@@ -56,13 +68,23 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("switchboard.toml");
         std::fs::write(&config_path, base_config(&dir.path().join("data"), extra)).unwrap();
-        let settings = load(&ConfigSource { path: Some(config_path.clone()), env: BTreeMap::new() })
-            .unwrap_or_else(|e| panic!("{e}"));
+        let settings = load(&ConfigSource {
+            path: Some(config_path.clone()),
+            env: BTreeMap::new(),
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
         let running = start(settings).await.unwrap_or_else(|e| panic!("{e}"));
         let storage = &running.shared.storage;
         storage.add_domain("example.com").await.unwrap();
-        storage.add_user(USER, PASSWORD, Some("Alice Example")).await.unwrap();
-        TestServer { running: Some(running), dir, config_path }
+        storage
+            .add_user(USER, PASSWORD, Some("Alice Example"))
+            .await
+            .unwrap();
+        TestServer {
+            running: Some(running),
+            dir,
+            config_path,
+        }
     }
 
     pub fn server(&self) -> &RunningServer {
@@ -82,7 +104,11 @@ impl TestServer {
     }
 
     pub fn write_config(&self, extra: &str) {
-        std::fs::write(&self.config_path, base_config(&self.dir.path().join("data"), extra)).unwrap();
+        std::fs::write(
+            &self.config_path,
+            base_config(&self.dir.path().join("data"), extra),
+        )
+        .unwrap();
     }
 
     pub fn connector(&self) -> TlsConnector {
@@ -91,17 +117,22 @@ impl TestServer {
         for c in CertificateDer::pem_file_iter(&cert).unwrap() {
             roots.add(c.unwrap()).unwrap();
         }
-        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         TlsConnector::from(Arc::new(cfg))
     }
 
     pub async fn tls_connect(&self, addr: SocketAddr) -> TlsStream<TcpStream> {
         let tcp = TcpStream::connect(addr).await.unwrap();
-        self.connector().connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap()
+        self.connector()
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap()
     }
 
     pub async fn https(&self) -> Conn<TlsStream<TcpStream>> {
@@ -124,7 +155,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -138,7 +172,9 @@ pub struct Conn<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     pub fn new(io: S) -> Self {
-        Self { io: BufReader::new(io) }
+        Self {
+            io: BufReader::new(io),
+        }
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {
@@ -146,8 +182,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.io.get_mut().flush().await.unwrap();
     }
 
-    pub async fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n", body.len());
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n",
+            body.len()
+        );
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -155,13 +200,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let mut bytes = req.into_bytes();
         bytes.extend_from_slice(body);
         self.send_raw(&bytes).await;
-        self.read_response().await.expect("server closed the connection instead of answering")
+        self.read_response()
+            .await
+            .expect("server closed the connection instead of answering")
     }
 
     /// Read one response; `None` if the server closed the connection first.
     pub async fn read_response(&mut self) -> Option<Response> {
         let mut status_line = String::new();
-        let n = tokio::time::timeout(Duration::from_secs(30), self.io.read_line(&mut status_line)).await.ok()?.ok()?;
+        let n = tokio::time::timeout(Duration::from_secs(30), self.io.read_line(&mut status_line))
+            .await
+            .ok()?
+            .ok()?;
         if n == 0 {
             return None;
         }
@@ -184,19 +234,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             .unwrap_or(0);
         let mut body = vec![0; len];
         self.io.read_exact(&mut body).await.ok()?;
-        Some(Response { status, headers, body })
+        Some(Response {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// True if the server closes the connection within `within` (reads until EOF).
     pub async fn closed_within(&mut self, within: Duration) -> bool {
         let mut sink = Vec::new();
-        matches!(tokio::time::timeout(within, self.io.read_to_end(&mut sink)).await, Ok(Ok(_)) | Ok(Err(_)))
+        matches!(
+            tokio::time::timeout(within, self.io.read_to_end(&mut sink)).await,
+            Ok(Ok(_)) | Ok(Err(_))
+        )
     }
 }
 
 pub fn basic(user: &str, password: &str) -> String {
     use base64::Engine;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 pub const AUTODISCOVER_REQUEST: &str = r#"<?xml version="1.0" encoding="utf-8"?>

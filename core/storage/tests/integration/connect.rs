@@ -13,7 +13,10 @@ pub async fn migrations_apply_once(kind: Kind) -> Result<()> {
     assert_eq!(db.pending_migrations().await?, vec![INITIAL.to_owned()]);
     assert_eq!(db.migrate().await?, vec![INITIAL.to_owned()]);
     assert!(db.pending_migrations().await?.is_empty());
-    assert!(db.migrate().await?.is_empty(), "second run applied something");
+    assert!(
+        db.migrate().await?.is_empty(),
+        "second run applied something"
+    );
     // A second process (another pool) sees the same, finished schema.
     let other = Storage::connect(&db.url, 2).await?;
     assert!(other.pending_migrations().await?.is_empty());
@@ -31,7 +34,10 @@ pub async fn ping_and_backend(kind: Kind) -> Result<()> {
         Kind::Postgres => Backend::Postgres,
     };
     assert_eq!(db.backend(), expected);
-    assert_eq!(format!("{:?}", db.storage), format!("Storage {{ backend: {expected:?}, .. }}"));
+    assert_eq!(
+        format!("{:?}", db.storage),
+        format!("Storage {{ backend: {expected:?}, .. }}")
+    );
     let clone = db.storage.clone();
     clone.ping().await?;
     Ok(())
@@ -40,7 +46,10 @@ pub async fn ping_and_backend(kind: Kind) -> Result<()> {
 async fn sqlite_pragma(storage: &Storage, pragma: &str) -> Result<String> {
     let row = storage
         .connection()
-        .query_one(Statement::from_string(DbBackend::Sqlite, format!("PRAGMA {pragma}")))
+        .query_one(Statement::from_string(
+            DbBackend::Sqlite,
+            format!("PRAGMA {pragma}"),
+        ))
         .await?;
     let row = row.ok_or_else(|| anyhow::anyhow!("PRAGMA {pragma} returned nothing"))?;
     let value: Result<String, _> = row.try_get_by_index(0);
@@ -53,8 +62,13 @@ async fn sqlite_pragma(storage: &Storage, pragma: &str) -> Result<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_file_uses_wal_and_foreign_keys() -> Result<()> {
     let db = TestDb::new(Kind::Sqlite).await?;
-    let dir = db.sqlite_dir().ok_or_else(|| anyhow::anyhow!("not sqlite"))?;
-    ensure!(dir.join("state").join("switchboard.db").is_file(), "database file not created");
+    let dir = db
+        .sqlite_dir()
+        .ok_or_else(|| anyhow::anyhow!("not sqlite"))?;
+    ensure!(
+        dir.join("state").join("switchboard.db").is_file(),
+        "database file not created"
+    );
     // Every pooled connection is configured, so ask several times concurrently.
     let mut checks = Vec::new();
     for _ in 0..4 {
@@ -117,13 +131,24 @@ async fn connect_errors_are_clear() -> Result<()> {
     let err = Storage::connect("mysql://root:hunter2@localhost/db", 1)
         .await
         .expect_err("mysql accepted");
-    assert!(matches!(err, StorageError::UnsupportedUrl { .. }), "{err:?}");
+    assert!(
+        matches!(err, StorageError::UnsupportedUrl { .. }),
+        "{err:?}"
+    );
     let text = err.to_string();
-    assert!(text.starts_with("unsupported database URL \"mysql://root:***@localhost/db\""), "{text}");
+    assert!(
+        text.starts_with("unsupported database URL \"mysql://root:***@localhost/db\""),
+        "{text}"
+    );
     assert!(!text.contains("hunter2"), "{text}");
 
-    let err = Storage::connect("/var/lib/x.db", 1).await.expect_err("path accepted");
-    assert!(matches!(err, StorageError::UnsupportedUrl { .. }), "{err:?}");
+    let err = Storage::connect("/var/lib/x.db", 1)
+        .await
+        .expect_err("path accepted");
+    assert!(
+        matches!(err, StorageError::UnsupportedUrl { .. }),
+        "{err:?}"
+    );
 
     // Port 1 on loopback: nothing listens there.
     let err = Storage::connect("postgres://sb:s3cret@127.0.0.1:1/sb", 1)
@@ -150,10 +175,14 @@ async fn connect_errors_are_clear() -> Result<()> {
 
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}", dir.path().display());
-    let err = Storage::connect(&url, 1).await.expect_err("opened a directory");
+    let err = Storage::connect(&url, 1)
+        .await
+        .expect_err("opened a directory");
     assert!(matches!(err, StorageError::Connect { .. }), "{err:?}");
 
-    let err = Storage::connect("sqlite::memory:", 0).await.expect_err("0 connections");
+    let err = Storage::connect("sqlite::memory:", 0)
+        .await
+        .expect_err("0 connections");
     assert_eq!(
         err.to_string(),
         "invalid max_connections \"0\": the pool needs at least one connection"

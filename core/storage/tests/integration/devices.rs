@@ -72,14 +72,23 @@ pub async fn device_lifecycle(kind: Kind) -> Result<()> {
     assert_eq!(bobs[0], third);
 
     // Remote wipe.
-    assert!(db.set_device_wipe_state("bob@example.com", "DEV1", WipeState::Requested).await?);
+    assert!(
+        db.set_device_wipe_state("bob@example.com", "DEV1", WipeState::Requested)
+            .await?
+    );
     let device = db.device("bob@example.com", "DEV1").await?.expect("device");
     assert_eq!(device.wipe_state, WipeState::Requested);
     // Contacts do not reset a pending wipe.
     let contact = db.upsert_device(&seen("bob@example.com", "DEV1")).await?;
     assert_eq!(contact.wipe_state, WipeState::Requested);
-    assert!(db.set_device_wipe_state("bob@example.com", "DEV1", WipeState::Acknowledged).await?);
-    assert!(!db.set_device_wipe_state("bob@example.com", "nope", WipeState::Requested).await?);
+    assert!(
+        db.set_device_wipe_state("bob@example.com", "DEV1", WipeState::Acknowledged)
+            .await?
+    );
+    assert!(
+        !db.set_device_wipe_state("bob@example.com", "nope", WipeState::Requested)
+            .await?
+    );
     let json = serde_json::to_value(db.device("bob@example.com", "DEV1").await?)?;
     assert_eq!(json["wipe_state"], "acknowledged");
     assert_eq!(json["user"], "bob@example.com");
@@ -91,7 +100,12 @@ pub async fn device_lifecycle(kind: Kind) -> Result<()> {
 
     // Removing a user removes their devices.
     assert!(db.remove_user("alice@example.com").await?);
-    let left: Vec<String> = db.list_devices(None).await?.into_iter().map(|d| d.user).collect();
+    let left: Vec<String> = db
+        .list_devices(None)
+        .await?
+        .into_iter()
+        .map(|d| d.user)
+        .collect();
     assert_eq!(left, ["bob@example.com"]);
     Ok(())
 }
@@ -106,17 +120,44 @@ pub async fn device_errors(kind: Kind) -> Result<()> {
         .await
         .expect_err("unknown user");
     assert!(matches!(err, StorageError::UserNotFound { .. }), "{err:?}");
-    let err = db.upsert_device(&seen("bob", "D")).await.expect_err("bad address");
-    assert!(matches!(err, StorageError::InvalidAddress { .. }), "{err:?}");
-    let err = db.upsert_device(&seen("bob@example.com", "")).await.expect_err("empty id");
-    assert_eq!(err.to_string(), "invalid device id \"\": it must not be empty");
+    let err = db
+        .upsert_device(&seen("bob", "D"))
+        .await
+        .expect_err("bad address");
+    assert!(
+        matches!(err, StorageError::InvalidAddress { .. }),
+        "{err:?}"
+    );
+    let err = db
+        .upsert_device(&seen("bob@example.com", ""))
+        .await
+        .expect_err("empty id");
+    assert_eq!(
+        err.to_string(),
+        "invalid device id \"\": it must not be empty"
+    );
     let mut bad = seen("bob@example.com", "D");
     bad.protocol = String::new();
     let err = db.upsert_device(&bad).await.expect_err("empty protocol");
-    assert!(matches!(err, StorageError::InvalidInput { field: "protocol", .. }), "{err:?}");
-    let err = db.list_devices(Some("nobody@example.com")).await.expect_err("unknown user");
+    assert!(
+        matches!(
+            err,
+            StorageError::InvalidInput {
+                field: "protocol",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = db
+        .list_devices(Some("nobody@example.com"))
+        .await
+        .expect_err("unknown user");
     assert!(matches!(err, StorageError::UserNotFound { .. }), "{err:?}");
-    let err = db.remove_device("nobody@example.com", "D").await.expect_err("unknown user");
+    let err = db
+        .remove_device("nobody@example.com", "D")
+        .await
+        .expect_err("unknown user");
     assert!(matches!(err, StorageError::UserNotFound { .. }), "{err:?}");
     assert!(db.list_devices(None).await?.is_empty());
     Ok(())

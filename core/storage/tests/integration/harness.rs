@@ -37,8 +37,14 @@ async fn postgres_test_database_is_dropped() -> Result<()> {
     let storage = Storage::connect(database.url(), 1).await?;
     storage.ping().await?;
     drop(database);
-    assert!(!database_exists(&admin_url, &name).await?, "{name} survived");
-    assert!(storage.ping().await.is_err(), "connection to a dropped database still works");
+    assert!(
+        !database_exists(&admin_url, &name).await?,
+        "{name} survived"
+    );
+    assert!(
+        storage.ping().await.is_err(),
+        "connection to a dropped database still works"
+    );
     Ok(())
 }
 
@@ -46,13 +52,19 @@ async fn postgres_test_database_is_dropped() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throwaway_postgres_server_works() -> Result<()> {
     let admin_url = pg::throwaway_admin_url().await?;
-    assert!(admin_url.starts_with("postgres://postgres@127.0.0.1:"), "{admin_url}");
+    assert!(
+        admin_url.starts_with("postgres://postgres@127.0.0.1:"),
+        "{admin_url}"
+    );
     assert_ne!(admin_url, pg::DEFAULT_ADMIN_URL);
     let database = PgDatabase::create_on(&admin_url).await?;
     let name = database.name().to_owned();
     exercise(&database).await?;
     drop(database);
-    assert!(!database_exists(&admin_url, &name).await?, "{name} survived");
+    assert!(
+        !database_exists(&admin_url, &name).await?,
+        "{name} survived"
+    );
     // Reused within the process.
     assert_eq!(pg::throwaway_admin_url().await?, admin_url);
     Ok(())

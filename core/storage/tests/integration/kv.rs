@@ -29,7 +29,12 @@ pub async fn kv_basics(kind: Kind) -> Result<()> {
     db.kv_set("p", "", b"root").await?;
     assert_eq!(db.kv_get("p", "").await?.as_deref(), Some(&b"root"[..]));
     db.kv_set("p", "weird 'quote\" é\u{1F600}\n", b"x").await?;
-    assert_eq!(db.kv_get("p", "weird 'quote\" é\u{1F600}\n").await?.as_deref(), Some(&b"x"[..]));
+    assert_eq!(
+        db.kv_get("p", "weird 'quote\" é\u{1F600}\n")
+            .await?
+            .as_deref(),
+        Some(&b"x"[..])
+    );
 
     assert!(db.kv_delete("p", "k").await?);
     assert!(!db.kv_delete("p", "k").await?);
@@ -41,7 +46,10 @@ pub async fn kv_basics(kind: Kind) -> Result<()> {
     use switchboard_storage::sea_orm::EntityTrait;
     db.kv_set("v", "k", b"1").await?;
     db.kv_set("v", "k", b"2").await?;
-    assert!(db.kv_compare_and_swap("v", "k", Some(b"2"), Some(b"3")).await?);
+    assert!(
+        db.kv_compare_and_swap("v", "k", Some(b"2"), Some(b"3"))
+            .await?
+    );
     let row = plugin_kv::Entity::find_by_id(("v".to_owned(), "k".to_owned()))
         .one(db.connection())
         .await?
@@ -83,7 +91,8 @@ async fn all_keys(db: &Storage, plugin: &str, prefix: &str, page: u32) -> Result
 pub async fn kv_scan_paging(kind: Kind) -> Result<()> {
     let db = TestDb::new(kind).await?;
     for i in 0..25 {
-        db.kv_set("p", &format!("item/{i:02}"), format!("v{i}").as_bytes()).await?;
+        db.kv_set("p", &format!("item/{i:02}"), format!("v{i}").as_bytes())
+            .await?;
     }
     db.kv_set("p", "item", b"bare").await?;
     db.kv_set("p", "item0", b"sibling").await?;
@@ -99,7 +108,10 @@ pub async fn kv_scan_paging(kind: Kind) -> Result<()> {
     let third = db.kv_scan("p", "item/", Some("item/19"), 10).await?;
     assert_eq!(third.len(), 5);
     assert_eq!(third[4].0, "item/24");
-    assert!(db.kv_scan("p", "item/", Some("item/24"), 10).await?.is_empty());
+    assert!(db
+        .kv_scan("p", "item/", Some("item/24"), 10)
+        .await?
+        .is_empty());
     // `after` need not be an existing key.
     let from_mid = db.kv_scan("p", "item/", Some("item/15x"), 3).await?;
     let keys: Vec<&str> = from_mid.iter().map(|(k, _)| k.as_str()).collect();
@@ -109,20 +121,67 @@ pub async fn kv_scan_paging(kind: Kind) -> Result<()> {
     assert_eq!(all_keys(&db, "p", "item/", 7).await?, expected);
     assert_eq!(all_keys(&db, "p", "item/", 1).await?, expected);
     assert_eq!(all_keys(&db, "p", "", 100).await?.len(), 28);
-    assert_eq!(all_keys(&db, "p", "item", 100).await?.len(), 27, "case-sensitive prefix");
+    assert_eq!(
+        all_keys(&db, "p", "item", 100).await?.len(),
+        27,
+        "case-sensitive prefix"
+    );
     assert!(db.kv_scan("p", "item/", None, 0).await?.is_empty());
     assert!(db.kv_scan("p", "nothing", None, 10).await?.is_empty());
     Ok(())
 }
 
 pub async fn kv_scan_order_matches_rust(kind: Kind) -> Result<()> {
+    let db = TestDb::new(kind).await?;
+    check_scan_order(&db).await
+}
+
+/// The same on a PostgreSQL database whose default collation is a natural-language one
+/// (ICU en-US: "a" < "B", accents folded at the first level), where only the key column's
+/// pinned "C" collation keeps the order bytewise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_kv_order_under_locale_aware_collation() -> Result<()> {
+    let db = TestDb::postgres_with("LOCALE_PROVIDER icu ICU_LOCALE 'en-US'").await?;
+    use switchboard_storage::sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let row = db
+        .connection()
+        .query_one(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT ('a' < 'B')::int AS natural",
+        ))
+        .await?
+        .expect("a row");
+    let natural: i32 = row.try_get("", "natural")?;
+    assert_eq!(
+        natural, 1,
+        "the database collation is not locale-aware; the test proves nothing"
+    );
+    check_scan_order(&db).await
+}
+
+async fn check_scan_order(db: &Storage) -> Result<()> {
     // Bytewise order, the same as Rust's `str` order, whatever the database's locale:
     // uppercase before lowercase, ASCII before other scripts, no accent folding, and LIKE
     // wildcards in prefixes have no special meaning.
-    let db = TestDb::new(kind).await?;
     let keys = [
-        "B", "a", "Z", "é", "e", "ab", "a\u{10FFFF}", "a%b", "a_b", "a%", "A", "\u{7F}", "aB",
-        "a b", "z", "ä", "\u{FFFD}", "\u{10000}",
+        "B",
+        "a",
+        "Z",
+        "é",
+        "e",
+        "ab",
+        "a\u{10FFFF}",
+        "a%b",
+        "a_b",
+        "a%",
+        "A",
+        "\u{7F}",
+        "aB",
+        "a b",
+        "z",
+        "ä",
+        "\u{FFFD}",
+        "\u{10000}",
     ];
     let mut model = BTreeMap::new();
     for (i, key) in keys.iter().enumerate() {
@@ -144,21 +203,54 @@ pub async fn kv_scan_order_matches_rust(kind: Kind) -> Result<()> {
 pub async fn kv_invalid_input(kind: Kind) -> Result<()> {
     let db = TestDb::new(kind).await?;
     let err = db.kv_set("", "k", b"v").await.expect_err("empty plugin");
-    assert_eq!(err.to_string(), "invalid plugin name \"\": it must not be empty");
+    assert_eq!(
+        err.to_string(),
+        "invalid plugin name \"\": it must not be empty"
+    );
     let err = db.kv_set("p", "a\0b", b"v").await.expect_err("NUL in key");
-    assert!(matches!(err, StorageError::InvalidInput { field: "key", .. }), "{err:?}");
-    assert_eq!(err.to_string(), "invalid key \"a\\0b\": it contains a NUL character");
+    assert!(
+        matches!(err, StorageError::InvalidInput { field: "key", .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "invalid key \"a\\0b\": it contains a NUL character"
+    );
     let long = "k".repeat(1025);
     let err = db.kv_get("p", &long).await.expect_err("long key");
-    assert!(err.to_string().ends_with("it is longer than 1024 bytes"), "{err}");
+    assert!(
+        err.to_string().ends_with("it is longer than 1024 bytes"),
+        "{err}"
+    );
     db.kv_set("p", &long[..1024], b"ok").await?;
-    let err = db.kv_scan("p", "\0", None, 1).await.expect_err("NUL in prefix");
-    assert!(matches!(err, StorageError::InvalidInput { field: "key prefix", .. }), "{err:?}");
+    let err = db
+        .kv_scan("p", "\0", None, 1)
+        .await
+        .expect_err("NUL in prefix");
+    assert!(
+        matches!(
+            err,
+            StorageError::InvalidInput {
+                field: "key prefix",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let err = db
         .kv_compare_and_swap("p\n", "k", None, Some(b"v"))
         .await
         .expect_err("control char in plugin");
-    assert!(matches!(err, StorageError::InvalidInput { field: "plugin name", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StorageError::InvalidInput {
+                field: "plugin name",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     Ok(())
 }
 
@@ -170,7 +262,10 @@ pub async fn kv_cas_semantics(kind: Kind) -> Result<()> {
     };
 
     // expected None: must not exist.
-    assert!(db.kv_compare_and_swap("p", "k", None, None).await?, "absent, stays absent");
+    assert!(
+        db.kv_compare_and_swap("p", "k", None, None).await?,
+        "absent, stays absent"
+    );
     assert!(db.kv_compare_and_swap("p", "k", None, Some(b"1")).await?);
     assert_eq!(get("k").await?.as_deref(), Some(&b"1"[..]));
     assert!(!db.kv_compare_and_swap("p", "k", None, Some(b"2")).await?);
@@ -178,14 +273,29 @@ pub async fn kv_cas_semantics(kind: Kind) -> Result<()> {
     assert_eq!(get("k").await?.as_deref(), Some(&b"1"[..]));
 
     // expected Some: must have exactly that value.
-    assert!(!db.kv_compare_and_swap("p", "k", Some(b"2"), Some(b"3")).await?);
-    assert!(!db.kv_compare_and_swap("p", "k", Some(b""), Some(b"3")).await?);
-    assert!(!db.kv_compare_and_swap("p", "k", Some(b"1\0"), Some(b"3")).await?);
+    assert!(
+        !db.kv_compare_and_swap("p", "k", Some(b"2"), Some(b"3"))
+            .await?
+    );
+    assert!(
+        !db.kv_compare_and_swap("p", "k", Some(b""), Some(b"3"))
+            .await?
+    );
+    assert!(
+        !db.kv_compare_and_swap("p", "k", Some(b"1\0"), Some(b"3"))
+            .await?
+    );
     assert_eq!(get("k").await?.as_deref(), Some(&b"1"[..]));
-    assert!(db.kv_compare_and_swap("p", "k", Some(b"1"), Some(b"2")).await?);
+    assert!(
+        db.kv_compare_and_swap("p", "k", Some(b"1"), Some(b"2"))
+            .await?
+    );
     assert_eq!(get("k").await?.as_deref(), Some(&b"2"[..]));
     // Swapping to the same value still counts.
-    assert!(db.kv_compare_and_swap("p", "k", Some(b"2"), Some(b"2")).await?);
+    assert!(
+        db.kv_compare_and_swap("p", "k", Some(b"2"), Some(b"2"))
+            .await?
+    );
 
     // new None: delete.
     assert!(!db.kv_compare_and_swap("p", "k", Some(b"1"), None).await?);
@@ -197,7 +307,10 @@ pub async fn kv_cas_semantics(kind: Kind) -> Result<()> {
     // Empty values are values.
     assert!(db.kv_compare_and_swap("p", "e", None, Some(b"")).await?);
     assert!(!db.kv_compare_and_swap("p", "e", None, Some(b"x")).await?);
-    assert!(db.kv_compare_and_swap("p", "e", Some(b""), Some(b"x")).await?);
+    assert!(
+        db.kv_compare_and_swap("p", "e", Some(b""), Some(b"x"))
+            .await?
+    );
 
     // Other plugins' keys of the same name are not affected.
     db.kv_set("q", "k", b"q").await?;
@@ -255,7 +368,9 @@ pub async fn kv_cas_concurrent_create(kind: Kind) -> Result<()> {
         let barrier = barrier.clone();
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            let won = storage.kv_compare_and_swap("lock", "owner", None, Some(&[i])).await?;
+            let won = storage
+                .kv_compare_and_swap("lock", "owner", None, Some(&[i]))
+                .await?;
             anyhow::Ok((i, won))
         }));
     }

@@ -20,8 +20,11 @@ enum Op {
 
 /// Keys from a small alphabet (so operations collide), including multi-byte characters.
 fn key() -> impl Strategy<Value = String> {
-    proptest::collection::vec(prop_oneof![Just('a'), Just('b'), Just('B'), Just('é'), Just('/')], 0..4)
-        .prop_map(|chars| chars.into_iter().collect())
+    proptest::collection::vec(
+        prop_oneof![Just('a'), Just('b'), Just('B'), Just('é'), Just('/')],
+        0..4,
+    )
+    .prop_map(|chars| chars.into_iter().collect())
 }
 
 /// Small values, so compare-and-swap expectations sometimes match.
@@ -110,7 +113,12 @@ fn kv_behaves_like_a_btreemap() -> anyhow::Result<()> {
                             .kv_scan(&plugin, prefix, after.as_deref(), *limit)
                             .await
                             .map_err(fail)?;
-                        prop_assert_eq!(got, model_scan(&model, prefix, after.as_deref(), *limit), "{:?}", op);
+                        prop_assert_eq!(
+                            got,
+                            model_scan(&model, prefix, after.as_deref(), *limit),
+                            "{:?}",
+                            op
+                        );
                     }
                     Op::Usage => {
                         let got = db.kv_usage_bytes(&plugin).await.map_err(fail)?;
@@ -119,7 +127,10 @@ fn kv_behaves_like_a_btreemap() -> anyhow::Result<()> {
                     }
                 }
             }
-            let everything = db.kv_scan(&plugin, "", None, 1000).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let everything = db
+                .kv_scan(&plugin, "", None, 1000)
+                .await
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(everything, model_scan(&model, "", None, 1000));
             Ok(())
         })

@@ -41,7 +41,10 @@ impl TestDb {
     /// A fresh database with all migrations applied.
     pub async fn new(kind: Kind) -> Result<TestDb> {
         let db = TestDb::unmigrated(kind).await?;
-        db.storage.migrate().await.context("migrating the test database")?;
+        db.storage
+            .migrate()
+            .await
+            .context("migrating the test database")?;
         Ok(db)
     }
 
@@ -71,6 +74,23 @@ impl TestDb {
                 })
             }
         }
+    }
+
+    /// A fresh, migrated PostgreSQL database created with extra `CREATE DATABASE` options.
+    pub async fn postgres_with(options: &str) -> Result<TestDb> {
+        let admin_url = pg::admin_url().await?;
+        let database = pg::PgDatabase::create_with(&admin_url, options).await?;
+        let url = database.url().to_owned();
+        let storage = Storage::connect(&url, POOL).await?;
+        storage
+            .migrate()
+            .await
+            .context("migrating the test database")?;
+        Ok(TestDb {
+            storage,
+            url,
+            keep: Keep::Postgres(database),
+        })
     }
 
     /// The SQLite file's directory, if this is a SQLite database.

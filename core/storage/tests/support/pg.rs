@@ -69,6 +69,12 @@ impl PgDatabase {
 
     /// Creates a database on the server behind `admin_url`.
     pub async fn create_on(admin_url: &str) -> Result<PgDatabase> {
+        PgDatabase::create_with(admin_url, "").await
+    }
+
+    /// Creates a database on the server behind `admin_url`, appending `options` to the
+    /// `CREATE DATABASE` statement (e.g. `LOCALE_PROVIDER icu ICU_LOCALE 'en-US'`).
+    pub async fn create_with(admin_url: &str, options: &str) -> Result<PgDatabase> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "sb_test_{}_{}_{:08x}",
@@ -81,7 +87,8 @@ impl PgDatabase {
         // template0: nobody is ever connected to it, so parallel CREATE DATABASEs do not fail
         // with "source database is being accessed by other users" as they can with template1.
         conn.execute(
-            format!(r#"CREATE DATABASE "{name}" TEMPLATE template0 ENCODING 'UTF8'"#).as_str(),
+            format!(r#"CREATE DATABASE "{name}" TEMPLATE template0 ENCODING 'UTF8' {options}"#)
+                .as_str(),
         )
         .await
         .with_context(|| format!("creating test database {name}"))?;
@@ -261,10 +268,16 @@ fn start_throwaway() -> Result<String> {
     spawn_watchdog(&dir, &pg_ctl, &data, run_as.as_ref())?;
 
     let mut initdb = command(&bin.join("initdb"), run_as.as_ref());
-    initdb
-        .arg("-D")
-        .arg(&data)
-        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "-N"]);
+    initdb.arg("-D").arg(&data).args([
+        "-A",
+        "trust",
+        "-U",
+        "postgres",
+        "-E",
+        "UTF8",
+        "--locale=C",
+        "-N",
+    ]);
     run(initdb, &dir).context("initdb")?;
 
     let mut last_error = None;
@@ -292,7 +305,8 @@ fn start_throwaway() -> Result<String> {
                 let log_tail = std::fs::read_to_string(&log).unwrap_or_default();
                 let tail: Vec<&str> = log_tail.lines().rev().take(10).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
-                last_error = Some(e.context(format!("pg_ctl start; server log:\n{}", tail.join("\n"))));
+                last_error =
+                    Some(e.context(format!("pg_ctl start; server log:\n{}", tail.join("\n"))));
             }
         }
     }
@@ -438,6 +452,9 @@ mod tests {
         let r = |u: &str| super::with_database(u, "x").unwrap();
         assert_eq!(r("postgres://p@h:1/postgres"), "postgres://p@h:1/x");
         assert_eq!(r("postgres://p@h:1"), "postgres://p@h:1/x");
-        assert_eq!(r("postgres://p@h/db?sslmode=disable"), "postgres://p@h/x?sslmode=disable");
+        assert_eq!(
+            r("postgres://p@h/db?sslmode=disable"),
+            "postgres://p@h/x?sslmode=disable"
+        );
     }
 }
