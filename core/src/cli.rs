@@ -289,11 +289,7 @@ async fn admin_command(command: Command, settings: &Settings) -> anyhow::Result<
             display_name,
             password_stdin,
         }) => {
-            let (password, generated) = if password_stdin {
-                (read_password_stdin()?, false)
-            } else {
-                (random_password(), true)
-            };
+            let (password, generated) = choose_password(password_stdin)?;
             let u = storage
                 .add_user(&address, &password, display_name.as_deref())
                 .await?;
@@ -319,11 +315,7 @@ async fn admin_command(command: Command, settings: &Settings) -> anyhow::Result<
             address,
             password_stdin,
         }) => {
-            let (password, generated) = if password_stdin {
-                (read_password_stdin()?, false)
-            } else {
-                (random_password(), true)
-            };
+            let (password, generated) = choose_password(password_stdin)?;
             storage.set_password(&address, &password).await?;
             audit(&storage, "user.passwd", &address).await;
             if generated {
@@ -345,6 +337,16 @@ async fn admin_command(command: Command, settings: &Settings) -> anyhow::Result<
         Command::Serve | Command::CheckConfig { .. } | Command::Reload => {}
     }
     Ok(())
+}
+
+/// The password from standard input, or a generated one (`true` when generated, so the
+/// caller prints it).
+fn choose_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    Ok(if from_stdin {
+        (read_password_stdin()?, false)
+    } else {
+        (random_password(), true)
+    })
 }
 
 fn random_password() -> String {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod credentials;
 pub mod frontends;
 pub mod http;
+pub mod net;
 pub mod observability;
 pub mod readiness;
 pub mod server;

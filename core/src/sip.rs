@@ -15,7 +15,6 @@ use switchboard_sip_transport::{
 };
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{watch, Semaphore};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -85,57 +84,41 @@ pub async fn serve_stream_listener(
     tracker: TaskTracker,
 ) {
     let name = if tls { "sip/tls" } else { "sip/tcp" };
+    // One shutdown watch per listener, cloned into each connection (no task per connection).
+    let stop = watch_shutdown(&shutdown);
     let local: SocketAddr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "{name}: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((tcp, peer)) = crate::net::accept(&listener, &shutdown, name).await {
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             metrics::counter!("sip_connections_refused_total", "reason" => "limit").increment(1);
             tracing::warn!(%peer, "{name}: connection refused, sip.max_connections reached");
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let (shared, handler, flows, shutdown) = (
-            shared.clone(),
-            handler.clone(),
-            flows.clone(),
-            shutdown.clone(),
-        );
+        let (shared, handler, flows, stop) =
+            (shared.clone(), handler.clone(), flows.clone(), stop.clone());
         tracker.spawn(async move {
             let _permit = permit;
             let cfg = transport_config(&shared);
-            let stop = watch_shutdown(&shutdown);
             if tls {
                 let snap = shared.current();
-                let acceptor = TlsAcceptor::from(snap.tls.sip.clone());
                 let deadline = Duration::from_secs(snap.settings.config.tls.handshake_timeout_secs);
-                match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        serve_stream(
-                            stream,
-                            peer,
-                            local,
-                            Transport::Tls,
-                            cfg,
-                            handler,
-                            flows,
-                            stop,
-                        )
+                if let Some(stream) =
+                    crate::net::tls_handshake(snap.tls.sip.clone(), tcp, peer, deadline, "sip/tls")
                         .await
-                    }
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "sip/tls: handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "sip/tls: handshake timed out"),
+                {
+                    serve_stream(
+                        stream,
+                        peer,
+                        local,
+                        Transport::Tls,
+                        cfg,
+                        handler,
+                        flows,
+                        stop,
+                    )
+                    .await;
                 }
             } else {
                 serve_stream(tcp, peer, local, Transport::Tcp, cfg, handler, flows, stop).await;

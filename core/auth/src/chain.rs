@@ -202,6 +202,15 @@ impl From<AuthFailureKind> for AuthFailure {
 const VERIFIED_TTL: Duration = Duration::from_secs(60);
 const VERIFIED_MAX: usize = 50_000;
 
+/// What every failure report of one attempt shares.
+#[derive(Clone, Copy)]
+struct Attempt<'a> {
+    mechanism: Mechanism,
+    source: IpAddr,
+    protocol: &'a str,
+    now: Instant,
+}
+
 /// The credential chain with throttling, nonces and auditing.
 pub struct Authenticator {
     sources: Vec<Arc<dyn CredentialSource>>,
@@ -253,17 +262,19 @@ impl Authenticator {
         &self.throttle
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn fail(
         &self,
+        at: &Attempt<'_>,
         kind: AuthFailureKind,
-        mechanism: Mechanism,
         login: &str,
-        source: IpAddr,
-        protocol: &str,
-        now: Instant,
         count: bool,
     ) -> AuthFailure {
+        let Attempt {
+            mechanism,
+            source,
+            protocol,
+            now,
+        } = *at;
         let (outcome, reason) = match &kind {
             AuthFailureKind::Malformed(r) => (AuthOutcome::Failure, r.clone()),
             AuthFailureKind::BadCredentials => (AuthOutcome::Failure, "bad credentials".into()),
@@ -317,27 +328,24 @@ impl Authenticator {
         protocol: &str,
         now: Instant,
     ) -> Result<Identity, AuthFailure> {
-        let m = Mechanism::Basic;
+        let at = Attempt {
+            mechanism: Mechanism::Basic,
+            source,
+            protocol,
+            now,
+        };
         let Some(header) = header else {
             return Err(AuthFailureKind::MissingCredentials.into());
         };
         let creds = match parse_basic(header) {
             Ok(c) => c,
             Err(e) => {
-                return Err(self.fail(
-                    AuthFailureKind::Malformed(e.to_string()),
-                    m,
-                    "",
-                    source,
-                    protocol,
-                    now,
-                    true,
-                ))
+                return Err(self.fail(&at, AuthFailureKind::Malformed(e.to_string()), "", true))
             }
         };
         let login = creds.username.as_str();
         if let Some(kind) = self.throttled(login, source, now) {
-            return Err(self.fail(kind, m, login, source, protocol, now, false));
+            return Err(self.fail(&at, kind, login, false));
         }
         let slot = self.cache_slot(login, &creds.password);
         if let Some((id, at)) = self
@@ -366,26 +374,10 @@ impl Authenticator {
                     return Ok(id);
                 }
                 Ok(SourceVerdict::Invalid) => {
-                    return Err(self.fail(
-                        AuthFailureKind::BadCredentials,
-                        m,
-                        login,
-                        source,
-                        protocol,
-                        now,
-                        true,
-                    ))
+                    return Err(self.fail(&at, AuthFailureKind::BadCredentials, login, true))
                 }
                 Ok(SourceVerdict::Disabled) => {
-                    return Err(self.fail(
-                        AuthFailureKind::Disabled,
-                        m,
-                        login,
-                        source,
-                        protocol,
-                        now,
-                        true,
-                    ))
+                    return Err(self.fail(&at, AuthFailureKind::Disabled, login, true))
                 }
                 Ok(SourceVerdict::NotMine) => {}
                 Err(e) => {
@@ -399,7 +391,7 @@ impl Authenticator {
         } else {
             AuthFailureKind::BadCredentials
         };
-        Err(self.fail(kind, m, login, source, protocol, now, !errored))
+        Err(self.fail(&at, kind, login, !errored))
     }
 
     /// Check a Digest `Authorization` / `Proxy-Authorization` header for a request with
@@ -415,22 +407,19 @@ impl Authenticator {
         now: Instant,
         wall: SystemTime,
     ) -> Result<Identity, AuthFailure> {
-        let m = Mechanism::Digest;
+        let at = Attempt {
+            mechanism: Mechanism::Digest,
+            source,
+            protocol,
+            now,
+        };
         let Some(header) = header else {
             return Err(AuthFailureKind::MissingCredentials.into());
         };
         let resp = match parse_authorization(header) {
             Ok(r) => r,
             Err(e) => {
-                return Err(self.fail(
-                    AuthFailureKind::Malformed(e.to_string()),
-                    m,
-                    "",
-                    source,
-                    protocol,
-                    now,
-                    true,
-                ))
+                return Err(self.fail(&at, AuthFailureKind::Malformed(e.to_string()), "", true))
             }
         };
         let login = resp.username.as_str();
@@ -439,18 +428,10 @@ impl Authenticator {
                 "Digest response: realm \"{}\" is not \"{realm}\"",
                 resp.realm
             );
-            return Err(self.fail(
-                AuthFailureKind::Malformed(why),
-                m,
-                login,
-                source,
-                protocol,
-                now,
-                false,
-            ));
+            return Err(self.fail(&at, AuthFailureKind::Malformed(why), login, false));
         }
         if let Some(kind) = self.throttled(login, source, now) {
-            return Err(self.fail(kind, m, login, source, protocol, now, false));
+            return Err(self.fail(&at, kind, login, false));
         }
         let mut errored = false;
         let mut found = None;
@@ -461,15 +442,7 @@ impl Authenticator {
                     break;
                 }
                 Ok(Ha1Lookup::Disabled) => {
-                    return Err(self.fail(
-                        AuthFailureKind::Disabled,
-                        m,
-                        login,
-                        source,
-                        protocol,
-                        now,
-                        true,
-                    ))
+                    return Err(self.fail(&at, AuthFailureKind::Disabled, login, true))
                 }
                 Ok(Ha1Lookup::NotMine) => {}
                 Err(e) => {
@@ -484,18 +457,10 @@ impl Authenticator {
             } else {
                 AuthFailureKind::BadCredentials
             };
-            return Err(self.fail(kind, m, login, source, protocol, now, !errored));
+            return Err(self.fail(&at, kind, login, !errored));
         };
         if !digest::verify(&ha1, method, &resp) {
-            return Err(self.fail(
-                AuthFailureKind::BadCredentials,
-                m,
-                login,
-                source,
-                protocol,
-                now,
-                true,
-            ));
+            return Err(self.fail(&at, AuthFailureKind::BadCredentials, login, true));
         }
         // The password is right. An old or foreign nonce (e.g. from before a restart) or a
         // replayed count only asks the client to retry with a fresh nonce, without a prompt.

@@ -18,7 +18,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{field, Instrument};
@@ -39,19 +38,7 @@ pub async fn serve_listener(
     tracker: TaskTracker,
 ) {
     let scheme = if secure { "https" } else { "http" };
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    tracing::warn!(error = %e, "{scheme}: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((tcp, peer)) = crate::net::accept(&listener, &shutdown, scheme).await {
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             metrics::counter!("http_connections_refused_total", "reason" => "limit").increment(1);
             tracing::warn!(%peer, "{scheme}: connection refused, http.max_connections reached");
@@ -66,18 +53,12 @@ pub async fn serve_listener(
             metrics::gauge!("http_connections_open").increment(1.0);
             let snap = shared.current();
             if secure {
-                let acceptor = TlsAcceptor::from(snap.tls.https.clone());
                 let deadline = Duration::from_secs(snap.settings.config.tls.handshake_timeout_secs);
-                match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => serve_connection(tls, peer, true, shared, shutdown).await,
-                    Ok(Err(e)) => {
-                        metrics::counter!("tls_handshake_failures_total").increment(1);
-                        tracing::debug!(%peer, error = %e, "https: TLS handshake failed");
-                    }
-                    Err(_) => {
-                        metrics::counter!("tls_handshake_failures_total").increment(1);
-                        tracing::debug!(%peer, "https: TLS handshake timed out");
-                    }
+                if let Some(tls) =
+                    crate::net::tls_handshake(snap.tls.https.clone(), tcp, peer, deadline, "https")
+                        .await
+                {
+                    serve_connection(tls, peer, true, shared, shutdown).await;
                 }
             } else {
                 serve_connection(tcp, peer, false, shared, shutdown).await;
