@@ -179,20 +179,16 @@ pub async fn run(cli: Cli) -> ExitCode {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let running = server::start(settings).await?;
     if let Some(demo) = &running.demo_user {
-        let url = running
-            .addrs
-            .https
-            .first()
-            .map(|a| format!("https://{a}/"))
-            .unwrap_or_default();
         println!(
-            "First start: created demo user {} with password {}",
+            "First start: created demo user {} with password {} (change it with `switchboard user passwd`)",
             demo.address, demo.password
         );
-        println!(
-            "Try: curl -k -u '{}:{}' {url}healthz",
-            demo.address, demo.password
-        );
+        if let Some(mut addr) = running.addrs.https.first().copied() {
+            if addr.ip().is_unspecified() {
+                addr.set_ip([127, 0, 0, 1].into());
+            }
+            println!("Try: curl -k https://{addr}/healthz");
+        }
         let _ = std::io::stdout().flush();
     }
     wait_for_signals(&running).await?;

@@ -86,16 +86,19 @@ pub async fn serve_stream_listener(
     let name = if tls { "sip/tls" } else { "sip/tcp" };
     // One shutdown watch per listener, cloned into each connection (no task per connection).
     let stop = watch_shutdown(&shutdown);
-    let local: SocketAddr = listener
+    let listen_addr: SocketAddr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     while let Some((tcp, peer)) = crate::net::accept(&listener, &shutdown, name).await {
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             metrics::counter!("sip_connections_refused_total", "reason" => "limit").increment(1);
-            tracing::warn!(%peer, "{name}: connection refused, sip.max_connections reached");
+            // Counted, and logged at debug only: a flood must not flood the log too.
+            tracing::debug!(%peer, "{name}: connection refused, sip.max_connections reached");
             continue;
         };
         let _ = tcp.set_nodelay(true);
+        // The connection's own address, not the listener's (which may be 0.0.0.0).
+        let local = tcp.local_addr().unwrap_or(listen_addr);
         let (shared, handler, flows, stop) =
             (shared.clone(), handler.clone(), flows.clone(), stop.clone());
         tracker.spawn(async move {

@@ -81,6 +81,23 @@ fn digest_header(
 
 const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+async fn check(
+    auth: &Authenticator,
+    header: &str,
+    method: &str,
+) -> Result<switchboard_auth::Identity, switchboard_auth::AuthFailure> {
+    auth.digest(
+        Some(header),
+        method,
+        "example.com",
+        IP,
+        "sip",
+        Instant::now(),
+        SystemTime::now(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn sip_digest_against_stored_ha1() {
     let (_dir, auth, rec) = setup().await;
@@ -100,16 +117,7 @@ async fn sip_digest_against_stored_ha1() {
                 "00000002"
             },
         );
-        let id = auth
-            .digest(
-                Some(&h),
-                "REGISTER",
-                "example.com",
-                IP,
-                "sip",
-                Instant::now(),
-                SystemTime::now(),
-            )
+        let id = check(&auth, &h, "REGISTER")
             .await
             .unwrap_or_else(|f| panic!("{username}: {f:?}"));
         assert_eq!(id.address, "alice@example.com");
@@ -124,18 +132,7 @@ async fn sip_digest_against_stored_ha1() {
         uri,
         "00000002",
     );
-    assert!(auth
-        .digest(
-            Some(&h),
-            "REGISTER",
-            "example.com",
-            IP,
-            "sip",
-            Instant::now(),
-            SystemTime::now()
-        )
-        .await
-        .is_err());
+    assert!(check(&auth, &h, "REGISTER").await.is_err());
     // Wrong password.
     let h = digest_header(
         "alice",
@@ -146,18 +143,7 @@ async fn sip_digest_against_stored_ha1() {
         uri,
         "00000009",
     );
-    let f = auth
-        .digest(
-            Some(&h),
-            "REGISTER",
-            "example.com",
-            IP,
-            "sip",
-            Instant::now(),
-            SystemTime::now(),
-        )
-        .await
-        .unwrap_err();
+    let f = check(&auth, &h, "REGISTER").await.unwrap_err();
     assert!(matches!(f.kind, AuthFailureKind::BadCredentials), "{f:?}");
     // Disabled user with the right password.
     let h = digest_header(
@@ -169,18 +155,7 @@ async fn sip_digest_against_stored_ha1() {
         uri,
         "00000001",
     );
-    let f = auth
-        .digest(
-            Some(&h),
-            "MESSAGE",
-            "example.com",
-            IP,
-            "sip",
-            Instant::now(),
-            SystemTime::now(),
-        )
-        .await
-        .unwrap_err();
+    let f = check(&auth, &h, "MESSAGE").await.unwrap_err();
     assert!(matches!(f.kind, AuthFailureKind::Disabled), "{f:?}");
     // An expired nonce is stale: the challenge tells the client to retry with a fresh one.
     let old = auth
@@ -195,18 +170,7 @@ async fn sip_digest_against_stored_ha1() {
         uri,
         "00000001",
     );
-    let f = auth
-        .digest(
-            Some(&h),
-            "REGISTER",
-            "example.com",
-            IP,
-            "sip",
-            Instant::now(),
-            SystemTime::now(),
-        )
-        .await
-        .unwrap_err();
+    let f = check(&auth, &h, "REGISTER").await.unwrap_err();
     assert!(matches!(f.kind, AuthFailureKind::Stale), "{f:?}");
     let challenge = auth.digest_challenge_for("example.com", &f, SystemTime::now());
     assert!(

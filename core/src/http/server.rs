@@ -41,7 +41,8 @@ pub async fn serve_listener(
     while let Some((tcp, peer)) = crate::net::accept(&listener, &shutdown, scheme).await {
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             metrics::counter!("http_connections_refused_total", "reason" => "limit").increment(1);
-            tracing::warn!(%peer, "{scheme}: connection refused, http.max_connections reached");
+            // Counted, and logged at debug only: a flood must not flood the log too.
+            tracing::debug!(%peer, "{scheme}: connection refused, http.max_connections reached");
             drop(tcp);
             continue;
         };
