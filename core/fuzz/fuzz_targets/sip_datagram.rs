@@ -4,6 +4,6 @@ use libfuzzer_sys::fuzz_target;
 use switchboard_sip_transport::framing::{classify_datagram, error_response, Limits};
 
 fuzz_target!(|data: &[u8]| {
-    let _ = classify_datagram(data, &Limits::default());
+    let _ = classify_datagram(data, Limits::default());
     let _ = error_response(data, 400, "Bad Request");
 });
