@@ -4,7 +4,8 @@
 //! 1. keep-alive load on `GET /healthz` over TLS from `BENCH_CONNS` connections for
 //!    `BENCH_SECS` seconds: requests/s and latency percentiles;
 //! 2. `BENCH_IDLE` idle TLS connections held open at once: the server's RSS growth per
-//!    connection and its peak RSS (VmHWM).
+//!    connection and its peak RSS (VmHWM);
+//! 3. the same number of idle plain-HTTP TCP connections, to separate TLS from connection cost.
 //!
 //! Loops are bounded in count and time; only 127.0.0.1 is used. Client and server share the
 //! machine's cores, so the throughput figure is a floor, not a ceiling.
@@ -93,11 +94,11 @@ async fn main() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let (https, admin) = (free_port(), free_port());
+    let (https, plain, admin) = (free_port(), free_port(), free_port());
     std::fs::write(
         dir.path().join("switchboard.toml"),
         format!(
-            "[server]\ndemo_user = false\n[log]\nlevel = \"warn\"\n[http]\nhttps = [\"127.0.0.1:{https}\"]\nheader_timeout_secs = 600\nmax_connections = 20000\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[sip]\nudp = []\ntcp = []\ntls = []\n"
+            "[server]\ndemo_user = false\n[log]\nlevel = \"warn\"\n[http]\nhttps = [\"127.0.0.1:{https}\"]\nplain = [\"127.0.0.1:{plain}\"]\nheader_timeout_secs = 600\nmax_connections = 20000\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[sip]\nudp = []\ntcp = []\ntls = []\n"
         ),
     )
     .unwrap();
@@ -224,5 +225,24 @@ async fn main() {
         (rss_after.saturating_sub(rss_before)) as f64 / open.len().max(1) as f64
     );
     drop(open);
+
+    // 3. Idle plain TCP connections (HTTP behind a TLS-terminating proxy), to separate the
+    //    cost of TLS from the cost of a connection.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (rss_before, _) = rss_kib(pid);
+    let mut plain_open = Vec::with_capacity(idle);
+    for _ in 0..idle {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", plain)).await {
+            plain_open.push(s);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (rss_after, hwm) = rss_kib(pid);
+    println!("idle plain TCP connections: {} open", plain_open.len());
+    println!(
+        "  server RSS: {rss_before} KiB before, {rss_after} KiB with them open, peak {hwm} KiB; {:.1} KiB per connection",
+        (rss_after.saturating_sub(rss_before)) as f64 / plain_open.len().max(1) as f64
+    );
+    drop(plain_open);
     drop(server);
 }
