@@ -11,6 +11,7 @@ pub mod frontends;
 pub mod http;
 pub mod net;
 pub mod observability;
+pub mod plugins;
 pub mod readiness;
 pub mod server;
 pub mod sip;

@@ -6,28 +6,21 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use switchboard_core::config::{load, Config, ConfigSource};
+use switchboard_core::plugins::manifest::{load_manifest, parse_manifest, World};
 
-#[test]
-fn bad_configs_print_their_exact_errors() {
-    let dir = PathBuf::from("tests/ui/config");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+/// Run `check` on every `*.toml` in `dir` and compare with the `.stderr` file beside it.
+fn check_fixtures(dir: &str, check: impl Fn(&std::path::Path) -> String) {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 8, "fixtures missing");
+    assert!(files.len() >= 8, "fixtures missing in {dir}");
     let bless = std::env::var_os("SWITCHBOARD_BLESS").is_some();
     let mut failures = Vec::new();
     for file in files {
-        let source = ConfigSource {
-            path: Some(file.clone()),
-            env: BTreeMap::new(),
-        };
-        let actual = match load(&source) {
-            Ok(_) => "(valid)\n".to_string(),
-            Err(e) => e.to_string(),
-        };
+        let actual = check(&file);
         let expected_path = file.with_extension("stderr");
         if bless {
             std::fs::write(&expected_path, &actual).unwrap();
@@ -42,6 +35,54 @@ fn bad_configs_print_their_exact_errors() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn bad_configs_print_their_exact_errors() {
+    check_fixtures("tests/ui/config", |file| {
+        let source = ConfigSource {
+            path: Some(file.to_path_buf()),
+            env: BTreeMap::new(),
+        };
+        match load(&source) {
+            Ok(_) => "(valid)\n".to_string(),
+            Err(e) => e.to_string(),
+        }
+    });
+}
+
+#[test]
+fn bad_manifests_print_their_exact_errors() {
+    check_fixtures("tests/ui/manifest", |file| match load_manifest(file) {
+        Ok(m) => format!("(valid: {} {} {})\n", m.name, m.version, m.world),
+        Err(e) => e.to_string(),
+    });
+}
+
+#[test]
+fn manifest_hash_and_world_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.wasm"), b"component bytes").unwrap();
+    let sha = "f1b2e8a8d2b2f3d8f1e2d1a6c0c1b7f0f5a3b3e2c0d7b6a5e4f3a2b1c0d9e8f7";
+    let manifest = |hash: &str| {
+        format!("[plugin]\nname = \"p\"\nversion = \"1.0.0\"\nworld = \"http-frontend\"\nsdk = \"0.1.0\"\nfile = \"p.wasm\"\nsha256 = \"{hash}\"\n")
+    };
+    let err = parse_manifest(&manifest(sha), dir.path()).unwrap_err();
+    assert_eq!(err[0].path, "plugin.sha256");
+    let real = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b"component bytes"))
+    };
+    let m = parse_manifest(&manifest(&real.to_uppercase()), dir.path())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(m.sha256.as_deref(), Some(real.as_str()));
+    assert!(m
+        .expect_world(World::HttpFrontend, "frontends.eas.plugin")
+        .is_ok());
+    let e = m
+        .expect_world(World::MailConnector, "domains.example.com.mail")
+        .unwrap_err();
+    assert_eq!(e.to_string(), "domains.example.com.mail: plugin \"p\" implements http-frontend, but this slot needs mail-connector");
 }
 
 #[test]

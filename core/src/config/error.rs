@@ -27,10 +27,12 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Every problem found in one configuration, in a stable order.
+/// Every problem found in one configuration file (or plugin manifest), in a stable order.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigErrors {
-    /// Where the configuration came from (file path, or `built-in defaults`).
+    /// What kind of file: `configuration` or `plugin manifest`.
+    pub subject: &'static str,
+    /// Where it came from (file path, or `built-in defaults`).
     pub origin: String,
     /// The problems, in file order of their sections.
     pub errors: Vec<ConfigError>,
@@ -41,7 +43,8 @@ impl fmt::Display for ConfigErrors {
         let n = self.errors.len();
         writeln!(
             f,
-            "invalid configuration ({}): {n} problem{}",
+            "invalid {} ({}): {n} problem{}",
+            self.subject,
             self.origin,
             if n == 1 { "" } else { "s" }
         )?;

@@ -69,6 +69,7 @@ const SECTIONS: &[&str] = &[
 /// Load, deserialise and validate a configuration, returning every problem found.
 pub fn load(source: &ConfigSource) -> Result<Settings, ConfigErrors> {
     let fail = |errors| ConfigErrors {
+        subject: "configuration",
         origin: source.origin(),
         errors,
     };
@@ -172,11 +173,12 @@ fn deserialize_sections(raw: config::Map<String, Value>, errors: &mut Vec<Config
 }
 
 /// Deserialise one section, reporting unknown keys and the first type error with full paths.
-fn typed<T: DeserializeOwned>(
-    value: Value,
-    prefix: &str,
-    errors: &mut Vec<ConfigError>,
-) -> Option<T> {
+/// Generic over the deserializer so plugin manifests (plain TOML) share it.
+pub(crate) fn typed<'de, D, T>(value: D, prefix: &str, errors: &mut Vec<ConfigError>) -> Option<T>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
     let mut unknown = Vec::new();
     let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
     let de = serde_ignored::Deserializer::new(value, &mut on_unknown);

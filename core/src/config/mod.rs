@@ -4,10 +4,10 @@
 //! conflict is collected with its key path so `check-config` can print them all at once.
 
 mod error;
-mod load;
+pub(crate) mod load;
 mod model;
 mod secret;
-mod validate;
+pub(crate) mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{load, ConfigSource};
