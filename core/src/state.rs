@@ -179,6 +179,11 @@ fn restart_keys(old: &Settings, new: &Settings) -> Vec<String> {
     check("sip.udp", o.sip.udp != n.sip.udp);
     check("sip.tcp", o.sip.tcp != n.sip.tcp);
     check("sip.tls", o.sip.tls != n.sip.tls);
+    // UDP sockets take their size limit at start; TCP/TLS connections pick it up on reload.
+    check(
+        "sip.max_message_bytes",
+        o.sip.max_message_bytes != n.sip.max_message_bytes,
+    );
     check(
         "sip.max_connections",
         o.sip.max_connections != n.sip.max_connections,
