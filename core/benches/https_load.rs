@@ -10,13 +10,15 @@
 //! Loops are bounded in count and time; only 127.0.0.1 is used. Client and server share the
 //! machine's cores, so the throughput figure is a floor, not a ceiling.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::net::TcpListener as StdListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -117,18 +119,7 @@ async fn main() {
         assert!(Instant::now() < deadline, "server did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(dir.path().join("data/tls/cert.pem")).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = TlsConnector::from(Arc::new(cfg));
+    let connector = support::connector_trusting(&dir.path().join("data/tls/cert.pem"));
     let connect = |connector: TlsConnector| async move {
         let tcp = TcpStream::connect(("127.0.0.1", https)).await?;
         tcp.set_nodelay(true)?;

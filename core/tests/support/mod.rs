@@ -18,6 +18,22 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+/// A TLS client that trusts exactly the certificate in `cert` (the server's generated one).
+pub fn connector_trusting(cert: &std::path::Path) -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(cert).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    TlsConnector::from(Arc::new(cfg))
+}
+
 pub const USER: &str = "alice@example.com";
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -112,19 +128,7 @@ impl TestServer {
     }
 
     pub fn connector(&self) -> TlsConnector {
-        let cert = self.dir.path().join("data/tls/cert.pem");
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(&cert).unwrap() {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        TlsConnector::from(Arc::new(cfg))
+        connector_trusting(&self.dir.path().join("data/tls/cert.pem"))
     }
 
     pub async fn tls_connect(&self, addr: SocketAddr) -> TlsStream<TcpStream> {
