@@ -12,6 +12,7 @@ use switchboard_storage::{AuditEntry, Storage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::{load, ConfigSource, Listener, Settings};
+use crate::plugins::manifest::{load_manifest, Artifact, HOST_SDK_VERSION};
 use crate::server;
 
 /// Switchboard: ActiveSync, Outlook and SIP for the mail, calendars and people you already have.
@@ -58,6 +59,25 @@ pub enum Command {
     Domain(DomainCommand),
     /// Ask the running server to reload its configuration (through the admin API).
     Reload,
+    /// Inspect and verify plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+/// `switchboard plugin …`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Check a plugin manifest (plugin.toml) and the file it names: every problem is printed
+    /// with its key path; exits non-zero if there is one.
+    Verify {
+        /// The manifest.
+        manifest: PathBuf,
+    },
+    /// Show what a plugin manifest declares: world, SDK version, capabilities, settings.
+    Inspect {
+        /// The manifest.
+        manifest: PathBuf,
+    },
 }
 
 /// `switchboard user …`
@@ -145,6 +165,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::Plugin(cmd) => plugin_command(cmd),
         Command::Serve => {
             let settings = match load_settings(path) {
                 Ok(s) => s,
@@ -330,9 +351,83 @@ async fn admin_command(command: Command, settings: &Settings) -> anyhow::Result<
             audit(&storage, "user.enable", &address).await;
             println!("enabled {address}");
         }
-        Command::Serve | Command::CheckConfig { .. } | Command::Reload => {}
+        Command::Serve | Command::CheckConfig { .. } | Command::Reload | Command::Plugin(_) => {}
     }
     Ok(())
+}
+
+fn plugin_command(cmd: PluginCommand) -> ExitCode {
+    let (PluginCommand::Verify { manifest } | PluginCommand::Inspect { manifest }) = &cmd;
+    let m = match load_manifest(manifest) {
+        Ok(m) => m,
+        Err(e) => {
+            eprint!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let kind = match m.artifact {
+        Artifact::Wasm => "WebAssembly component (sandboxed)",
+        Artifact::Native => "native library (trusted code, not sandboxed)",
+    };
+    match cmd {
+        PluginCommand::Verify { .. } => {
+            let pinned = if m.sha256.is_some() {
+                "file matches its sha256"
+            } else {
+                "file present, sha256 not pinned"
+            };
+            println!(
+                "manifest OK: {} {}, {} world, SDK {}, {kind}; {pinned} (the component's exports are checked when the plugin host loads it)",
+                m.name, m.version, m.world, m.sdk
+            );
+        }
+        PluginCommand::Inspect { .. } => {
+            println!("name:        {}", m.name);
+            println!("version:     {}", m.version);
+            println!("world:       {}", m.world);
+            println!("sdk:         {} (this host: {HOST_SDK_VERSION})", m.sdk);
+            println!("file:        {} — {kind}", m.file.display());
+            println!(
+                "sha256:      {}",
+                m.sha256.as_deref().unwrap_or("(not pinned)")
+            );
+            let outbound: Vec<String> = m
+                .outbound
+                .iter()
+                .map(|o| format!("{}:{}", o.host, o.port))
+                .collect();
+            println!(
+                "outbound:    {}",
+                if outbound.is_empty() {
+                    "none".into()
+                } else {
+                    outbound.join(", ")
+                }
+            );
+            println!("kv quota:    {} bytes", m.kv_quota_bytes);
+            println!(
+                "events:      {}",
+                if m.events.is_empty() {
+                    "none".into()
+                } else {
+                    m.events.join(", ")
+                }
+            );
+            if !m.http_paths.is_empty() {
+                println!("http paths:  {}", m.http_paths.join(", "));
+            }
+            for (name, s) in &m.settings {
+                let default = s
+                    .default
+                    .as_ref()
+                    .map(|d| format!(", default {d}"))
+                    .unwrap_or_default();
+                let required = if s.required { ", required" } else { "" };
+                println!("setting:     {name} ({:?}{required}{default})", s.kind);
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// The password from standard input, or a generated one (`true` when generated, so the

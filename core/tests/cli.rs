@@ -252,3 +252,50 @@ fn user_and_domain_commands() {
         assert!(help.contains(verb), "{help}");
     }
 }
+
+#[test]
+fn plugin_verify_and_inspect_manifests() {
+    let out = Command::new(BIN)
+        .args(["plugin", "verify", "tests/ui/manifest/valid.toml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("manifest OK: imap 0.3.1, mail-connector world, SDK 0.1.0"),
+        "{stdout}"
+    );
+
+    let out = Command::new(BIN)
+        .args([
+            "plugin",
+            "verify",
+            "tests/ui/manifest/unknown_capability.toml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let expected = std::fs::read_to_string("tests/ui/manifest/unknown_capability.stderr").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("error: {expected}")
+    );
+
+    let out = Command::new(BIN)
+        .args(["plugin", "inspect", "tests/ui/manifest/valid.toml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("outbound:    imap.example.com:993, *:587"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("setting:     port (Integer, default 993)"),
+        "{stdout}"
+    );
+}
