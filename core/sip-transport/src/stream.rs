@@ -15,8 +15,10 @@ use crate::{
     TransportConfig,
 };
 
-/// Bytes read from the connection at a time.
-const READ_CHUNK: usize = 16 * 1024;
+/// Bytes read from the connection at a time. This buffer lives as long as the connection, so
+/// it is sized for typical SIP messages (well under 4 KiB), not the largest: bigger ones arrive
+/// over several reads and the framer joins them. Idle-connection memory is a goal (issue 6).
+const READ_CHUNK: usize = 4 * 1024;
 /// After refusing a message, how long to keep reading (and discarding) before closing, so the
 /// peer reads the error response instead of a connection reset caused by unread data.
 const LINGER: Duration = Duration::from_secs(2);
