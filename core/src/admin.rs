@@ -141,6 +141,8 @@ async fn admin_api(method: &Method, path: &str, shared: &Shared) -> Response<Bod
                     "tls_certificate": snap.tls.cert_path.display().to_string(),
                     "tls_self_signed": snap.tls.self_signed,
                     "readiness": shared.readiness.snapshot(),
+                    "plugins": snap.plugins.iter().map(|p| p.status()).collect::<Vec<_>>(),
+                    "parked_requests": shared.plugin_runtime.hub.parked(),
                 }),
             )
         }

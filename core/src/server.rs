@@ -18,7 +18,8 @@ use crate::config::{Listener, Settings};
 use crate::credentials::{DbAuditSink, LocalUsers};
 use crate::readiness::Readiness;
 use crate::sip::CoreSipHandler;
-use crate::state::{Shared, Snapshot};
+use crate::plugins::PluginRuntime;
+use crate::state::{Shared, Snapshot, ReloadError};
 use crate::tls::TlsError;
 
 /// Why the server could not start.
@@ -38,6 +39,9 @@ pub enum StartError {
     /// TLS material is unusable.
     #[error("{0}")]
     Tls(#[from] TlsError),
+    /// A plugin could not be loaded.
+    #[error("{0}")]
+    Plugins(#[from] crate::config::ConfigErrors),
     /// A listen address could not be bound.
     #[error("{key}: cannot listen on {addr}: {source}")]
     Bind {
@@ -152,7 +156,13 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     };
 
     let auth_cfg = settings.config.auth.clone();
-    let snapshot = Snapshot::build(settings, 1)?;
+    let plugin_runtime = Arc::new(PluginRuntime::new(&settings, storage.clone()));
+    let snapshot = Snapshot::build(settings, 1, &plugin_runtime)
+        .await
+        .map_err(|e| match e {
+            ReloadError::Config(c) => StartError::Plugins(c),
+            ReloadError::Tls(t) => StartError::Tls(t),
+        })?;
     let throttle = Throttle::new(ThrottleConfig {
         max_failures_per_user: auth_cfg.throttle.max_failures_per_user,
         max_failures_per_address: auth_cfg.throttle.max_failures_per_address,
@@ -174,7 +184,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         readiness.release(&format!("frontend:{name}"));
     }
     let settings = snapshot.settings.clone();
-    let shared = Arc::new(Shared::new(snapshot, storage, auth, readiness.clone()));
+    let shared = Arc::new(Shared::new(snapshot, storage, auth, readiness.clone(), plugin_runtime));
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();

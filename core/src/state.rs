@@ -16,6 +16,7 @@ use switchboard_storage::Storage;
 use crate::config::{load, ConfigErrors, Settings};
 use crate::frontends;
 use crate::http::router::Router;
+use crate::plugins::{PluginRuntime, PluginSet};
 use crate::readiness::Readiness;
 use crate::tls::{self, TlsConfigs, TlsError};
 
@@ -28,6 +29,8 @@ pub struct Snapshot {
     pub settings: Arc<Settings>,
     /// HTTP routes of the enabled frontends.
     pub router: Router,
+    /// The loaded plugins; in-flight requests keep the set they started with.
+    pub plugins: Arc<PluginSet>,
     /// TLS configs; new connections pick up a renewed certificate after a reload.
     pub tls: TlsConfigs,
     /// When this snapshot was built.
@@ -35,18 +38,20 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Build a snapshot from validated settings.
-    pub fn build(settings: Settings, generation: u64) -> Result<Self, TlsError> {
+    /// Build a snapshot from validated settings, loading its plugins.
+    pub async fn build(settings: Settings, generation: u64, runtime: &PluginRuntime) -> Result<Self, ReloadError> {
         let tls = tls::prepare(
             settings.tls_files.as_ref(),
             &settings.data_dir,
             &settings.config.server.hostname,
         )?;
-        let router = frontends::router_for(&settings);
+        let plugins = Arc::new(PluginSet::load(&settings, runtime).await?);
+        let router = frontends::router_for(&settings, &plugins, runtime);
         Ok(Self {
             generation,
             settings: Arc::new(settings),
             router,
+            plugins,
             tls,
             loaded_at: SystemTime::now(),
         })
@@ -67,6 +72,8 @@ pub struct Shared {
     pub readiness: Readiness,
     /// Metrics renderer.
     pub metrics: PrometheusHandle,
+    /// The plugin engine and event hub, shared by every snapshot.
+    pub plugin_runtime: Arc<PluginRuntime>,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -99,8 +106,10 @@ impl Shared {
         storage: Storage,
         auth: Arc<Authenticator>,
         readiness: Readiness,
+        plugin_runtime: Arc<PluginRuntime>,
     ) -> Self {
         Self {
+            plugin_runtime,
             snapshot: ArcSwap::from_pointee(snapshot),
             storage,
             auth,
@@ -122,7 +131,7 @@ impl Shared {
         let source = old.settings.source.refreshed();
         let settings = load(&source)?;
         let restart_required = restart_keys(&old.settings, &settings);
-        let snapshot = Snapshot::build(settings, old.generation + 1)?;
+        let snapshot = Snapshot::build(settings, old.generation + 1, &self.plugin_runtime).await?;
         let report = ReloadReport {
             generation: snapshot.generation,
             frontends: snapshot

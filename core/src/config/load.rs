@@ -34,7 +34,7 @@ impl ConfigSource {
         Self::from_process(self.path.clone())
     }
 
-    fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         match &self.path {
             Some(p) => p.display().to_string(),
             None => "built-in defaults".into(),
@@ -64,6 +64,7 @@ const SECTIONS: &[&str] = &[
     "auth",
     "frontends",
     "plugins",
+    "plugin_host",
 ];
 
 /// Load, deserialise and validate a configuration, returning every problem found.
@@ -142,6 +143,7 @@ fn deserialize_sections(raw: config::Map<String, Value>, errors: &mut Vec<Config
     section!("admin", admin);
     section!("sip", sip);
     section!("auth", auth);
+    section!("plugin_host", plugin_host);
     // Named tables are read entry by entry so that one bad frontend does not hide another.
     for (section, is_frontends) in [("frontends", true), ("plugins", false)] {
         let Some(v) = raw.remove(section) else {

@@ -6,6 +6,7 @@
 mod error;
 pub(crate) mod load;
 mod model;
+mod plugins;
 mod secret;
 pub(crate) mod validate;
 
@@ -13,6 +14,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use load::{load, ConfigSource};
 pub use model::*;
 pub use secret::Secret;
+pub use plugins::routes as plugin_routes;
 pub use validate::{Listener, Settings};
 
 /// Frontends built into the core (no plugin needed).

@@ -33,6 +33,8 @@ pub struct Config {
     pub frontends: BTreeMap<String, FrontendConfig>,
     /// `[plugins.<name>]`: plugin files the frontends and connectors come from.
     pub plugins: BTreeMap<String, PluginConfig>,
+    /// `[plugin_host]`: the WebAssembly engine.
+    pub plugin_host: PluginHostConfig,
 }
 
 impl Default for Config {
@@ -50,6 +52,7 @@ impl Default for Config {
             // are merged over these.
             frontends: BTreeMap::from([("autodiscover".to_string(), FrontendConfig::default())]),
             plugins: BTreeMap::new(),
+            plugin_host: PluginHostConfig::default(),
         }
     }
 }
@@ -325,14 +328,69 @@ impl Default for FrontendConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PluginConfig {
-    /// Path to the plugin (`.wasm` component or native `.so`).
-    pub path: PathBuf,
+    /// Path to the plugin's `plugin.toml` (which names the `.wasm` or native file).
+    pub manifest: PathBuf,
+    /// Load it. A disabled plugin is not loaded; frontends naming it are refused.
+    pub enabled: bool,
+    /// Connectors: the domains this connector serves; `"*"` serves every domain no other
+    /// connector of the same kind claims.
+    pub domains: Vec<String>,
+    /// Connectors: `host:port` pairs the plugin may connect to (must be asked for by the
+    /// manifest's `capabilities.outbound`).
+    pub outbound: Vec<String>,
+    /// Directories for the manifest's `capabilities.dirs`: name → path on this machine,
+    /// mounted read-only.
+    pub dirs: BTreeMap<String, PathBuf>,
+    /// The plugin's own settings, checked against the manifest's `[config.*]` schema.
+    pub settings: BTreeMap<String, toml::Value>,
+    /// Longest a single call may run, in milliseconds.
+    pub deadline_ms: u64,
+    /// Linear-memory cap per WebAssembly instance, in MiB.
+    pub memory_mb: u64,
+    /// Faults in a row after which the plugin is disabled until the next reload.
+    pub max_faults: u32,
+    /// Warm WebAssembly instances kept for reuse.
+    pub warm_instances: u32,
+    /// Calls after which a warm instance is replaced by a fresh one.
+    pub recycle_after: u32,
 }
 
 impl Default for PluginConfig {
     fn default() -> Self {
         Self {
-            path: PathBuf::new(),
+            manifest: PathBuf::new(),
+            enabled: true,
+            domains: vec!["*".into()],
+            outbound: Vec::new(),
+            dirs: BTreeMap::new(),
+            settings: BTreeMap::new(),
+            deadline_ms: 10_000,
+            memory_mb: 64,
+            max_faults: 5,
+            warm_instances: 16,
+            recycle_after: 10_000,
+        }
+    }
+}
+
+/// `[plugin_host]`: the WebAssembly engine, shared by all plugins (restart to change).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PluginHostConfig {
+    /// Instances the pooling allocator holds at most, all plugins together.
+    pub instances: u32,
+    /// Largest `memory_mb` any plugin may be given.
+    pub max_memory_mb: u64,
+    /// Keep compiled components in `{data_dir}/plugin-cache` so restarts skip compilation.
+    pub compile_cache: bool,
+}
+
+impl Default for PluginHostConfig {
+    fn default() -> Self {
+        Self {
+            instances: 1000,
+            max_memory_mb: 256,
+            compile_cache: true,
         }
     }
 }

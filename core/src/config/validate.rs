@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use super::error::ConfigError;
 use super::load::ConfigSource;
 use super::model::Config;
-use super::{BUILTIN_FRONTENDS, PLUGIN_FRONTENDS};
+use super::plugins;
+use crate::plugins::manifest::Manifest;
 
 /// Which listener a socket address belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,6 +45,8 @@ pub struct Settings {
     pub listeners: Vec<(Listener, SocketAddr)>,
     /// `tls.cert` / `tls.key`, resolved; `None` means generate a self-signed pair.
     pub tls_files: Option<(PathBuf, PathBuf)>,
+    /// Manifests of the enabled plugins, validated against their configuration.
+    pub plugin_manifests: BTreeMap<String, Manifest>,
 }
 
 impl Settings {
@@ -281,64 +284,7 @@ pub(super) fn validate(
     );
 
     // [frontends] and [plugins]
-    for (name, f) in &config.frontends {
-        let path = format!("frontends.{name}");
-        let builtin = BUILTIN_FRONTENDS.contains(&name.as_str());
-        let plugin_backed = PLUGIN_FRONTENDS.iter().any(|(n, _)| n == name);
-        match (&f.plugin, builtin) {
-            (Some(_), true) => err(
-                &format!("{path}.plugin"),
-                format!("\"{name}\" is built in and takes no plugin"),
-            ),
-            (Some(p), false) if !config.plugins.contains_key(p) => err(
-                &format!("{path}.plugin"),
-                format!("unknown plugin \"{p}\" (declare it as [plugins.{p}])"),
-            ),
-            (None, false) if plugin_backed && f.enabled => err(
-                &format!("{path}.plugin"),
-                "must name the [plugins.<name>] entry that implements this frontend".into(),
-            ),
-            (None, false) if !plugin_backed => err(
-                &path,
-                format!(
-                    "unknown frontend (built in: {}; plugin-backed: {})",
-                    BUILTIN_FRONTENDS.join(", "),
-                    PLUGIN_FRONTENDS
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ),
-            _ => {}
-        }
-    }
-    let used_by: BTreeMap<&str, &str> = config
-        .frontends
-        .iter()
-        .filter_map(|(n, f)| f.plugin.as_deref().map(|p| (p, n.as_str())))
-        .collect();
-    for (name, p) in &config.plugins {
-        let path = format!("plugins.{name}.path");
-        if p.path.as_os_str().is_empty() {
-            err(&path, "must be set".into());
-            continue;
-        }
-        let file = absolutize(&base, &p.path);
-        if !file.is_file() {
-            err(
-                &path,
-                format!("cannot read {}: no such file", file.display()),
-            );
-        } else if used_by.contains_key(name.as_str()) {
-            // Honest refusal instead of a route that silently does nothing.
-            err(
-                &format!("plugins.{name}"),
-                "this version of Switchboard cannot load plugins yet (the plugin host is the next milestone)"
-                    .into(),
-            );
-        }
-    }
+    let plugin_manifests = plugins::validate(&config, &base, &mut err);
 
     Settings {
         data_dir,
@@ -346,6 +292,7 @@ pub(super) fn validate(
         admin_token,
         listeners,
         tls_files,
+        plugin_manifests,
         config,
         source: source.clone(),
     }

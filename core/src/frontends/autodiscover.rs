@@ -171,7 +171,7 @@ fn xml(status: StatusCode, body: String) -> Response<Body> {
 }
 
 impl HttpFrontend for Autodiscover {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "autodiscover"
     }
 

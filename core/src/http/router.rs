@@ -47,7 +47,7 @@ impl RequestContext {
 /// A protocol frontend reachable over HTTP.
 pub trait HttpFrontend: Send + Sync + std::fmt::Debug + 'static {
     /// Name as in `[frontends.<name>]`; also the `protocol` field of request spans.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
     /// Answer one request. Errors are answered, not returned: the frontend knows its
     /// protocol's failure format.
     fn handle(
@@ -96,10 +96,10 @@ impl Router {
     }
 
     /// Every registered prefix with its frontend name (for `status`).
-    pub fn table(&self) -> Vec<(String, &'static str)> {
+    pub fn table(&self) -> Vec<(String, String)> {
         self.routes
             .iter()
-            .map(|r| (r.prefix.clone(), r.frontend.name()))
+            .map(|r| (r.prefix.clone(), r.frontend.name().to_string()))
             .collect()
     }
 }

@@ -131,7 +131,7 @@ pub async fn handle(
         metrics::counter!("http_requests_total", "route" => "none", "status" => "404").increment(1);
         return text(StatusCode::NOT_FOUND, "no frontend serves this path\n");
     };
-    let protocol = route.frontend.name();
+    let protocol = route.frontend.name().to_string();
     let device = req
         .uri()
         .query()
@@ -174,7 +174,7 @@ pub async fn handle(
                     .and_then(|v| v.to_str().ok());
                 match shared
                     .auth
-                    .basic(header_value, peer.ip(), protocol, Instant::now())
+                    .basic(header_value, peer.ip(), &protocol, Instant::now())
                     .await
                 {
                     Ok(identity) => {
@@ -202,7 +202,7 @@ pub async fn handle(
     .instrument(span.clone())
     .await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "route" => protocol, "status" => status).increment(1);
+    metrics::counter!("http_requests_total", "route" => protocol.clone(), "status" => status).increment(1);
     metrics::histogram!("http_request_duration_seconds", "route" => protocol)
         .record(started.elapsed().as_secs_f64());
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "request done"));

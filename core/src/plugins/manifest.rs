@@ -35,14 +35,21 @@ use crate::config::{ConfigError, ConfigErrors};
 /// The `switchboard:plugin` WIT version this host implements.
 pub const HOST_SDK_VERSION: semver::Version = semver::Version::new(0, 1, 0);
 
-/// Event topics a plugin may publish or wait on.
+/// Whether a plugin built against SDK `v` runs on this host: not newer, and semver-compatible.
+pub fn sdk_compatible(v: &semver::Version) -> bool {
+    *v <= HOST_SDK_VERSION
+        && semver::VersionReq::parse(&format!("^{v}")).is_ok_and(|r| r.matches(&HOST_SDK_VERSION))
+}
+
+/// Event topics a plugin may publish or wait on (besides a private topic named after the
+/// plugin itself).
 pub const EVENT_TOPICS: &[&str] = &["mailbox", "calendar", "contacts", "presence", "im"];
 
 /// The largest key-value quota a manifest may ask for (1 GiB).
 pub const MAX_KV_QUOTA: u64 = 1 << 30;
 
 /// The SDK world a plugin implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum World {
     /// Serves HTTP paths (ActiveSync, Outlook).
     HttpFrontend,
@@ -154,6 +161,8 @@ pub struct Manifest {
     pub events: Vec<String>,
     /// `capabilities.http_paths` (HTTP frontends).
     pub http_paths: Vec<String>,
+    /// `capabilities.dirs`: directories the admin maps in `plugins.<name>.dirs`, read-only.
+    pub dirs: Vec<String>,
     /// `[config.*]`
     pub settings: BTreeMap<String, Setting>,
 }
@@ -178,6 +187,7 @@ struct RawCapabilities {
     kv_quota_bytes: u64,
     events: Vec<String>,
     http_paths: Vec<String>,
+    dirs: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -249,7 +259,7 @@ pub fn parse_manifest(text: &str, base: &Path) -> Result<Manifest, Vec<ConfigErr
                 if e.message == "unknown key" {
                     errors.push(ConfigError::new(
                         e.path,
-                        "unknown capability (known: outbound, kv_quota_bytes, events, http_paths)",
+                        "unknown capability (known: outbound, kv_quota_bytes, events, http_paths, dirs)",
                     ));
                 } else {
                     errors.push(e);
@@ -323,10 +333,7 @@ pub fn parse_manifest(text: &str, base: &Path) -> Result<Manifest, Vec<ConfigErr
             );
             None
         }
-        Ok(v)
-            if !semver::VersionReq::parse(&format!("^{v}"))
-                .is_ok_and(|r| r.matches(&HOST_SDK_VERSION)) =>
-        {
+        Ok(v) if !sdk_compatible(&v) => {
             err(
                 "plugin.sdk",
                 format!("built for switchboard:plugin {v}, which this host ({HOST_SDK_VERSION}) no longer serves: rebuild the plugin"),
@@ -429,13 +436,24 @@ pub fn parse_manifest(text: &str, base: &Path) -> Result<Manifest, Vec<ConfigErr
             );
         }
     }
+    for (i, d) in caps.dirs.iter().enumerate() {
+        let ok = d.starts_with(|c: char| c.is_ascii_lowercase())
+            && d.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !ok {
+            err(
+                &format!("capabilities.dirs[{i}]"),
+                format!("\"{d}\" is not a directory name ([a-z][a-z0-9_-]*)"),
+            );
+        }
+    }
     for (i, t) in caps.events.iter().enumerate() {
-        if !EVENT_TOPICS.contains(&t.as_str()) {
+        if !EVENT_TOPICS.contains(&t.as_str()) && *t != plugin.name {
             err(
                 &format!("capabilities.events[{i}]"),
                 format!(
-                    "unknown event topic \"{t}\" (known: {})",
-                    EVENT_TOPICS.join(", ")
+                    "unknown event topic \"{t}\" (known: {}, or the plugin's own name \"{}\")",
+                    EVENT_TOPICS.join(", "),
+                    plugin.name
                 ),
             );
         }
@@ -463,6 +481,7 @@ pub fn parse_manifest(text: &str, base: &Path) -> Result<Manifest, Vec<ConfigErr
             kv_quota_bytes: caps.kv_quota_bytes,
             events: caps.events,
             http_paths: caps.http_paths,
+            dirs: caps.dirs,
             settings,
         }),
         _ => Err(errors),

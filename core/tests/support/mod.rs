@@ -3,6 +3,9 @@
 //! certificate. Hand-written requests let tests control keep-alive and send broken input.
 #![allow(dead_code)]
 
+#[allow(dead_code)]
+pub mod plugins;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -235,13 +238,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             let (k, v) = line.split_once(':')?;
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
-        let len: usize = headers
+        let chunked = headers
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; len];
-        self.io.read_exact(&mut body).await.ok()?;
+            .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
+        let body = if chunked {
+            let mut body = Vec::new();
+            loop {
+                let mut size = String::new();
+                self.io.read_line(&mut size).await.ok()?;
+                let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+                let mut chunk = vec![0; size + 2];
+                self.io.read_exact(&mut chunk).await.ok()?;
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+            body
+        } else {
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            self.io.read_exact(&mut body).await.ok()?;
+            body
+        };
         Some(Response {
             status,
             headers,

@@ -1,0 +1,228 @@
+//! Host capabilities: what plugins may ask of the server, one module per capability, and the
+//! per-call context that carries who is asking. The WebAssembly linker and the native
+//! callback both end up in [`CallCtx`], so a capability is written and tested once.
+
+pub mod events;
+pub mod kv;
+pub mod outbound;
+pub mod request_body;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use switchboard_sdk::abi::{encode, DirectoryCall, DirectoryReply, HostCall, MailCall, MailReply};
+use switchboard_sdk::types::Level;
+use switchboard_sdk::{Error, Principal};
+
+use self::events::EventHub;
+use self::kv::Kv;
+use self::outbound::Connections;
+use self::request_body::RequestBody;
+use crate::plugins::manifest::World;
+
+/// Where mailstore and directory calls go: the plugin set of the current snapshot, which
+/// knows which connector serves which domain.
+pub trait Routes: Send + Sync + std::fmt::Debug {
+    /// Run a mailstore call on the connector for `call.who()`'s domain.
+    fn mail(&self, call: MailCall) -> BoxFuture<'static, Result<MailReply, Error>>;
+    /// Run a directory call on the connector for its domain.
+    fn directory(&self, call: DirectoryCall) -> BoxFuture<'static, Result<DirectoryReply, Error>>;
+}
+
+/// What one loaded plugin may do; fixed when it is loaded.
+#[derive(Debug)]
+pub struct PluginInfo {
+    /// `[plugins.<name>]`
+    pub name: String,
+    /// Its world.
+    pub world: World,
+    /// Its kv space.
+    pub kv: Kv,
+    /// Event topics it may publish.
+    pub event_topics: Vec<String>,
+    /// Its outbound connections.
+    pub conns: Connections,
+    /// Granted directories (name → host path).
+    pub dirs: BTreeMap<String, PathBuf>,
+    /// Its settings as text.
+    pub settings: BTreeMap<String, String>,
+}
+
+/// Everything a host call needs to know about the call it is part of.
+#[derive(Debug, Clone)]
+pub struct CallCtx {
+    /// The plugin making the call.
+    pub info: Arc<PluginInfo>,
+    /// The event hub.
+    pub hub: Arc<EventHub>,
+    /// Connector routing of the snapshot the request runs under.
+    pub routes: Option<Arc<dyn Routes>>,
+    /// The user the call acts for.
+    pub principal: Option<Principal>,
+    /// The rest of the HTTP request body, if any.
+    pub body: Option<Arc<tokio::sync::Mutex<RequestBody>>>,
+}
+
+fn same_principal(a: &Principal, b: &Principal) -> bool {
+    a.user.eq_ignore_ascii_case(&b.user) && a.domain.eq_ignore_ascii_case(&b.domain)
+}
+
+impl CallCtx {
+    /// `log.write`
+    pub fn log(&self, level: Level, message: &str) {
+        let plugin = self.info.name.as_str();
+        // Plugins write what they like; keep one line and a sane length in the server log.
+        let message: String = message.chars().take(4096).collect();
+        match level {
+            Level::Trace => tracing::trace!(plugin, "{message}"),
+            Level::Debug => tracing::debug!(plugin, "{message}"),
+            Level::Info => tracing::info!(plugin, "{message}"),
+            Level::Warn => tracing::warn!(plugin, "{message}"),
+            Level::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+
+    /// `config.get`
+    pub fn config(&self, key: &str) -> Option<String> {
+        self.info.settings.get(key).cloned()
+    }
+
+    /// `events.publish`
+    pub fn publish(&self, key: &str) -> Result<(), Error> {
+        let topic = key.split_once(':').map(|(t, _)| t).unwrap_or("");
+        if !self.info.event_topics.iter().any(|t| t == topic) {
+            return Err(Error::Denied(format!(
+                "plugin {} may not publish {key:?}: topic {topic:?} is not in its manifest's capabilities.events",
+                self.info.name
+            )));
+        }
+        self.hub.publish(key);
+        Ok(())
+    }
+
+    fn routes(&self) -> Result<&Arc<dyn Routes>, Error> {
+        self.routes
+            .as_ref()
+            .ok_or_else(|| Error::Unavailable("no connector routing in this context".into()))
+    }
+
+    /// A mailstore import: only frontends, only for the principal of the request.
+    pub async fn mail(&self, call: MailCall) -> Result<MailReply, Error> {
+        if self.info.world != World::HttpFrontend {
+            return Err(Error::Denied(format!(
+                "the {} world does not import the mailstore",
+                self.info.world
+            )));
+        }
+        match &self.principal {
+            Some(p) if same_principal(p, call.who()) => {}
+            Some(p) => {
+                return Err(Error::Denied(format!(
+                    "a request of {} cannot reach the mailbox of {}",
+                    p.address(),
+                    call.who().address()
+                )))
+            }
+            None => {
+                return Err(Error::Denied(
+                    "mailbox access needs an authenticated request".into(),
+                ))
+            }
+        }
+        self.routes()?.mail(call).await
+    }
+
+    /// A directory import: frontends only; searches stay within the principal's domain.
+    pub async fn directory(&self, call: DirectoryCall) -> Result<DirectoryReply, Error> {
+        if !matches!(self.info.world, World::HttpFrontend | World::SipFrontend) {
+            return Err(Error::Denied(format!(
+                "the {} world does not import the directory",
+                self.info.world
+            )));
+        }
+        if let (Some(p), DirectoryCall::Search { domain, .. }) = (&self.principal, &call) {
+            if !p.domain.eq_ignore_ascii_case(domain) {
+                return Err(Error::Denied(format!(
+                    "{} may only search the directory of {}",
+                    p.address(),
+                    p.domain
+                )));
+            }
+        }
+        self.routes()?.directory(call).await
+    }
+
+    /// `request-body.read`
+    pub async fn read_body(&self, max: u32) -> Result<Vec<u8>, Error> {
+        match &self.body {
+            Some(body) => body.lock().await.read(max).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// `outbound.connect`
+    pub async fn connect(&self, host: &str, port: u16, tls: bool) -> Result<u32, Error> {
+        if !self.info.world.has_outbound() {
+            return Err(Error::Denied(format!(
+                "the {} world has no outbound connections",
+                self.info.world
+            )));
+        }
+        self.info.conns.connect(&self.info.name, host, port, tls).await
+    }
+
+    /// Where granted directory `name` is on the host (native plugins).
+    pub fn dir(&self, name: &str) -> Option<String> {
+        self.info.dirs.get(name).map(|p| p.display().to_string())
+    }
+
+    /// Answer a postcard-encoded host call from a native plugin, encoding the result as
+    /// [`HostCall`] documents.
+    pub async fn dispatch(&self, call: HostCall) -> Vec<u8> {
+        let kv = &self.info.kv;
+        match call {
+            HostCall::Log { level, message } => {
+                self.log(level, &message);
+                encode(&())
+            }
+            HostCall::ConfigGet { key } => encode(&self.config(&key)),
+            HostCall::KvGet { key } => encode(&kv.get(&key).await),
+            HostCall::KvSet { key, value } => encode(&kv.set(&key, &value).await),
+            HostCall::KvDelete { key } => encode(&kv.delete(&key).await),
+            HostCall::KvScan { prefix, after, limit } => {
+                encode(&kv.scan(&prefix, after.as_deref(), limit).await)
+            }
+            HostCall::KvCompareAndSwap { key, expected, new } => encode(
+                &kv.compare_and_swap(&key, expected.as_deref(), new.as_deref())
+                    .await,
+            ),
+            HostCall::EventsPublish { key } => encode(&self.publish(&key)),
+            HostCall::Mail(call) => encode(&self.mail(call).await),
+            HostCall::Directory(call) => encode(&self.directory(call).await),
+            HostCall::OutboundConnect { host, port, tls } => {
+                encode(&self.connect(&host, port, tls).await)
+            }
+            HostCall::OutboundRead { conn, max } => encode(&self.info.conns.read(conn, max).await),
+            HostCall::OutboundWrite { conn, data } => {
+                encode(&self.info.conns.write(conn, &data).await)
+            }
+            HostCall::OutboundClose { conn } => {
+                self.info.conns.close(conn);
+                encode(&())
+            }
+            HostCall::RequestBodyRead { max } => encode(&self.read_body(max).await),
+            HostCall::SipSendFlow { .. } | HostCall::SipSendTo { .. } => {
+                encode(&Err::<(), _>(sip_unavailable()))
+            }
+            HostCall::FilesDir { name } => encode(&self.dir(&name)),
+        }
+    }
+}
+
+/// SIP frontends load and run, but the core's SIP listeners are wired to them by the SIP
+/// frontend milestone; until then sending is refused with this error.
+pub fn sip_unavailable() -> Error {
+    Error::Unavailable("SIP sending is not wired to the core's SIP listeners yet".into())
+}

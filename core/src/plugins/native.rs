@@ -1,0 +1,172 @@
+//! Native plugins: shared libraries built with `export_native!`, loaded with libloading.
+//! They run inside the server process with its privileges — trusted code, no sandbox, no
+//! memory cap, and a deadline that can only stop *waiting* for them (the thread runs on).
+//! What the host can still do: check the ABI stamp before calling anything, catch panics at
+//! the boundary, and answer host calls with the same capability checks as for WebAssembly.
+
+use std::ffi::c_void;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_sdk::abi::{self, CallStatus, HostCall, PluginCall, PluginEntry, WriteFn, ABI_VERSION};
+
+use super::caps::CallCtx;
+use super::manifest::World;
+use super::{Fault, PluginError};
+
+/// A loaded native plugin.
+pub struct NativePlugin {
+    // Keeps the code mapped for as long as `entry` may be called.
+    _lib: libloading::Library,
+    entry: &'static PluginEntry,
+    deadline: Duration,
+}
+
+impl std::fmt::Debug for NativePlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativePlugin").field("abi", &self.entry.abi_version).finish()
+    }
+}
+
+/// The stamp of a native library, read without calling into it beyond the entry symbol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// ABI version.
+    pub abi: u32,
+    /// World name, if known.
+    pub world: Option<&'static str>,
+    /// SDK version.
+    pub sdk: semver::Version,
+}
+
+impl NativePlugin {
+    /// Load `path` and check its ABI stamp and world.
+    #[allow(unsafe_code)]
+    pub fn load(path: &Path, world: World, deadline: Duration) -> Result<(NativePlugin, Stamp), PluginError> {
+        // SAFETY: loading a library runs its initialisers; native plugins are trusted code by
+        // definition (the docs and `plugin inspect` say so), the admin configured this path.
+        let lib = unsafe { libloading::Library::new(path) }
+            .map_err(|e| PluginError::Native(format!("cannot load {}: {e}", path.display())))?;
+        // SAFETY: the symbol is declared by `export_native!` as
+        // `extern "C" fn() -> *const PluginEntry`; a library without it fails here.
+        let entry_fn: libloading::Symbol<'_, extern "C" fn() -> *const PluginEntry> =
+            unsafe { lib.get(abi::ENTRY_SYMBOL) }.map_err(|_| {
+                PluginError::Native(format!(
+                    "{} is not a Switchboard plugin (no switchboard_plugin_entry symbol; build it with switchboard_sdk::export_native!)",
+                    path.display()
+                ))
+            })?;
+        let ptr = entry_fn();
+        if ptr.is_null() {
+            return Err(PluginError::Native("switchboard_plugin_entry returned null".into()));
+        }
+        // The ABI version is the first field of every ABI revision, so it is safe to read
+        // before we know the rest of the layout matches.
+        // SAFETY: non-null pointer to a static in the library, which stays loaded.
+        let abi_version = unsafe { std::ptr::read(ptr as *const u32) };
+        if abi_version != ABI_VERSION {
+            return Err(PluginError::Native(format!(
+                "{} uses native ABI {abi_version}; this server speaks ABI {ABI_VERSION} (rebuild the plugin with a matching switchboard-sdk)",
+                path.display()
+            )));
+        }
+        // SAFETY: ABI versions match, so the layout is `PluginEntry`; it is a static that lives
+        // as long as the library, which `NativePlugin` keeps loaded.
+        let entry: &'static PluginEntry = unsafe { &*ptr };
+        let [major, minor, patch] = entry.sdk_version;
+        let stamp = Stamp {
+            abi: abi_version,
+            world: abi::world_name(entry.world),
+            sdk: semver::Version::new(major as u64, minor as u64, patch as u64),
+        };
+        if stamp.world != Some(world.as_str()) {
+            return Err(PluginError::WorldMismatch(format!(
+                "the library implements {}, the manifest says {world}",
+                stamp.world.unwrap_or("an unknown world")
+            )));
+        }
+        if !super::manifest::sdk_compatible(&stamp.sdk) {
+            return Err(PluginError::Native(format!(
+                "the library was built with SDK {}, which this server (SDK {}) cannot load",
+                stamp.sdk,
+                super::manifest::HOST_SDK_VERSION
+            )));
+        }
+        Ok((
+            NativePlugin {
+                _lib: lib,
+                entry,
+                deadline,
+            },
+            stamp,
+        ))
+    }
+
+    /// Run one call on a blocking thread; host calls made by the plugin are answered on that
+    /// thread by blocking on the runtime.
+    pub async fn call<R: serde::de::DeserializeOwned + Send + 'static>(
+        self: &Arc<Self>,
+        ctx: CallCtx,
+        call: PluginCall,
+    ) -> Result<R, Fault> {
+        let me = self.clone();
+        let handle = tokio::runtime::Handle::current();
+        let job = tokio::task::spawn_blocking(move || me.call_blocking(ctx, handle, call));
+        match tokio::time::timeout(self.deadline, job).await {
+            Err(_) => Err(Fault::Deadline),
+            Ok(Err(e)) => Err(Fault::Panic(format!("native call thread failed: {e}"))),
+            Ok(Ok(Err(f))) => Err(f),
+            Ok(Ok(Ok(bytes))) => abi::decode(&bytes)
+                .map_err(|e| Fault::Abi(format!("undecodable answer from the plugin: {e}"))),
+        }
+    }
+
+    #[allow(unsafe_code)]
+    fn call_blocking(&self, ctx: CallCtx, handle: tokio::runtime::Handle, call: PluginCall) -> Result<Vec<u8>, Fault> {
+        let encoded = abi::encode(&call);
+        let mut env = HostEnv { ctx, handle };
+        let mut out: Vec<u8> = Vec::new();
+        // SAFETY: `call` is the plugin's entry point per the checked ABI; every pointer we pass
+        // lives until it returns (`env`, `encoded`, `out`).
+        let status = unsafe {
+            (self.entry.call)(
+                &mut env as *mut HostEnv as *mut c_void,
+                host_fn,
+                encoded.as_ptr(),
+                encoded.len(),
+                &mut out as *mut Vec<u8> as *mut c_void,
+                abi::write_to_vec as WriteFn,
+            )
+        };
+        match status {
+            s if s == CallStatus::Ok as u32 => Ok(out),
+            s if s == CallStatus::Panicked as u32 => {
+                Err(Fault::Panic(String::from_utf8_lossy(&out).into_owned()))
+            }
+            _ => Err(Fault::Abi(String::from_utf8_lossy(&out).into_owned())),
+        }
+    }
+}
+
+struct HostEnv {
+    ctx: CallCtx,
+    handle: tokio::runtime::Handle,
+}
+
+#[allow(unsafe_code)]
+unsafe extern "C" fn host_fn(host: *mut c_void, call: *const u8, call_len: usize, out: *mut c_void, write: WriteFn) {
+    // SAFETY: `host` is the `HostEnv` passed to this very call (see `call_blocking`), and
+    // `call`/`call_len` describe the plugin's buffer for the duration of this function.
+    let (env, bytes) = unsafe { (&*(host as *const HostEnv), std::slice::from_raw_parts(call, call_len)) };
+    let answer = match abi::decode::<HostCall>(bytes) {
+        // We are on a blocking-pool thread, so blocking on the runtime is allowed here.
+        Ok(call) => env.handle.block_on(env.ctx.dispatch(call)),
+        Err(e) => {
+            tracing::warn!(plugin = %env.ctx.info.name, "undecodable host call: {e}");
+            Vec::new()
+        }
+    };
+    // SAFETY: `out`/`write` are the plugin's pair for this call.
+    unsafe { abi::write_out(out, write, &answer) };
+}

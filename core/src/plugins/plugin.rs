@@ -1,0 +1,254 @@
+//! One loaded plugin: its runtime (WebAssembly or native), what it is granted, and its
+//! health. Every call goes through [`Plugin::guard`], which counts, times, logs faults with
+//! the plugin's name, and disables a plugin that keeps faulting.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use switchboard_sdk::abi::{DirectoryCall, DirectoryReply, MailCall, MailReply, PluginCall};
+use switchboard_sdk::http::{Outcome, Request};
+use switchboard_sdk::{Error, Principal};
+
+use super::caps::events::EventHub;
+use super::caps::request_body::RequestBody;
+use super::caps::{CallCtx, PluginInfo, Routes};
+use super::manifest::{Artifact, Manifest};
+use super::native::NativePlugin;
+use super::wasm::WasmPlugin;
+use super::Fault;
+
+/// How the plugin runs.
+#[derive(Debug)]
+pub enum Runtime {
+    /// In the wasmtime sandbox.
+    Wasm(WasmPlugin),
+    /// In-process native library.
+    Native(Arc<NativePlugin>),
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    calls: AtomicU64,
+    faults: AtomicU64,
+    consecutive: AtomicU32,
+    disabled: AtomicBool,
+    last_fault: Mutex<Option<String>>,
+}
+
+/// A loaded plugin.
+#[derive(Debug)]
+pub struct Plugin {
+    /// Grants and identity.
+    pub info: Arc<PluginInfo>,
+    /// Its manifest.
+    pub manifest: Manifest,
+    runtime: Runtime,
+    hub: Arc<EventHub>,
+    max_faults: u32,
+    health: Health,
+}
+
+/// What `/admin/status` and `switchboard plugin list` show.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PluginStatus {
+    /// `[plugins.<name>]`
+    pub name: String,
+    /// World.
+    pub world: String,
+    /// `wasm` or `native`.
+    pub artifact: &'static str,
+    /// Plugin version from its manifest.
+    pub version: String,
+    /// `loaded` or `disabled`.
+    pub state: &'static str,
+    /// Calls so far.
+    pub calls: u64,
+    /// Faults so far.
+    pub faults: u64,
+    /// The last fault, if any.
+    pub last_fault: Option<String>,
+    /// Warm WebAssembly instances.
+    pub warm_instances: usize,
+    /// Linear memory of those instances.
+    pub memory_bytes: u64,
+}
+
+impl Plugin {
+    /// Wrap a loaded runtime.
+    pub fn new(info: Arc<PluginInfo>, manifest: Manifest, runtime: Runtime, hub: Arc<EventHub>, max_faults: u32) -> Plugin {
+        Plugin {
+            info,
+            manifest,
+            runtime,
+            hub,
+            max_faults: max_faults.max(1),
+            health: Health::default(),
+        }
+    }
+
+    /// Name.
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    /// Whether it was disabled after repeated faults.
+    pub fn is_disabled(&self) -> bool {
+        self.health.disabled.load(Ordering::Relaxed)
+    }
+
+    /// Status for admins.
+    pub fn status(&self) -> PluginStatus {
+        let (warm, memory) = match &self.runtime {
+            Runtime::Wasm(w) => (w.warm_instances(), w.memory_bytes()),
+            Runtime::Native(_) => (0, 0),
+        };
+        PluginStatus {
+            name: self.info.name.clone(),
+            world: self.info.world.to_string(),
+            artifact: match self.manifest.artifact {
+                Artifact::Wasm => "wasm",
+                Artifact::Native => "native",
+            },
+            version: self.manifest.version.to_string(),
+            state: if self.is_disabled() { "disabled" } else { "loaded" },
+            calls: self.health.calls.load(Ordering::Relaxed),
+            faults: self.health.faults.load(Ordering::Relaxed),
+            last_fault: self.health.last_fault.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            warm_instances: warm,
+            memory_bytes: memory,
+        }
+    }
+
+    fn ctx(&self, routes: Option<Arc<dyn Routes>>, principal: Option<Principal>, body: Option<RequestBody>) -> CallCtx {
+        CallCtx {
+            info: self.info.clone(),
+            hub: self.hub.clone(),
+            routes,
+            principal,
+            body: body.map(|b| Arc::new(tokio::sync::Mutex::new(b))),
+        }
+    }
+
+    /// Run one call with accounting: refuses when disabled, records metrics, logs and counts
+    /// faults, and disables the plugin after `max_faults` faults in a row.
+    async fn guard<R>(&self, op: &'static str, call: impl Future<Output = Result<R, Fault>>) -> Result<R, Fault> {
+        let plugin = self.info.name.clone();
+        if self.is_disabled() {
+            return Err(Fault::Disabled);
+        }
+        self.health.calls.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("switchboard_plugin_calls_total", "plugin" => plugin.clone(), "op" => op).increment(1);
+        let started = Instant::now();
+        let result = call.await;
+        metrics::histogram!("switchboard_plugin_call_seconds", "plugin" => plugin.clone(), "op" => op)
+            .record(started.elapsed().as_secs_f64());
+        if let Runtime::Wasm(w) = &self.runtime {
+            metrics::gauge!("switchboard_plugin_memory_bytes", "plugin" => plugin.clone()).set(w.memory_bytes() as f64);
+        }
+        match &result {
+            Ok(_) => {
+                self.health.consecutive.store(0, Ordering::Relaxed);
+            }
+            Err(fault) => {
+                self.health.faults.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("switchboard_plugin_traps_total", "plugin" => plugin.clone(), "kind" => fault.kind())
+                    .increment(1);
+                *self.health.last_fault.lock().unwrap_or_else(|p| p.into_inner()) = Some(fault.to_string());
+                tracing::error!(plugin = %plugin, op, "plugin {plugin} {fault}");
+                let n = self.health.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
+                if n >= self.max_faults && !self.health.disabled.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        plugin = %plugin,
+                        "plugin {plugin} disabled after {n} faults in a row; fix it and reload to enable it again"
+                    );
+                    metrics::gauge!("switchboard_plugin_disabled", "plugin" => plugin).set(1.0);
+                }
+            }
+        }
+        result
+    }
+
+    /// `http-handler.handle`
+    pub async fn http_handle(
+        &self,
+        routes: Option<Arc<dyn Routes>>,
+        body: Option<RequestBody>,
+        req: Request,
+    ) -> Result<Outcome, Fault> {
+        let tenant = req.principal.as_ref().map(|p| p.domain.clone()).unwrap_or_default();
+        let ctx = self.ctx(routes, req.principal.clone(), body);
+        self.guard("handle", async {
+            match &self.runtime {
+                Runtime::Wasm(w) => w.http_handle(&tenant, ctx, req).await,
+                Runtime::Native(n) => n.call(ctx, PluginCall::HttpHandle(req)).await,
+            }
+        })
+        .await
+    }
+
+    /// `http-handler.resume`
+    pub async fn http_resume(
+        &self,
+        routes: Option<Arc<dyn Routes>>,
+        principal: Option<Principal>,
+        state: Vec<u8>,
+        fired: Vec<String>,
+    ) -> Result<Outcome, Fault> {
+        let tenant = principal.as_ref().map(|p| p.domain.clone()).unwrap_or_default();
+        let ctx = self.ctx(routes, principal, None);
+        self.guard("resume", async {
+            match &self.runtime {
+                Runtime::Wasm(w) => w.http_resume(&tenant, ctx, state, fired).await,
+                Runtime::Native(n) => n.call(ctx, PluginCall::HttpResume { state, fired }).await,
+            }
+        })
+        .await
+    }
+
+    /// A mailstore call on this connector; faults become `unavailable` errors for the caller.
+    pub async fn mail(&self, call: MailCall) -> Result<MailReply, Error> {
+        let ctx = self.ctx(None, Some(call.who().clone()), None);
+        let op = call.name();
+        let result = self
+            .guard(op, async {
+                match &self.runtime {
+                    Runtime::Wasm(w) => w.mail(ctx, call).await,
+                    Runtime::Native(n) => n.call(ctx, PluginCall::Mail(call)).await,
+                }
+            })
+            .await;
+        self.connector_result(result)
+    }
+
+    /// A directory call on this connector.
+    pub async fn directory(&self, call: DirectoryCall) -> Result<DirectoryReply, Error> {
+        let principal = match &call {
+            DirectoryCall::Authenticate { who, .. } | DirectoryCall::Lookup { who } => Some(who.clone()),
+            DirectoryCall::Search { .. } => None,
+        };
+        let ctx = self.ctx(None, principal, None);
+        let op = call.name();
+        let result = self
+            .guard(op, async {
+                match &self.runtime {
+                    Runtime::Wasm(w) => w.directory(ctx, call).await,
+                    Runtime::Native(n) => n.call(ctx, PluginCall::Directory(call)).await,
+                }
+            })
+            .await;
+        self.connector_result(result)
+    }
+
+    fn connector_result<T>(&self, result: Result<Result<T, Error>, Fault>) -> Result<T, Error> {
+        match result {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                metrics::counter!("switchboard_plugin_errors_total", "plugin" => self.info.name.clone()).increment(1);
+                Err(e)
+            }
+            Err(fault) => Err(Error::Unavailable(format!("connector {} {fault}", self.info.name))),
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The plugins of one configuration snapshot, loaded and routed, and the long-lived
+//! runtime they are loaded with. A reload builds a new set; requests already running keep
+//! the set (and plugin versions) they started with and release it when done.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use sha2::{Digest, Sha256};
+use switchboard_sdk::abi::{DirectoryCall, DirectoryReply, MailCall, MailReply};
+use switchboard_sdk::Error;
+use switchboard_storage::Storage;
+
+use super::caps::events::EventHub;
+use super::caps::kv::Kv;
+use super::caps::outbound::{Connections, Grant};
+use super::caps::{PluginInfo, Routes};
+use super::engine::{EngineOptions, WasmEngine};
+use super::manifest::{Artifact, World};
+use super::native::NativePlugin;
+use super::plugin::{Plugin, Runtime};
+use super::wasm::{WasmLimits, WasmPlugin};
+use super::PluginError;
+use crate::config::{ConfigError, ConfigErrors, Settings};
+
+/// What lives as long as the server: the engine (created on first use), the event hub and
+/// the database.
+#[derive(Debug)]
+pub struct PluginRuntime {
+    engine: OnceLock<Result<WasmEngine, PluginError>>,
+    options: EngineOptions,
+    /// Events and parked requests.
+    pub hub: Arc<EventHub>,
+    storage: Storage,
+}
+
+impl PluginRuntime {
+    /// A runtime for `settings` (engine options are read once; changing them needs a restart).
+    pub fn new(settings: &Settings, storage: Storage) -> PluginRuntime {
+        let host = &settings.config.plugin_host;
+        PluginRuntime {
+            engine: OnceLock::new(),
+            options: EngineOptions {
+                instances: host.instances,
+                max_memory_bytes: host.max_memory_mb << 20,
+                cache_dir: host.compile_cache.then(|| settings.data_dir.join("plugin-cache")),
+            },
+            hub: Arc::new(EventHub::new()),
+            storage,
+        }
+    }
+
+    /// The engine, built on first use so servers without WebAssembly plugins reserve nothing.
+    pub fn engine(&self) -> Result<&WasmEngine, PluginError> {
+        self.engine
+            .get_or_init(|| WasmEngine::new(&self.options))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// The loaded plugins of a snapshot.
+#[derive(Debug, Default)]
+pub struct PluginSet {
+    plugins: BTreeMap<String, Arc<Plugin>>,
+    /// (world, domain) → plugin; domain `*` is the fallback.
+    routes: BTreeMap<(World, String), String>,
+}
+
+fn load_error(name: &str, message: String) -> ConfigError {
+    ConfigError::new(&format!("plugins.{name}"), message)
+}
+
+impl PluginSet {
+    /// Load every enabled plugin of `settings`. Errors name the plugin and what failed.
+    pub async fn load(settings: &Settings, runtime: &PluginRuntime) -> Result<PluginSet, ConfigErrors> {
+        let mut set = PluginSet::default();
+        let mut errors = Vec::new();
+        for (name, manifest) in &settings.plugin_manifests {
+            let cfg = &settings.config.plugins[name];
+            match load_one(settings, runtime, name, manifest.clone()).await {
+                Ok(plugin) => {
+                    if matches!(manifest.world, World::MailConnector | World::DirectoryConnector) {
+                        for d in &cfg.domains {
+                            set.routes.insert((manifest.world, d.to_ascii_lowercase()), name.clone());
+                        }
+                    }
+                    set.plugins.insert(name.clone(), Arc::new(plugin));
+                }
+                Err(e) => errors.push(load_error(name, e.to_string())),
+            }
+        }
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(ConfigErrors {
+                subject: "plugins",
+                origin: settings.source.origin(),
+                errors,
+            })
+        }
+    }
+
+    /// A plugin by name.
+    pub fn get(&self, name: &str) -> Option<&Arc<Plugin>> {
+        self.plugins.get(name)
+    }
+
+    /// All plugins, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.plugins.values()
+    }
+
+    /// The connector of `world` serving `domain`.
+    pub fn connector(&self, world: World, domain: &str) -> Option<&Arc<Plugin>> {
+        let name = self
+            .routes
+            .get(&(world, domain.to_ascii_lowercase()))
+            .or_else(|| self.routes.get(&(world, "*".to_string())))?;
+        self.plugins.get(name)
+    }
+}
+
+impl Routes for PluginSet {
+    fn mail(&self, call: MailCall) -> BoxFuture<'static, Result<MailReply, Error>> {
+        let domain = call.who().domain.clone();
+        match self.connector(World::MailConnector, &domain).cloned() {
+            Some(p) => async move { p.mail(call).await }.boxed(),
+            None => futures_util::future::ready(Err(Error::Unavailable(format!(
+                "no mail connector serves {domain} (set plugins.<name>.domains)"
+            ))))
+            .boxed(),
+        }
+    }
+
+    fn directory(&self, call: DirectoryCall) -> BoxFuture<'static, Result<DirectoryReply, Error>> {
+        let domain = call.domain().to_string();
+        match self.connector(World::DirectoryConnector, &domain).cloned() {
+            Some(p) => async move { p.directory(call).await }.boxed(),
+            None => futures_util::future::ready(Err(Error::Unavailable(format!(
+                "no directory connector serves {domain}"
+            ))))
+            .boxed(),
+        }
+    }
+}
+
+fn text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+async fn load_one(
+    settings: &Settings,
+    runtime: &PluginRuntime,
+    name: &str,
+    manifest: super::manifest::Manifest,
+) -> Result<Plugin, PluginError> {
+    let cfg = &settings.config.plugins[name];
+    let base = settings.source.base_dir();
+    let mut values: BTreeMap<String, String> = manifest
+        .settings
+        .iter()
+        .filter_map(|(k, s)| s.default.as_ref().map(|d| (k.clone(), text(d))))
+        .collect();
+    for (k, v) in &cfg.settings {
+        values.insert(k.clone(), text(v));
+    }
+    let grants = cfg
+        .outbound
+        .iter()
+        .filter_map(|g| {
+            let (host, port) = g.rsplit_once(':')?;
+            Some(Grant {
+                host: host.to_string(),
+                port: port.parse().ok()?,
+            })
+        })
+        .collect();
+    let dirs = cfg
+        .dirs
+        .iter()
+        .map(|(k, p)| (k.clone(), if p.is_absolute() { p.clone() } else { base.join(p) }))
+        .collect();
+    let info = Arc::new(PluginInfo {
+        name: name.to_string(),
+        world: manifest.world,
+        kv: Kv::new(runtime.storage.clone(), name, manifest.kv_quota_bytes),
+        event_topics: manifest.events.clone(),
+        conns: Connections::new(grants),
+        dirs,
+        settings: values,
+    });
+    let deadline = Duration::from_millis(cfg.deadline_ms);
+    let rt = match manifest.artifact {
+        Artifact::Wasm => {
+            let engine = runtime.engine()?.clone();
+            let file = manifest.file.clone();
+            // Reading and compiling are blocking and CPU-heavy: keep them off the reactor.
+            let component = tokio::task::spawn_blocking(move || {
+                let bytes = std::fs::read(&file)
+                    .map_err(|e| PluginError::Io(format!("{}: {e}", file.display())))?;
+                let sha = hex::encode(Sha256::digest(&bytes));
+                engine.component(&bytes, &sha)
+            })
+            .await
+            .map_err(|e| PluginError::Engine(format!("compile task: {e}")))??;
+            let limits = WasmLimits {
+                memory_bytes: cfg.memory_mb << 20,
+                deadline,
+                warm: cfg.warm_instances as usize,
+                recycle_after: cfg.recycle_after.max(1),
+            };
+            Runtime::Wasm(WasmPlugin::load(runtime.engine()?, &component, info.clone(), limits).await?)
+        }
+        Artifact::Native => {
+            let (native, stamp) = NativePlugin::load(&manifest.file, manifest.world, deadline)?;
+            if stamp.sdk != manifest.sdk {
+                tracing::warn!(
+                    plugin = name,
+                    "manifest says SDK {} but the library was built with {}",
+                    manifest.sdk,
+                    stamp.sdk
+                );
+            }
+            Runtime::Native(Arc::new(native))
+        }
+    };
+    tracing::info!(plugin = name, world = %manifest.world, version = %manifest.version, "plugin loaded");
+    Ok(Plugin::new(info, manifest, rt, runtime.hub.clone(), cfg.max_faults))
+}

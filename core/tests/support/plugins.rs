@@ -1,0 +1,69 @@
+//! Builds the example and fixture plugins (WebAssembly and native) once per test run and
+//! lays them out beside their manifests in a temp directory, as an admin would.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// How a plugin is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    Wasm,
+    Native,
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+/// Build `package` and return the artifact. Cargo's own lock serialises concurrent test
+/// processes; after the first build this is a no-op check.
+pub fn artifact(package: &str, build: Build) -> PathBuf {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(workspace()).args(["build", "--quiet", "-p", package, "--lib"]);
+    let lib = package.replace('-', "_");
+    let path = match build {
+        Build::Wasm => {
+            cmd.args(["--release", "--target", "wasm32-wasip2"]);
+            target_dir().join(format!("wasm32-wasip2/release/{lib}.wasm"))
+        }
+        Build::Native => target_dir().join(format!("debug/lib{lib}.so")),
+    };
+    let status = cmd.status().expect("run cargo");
+    assert!(status.success(), "building {package} ({build:?}) failed");
+    assert!(path.is_file(), "{} missing after build", path.display());
+    path
+}
+
+/// Copy `package`'s artifact into `dir` as `file_name` and write `manifest` (with `file`
+/// pointing at it) beside it; returns the manifest path.
+pub fn install(dir: &Path, package: &str, build: Build, manifest: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let art = artifact(package, build);
+    let file_name = art.file_name().unwrap().to_string_lossy().into_owned();
+    std::fs::copy(&art, dir.join(&file_name)).unwrap();
+    let text = manifest
+        .lines()
+        .map(|l| {
+            if l.starts_with("file = ") {
+                format!("file = {file_name:?}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = dir.join("plugin.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The manifest text of a plugin in the repository.
+pub fn manifest_of(relative: &str) -> String {
+    std::fs::read_to_string(workspace().join(relative)).unwrap()
+}

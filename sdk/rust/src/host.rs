@@ -1,0 +1,470 @@
+//! What a plugin can ask of the server. Each module is one WIT interface; the same calls
+//! work in both builds (component imports in WebAssembly, the C-ABI callback natively) and
+//! against [`crate::mock::MockHost`] in unit tests.
+//!
+//! The host enforces what the manifest and the admin grant: a `kv` call without a
+//! `kv_quota_bytes`, an event topic not listed, or an outbound host not granted comes back as
+//! [`Error::Denied`](crate::Error::Denied).
+
+use serde::de::DeserializeOwned;
+
+#[allow(unused_imports)] // unused in WebAssembly builds, where imports are called directly
+use crate::abi::HostCall;
+use crate::types::{Error, Result};
+
+/// Perform a host call: natively the [`HostCall`] goes to the current host; in WebAssembly
+/// the given expression calls the one component import it needs (so unused imports vanish
+/// from the component). Either way the answer comes back encoded the same.
+macro_rules! raw {
+    ($native:expr, $wasm:expr) => {{
+        #[cfg(target_arch = "wasm32")]
+        let bytes: Option<Vec<u8>> = Some($wasm);
+        #[cfg(not(target_arch = "wasm32"))]
+        let bytes: Option<Vec<u8>> = crate::native::host_call($native);
+        bytes
+    }};
+}
+
+/// `call!(native HostCall, wasm expression)`: a call whose answer is `Result<T>`.
+macro_rules! call {
+    ($native:expr, $wasm:expr) => {
+        decode_result(raw!($native, $wasm))
+    };
+}
+
+/// `call_plain!(…)`: a call whose answer is a plain value; `None` on transport problems.
+macro_rules! call_plain {
+    ($native:expr, $wasm:expr) => {
+        raw!($native, $wasm).and_then(|b| crate::abi::decode(&b).ok())
+    };
+}
+
+/// Decode a `Result<T>` answer; transport problems become [`Error::Internal`].
+fn decode_result<T: DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<T> {
+    let bytes = bytes.ok_or_else(|| {
+        Error::Internal("no host: host calls only work inside a plugin call or a mock host".into())
+    })?;
+    crate::abi::decode::<Result<T>>(&bytes)
+        .map_err(|e| Error::Internal(format!("undecodable host answer: {e}")))?
+}
+
+
+/// Structured logging into the server's tracing output, tagged with the plugin's name.
+pub mod log {
+    #[allow(unused_imports)] // HostCall is only built natively
+    use super::*;
+    pub use crate::types::Level;
+
+    /// Write one log line.
+    pub fn write(level: Level, message: &str) {
+        let _: Option<()> = call_plain!(
+            HostCall::Log {
+                level,
+                message: message.to_string(),
+            },
+            crate::wasm::log_write(level, message)
+        );
+    }
+    /// [`Level::Debug`] line.
+    pub fn debug(message: &str) {
+        write(Level::Debug, message)
+    }
+    /// [`Level::Info`] line.
+    pub fn info(message: &str) {
+        write(Level::Info, message)
+    }
+    /// [`Level::Warn`] line.
+    pub fn warn(message: &str) {
+        write(Level::Warn, message)
+    }
+    /// [`Level::Error`] line.
+    pub fn error(message: &str) {
+        write(Level::Error, message)
+    }
+}
+
+/// The plugin's settings from `switchboard.toml`, already checked against the manifest.
+pub mod config {
+    #[allow(unused_imports)] // HostCall is only built natively
+    use super::*;
+
+    /// One setting as text (lists comma-separated), if set or defaulted.
+    pub fn get(key: &str) -> Option<String> {
+        call_plain!(HostCall::ConfigGet { key: key.into() }, crate::wasm::config_get(key)).flatten()
+    }
+}
+
+/// Durable key-value storage private to this plugin, in the server's database.
+pub mod kv {
+    #[allow(unused_imports)] // HostCall is only built natively
+    use super::*;
+
+    /// Read a key.
+    pub fn get(key: &str) -> Result<Option<Vec<u8>>> {
+        call!(HostCall::KvGet { key: key.into() }, crate::wasm::kv_get(key))
+    }
+    /// Write a key.
+    pub fn set(key: &str, value: &[u8]) -> Result<()> {
+        call!(
+            HostCall::KvSet {
+                key: key.into(),
+                value: value.to_vec(),
+            },
+            crate::wasm::kv_set(key, value)
+        )
+    }
+    /// Remove a key; `true` when it existed.
+    pub fn delete(key: &str) -> Result<bool> {
+        call!(HostCall::KvDelete { key: key.into() }, crate::wasm::kv_delete(key))
+    }
+    /// Keys starting with `prefix`, strictly after `after`, at most `limit`, in bytewise order.
+    pub fn scan(prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<(String, Vec<u8>)>> {
+        call!(
+            HostCall::KvScan {
+                prefix: prefix.into(),
+                after: after.map(Into::into),
+                limit,
+            },
+            crate::wasm::kv_scan(prefix, after, limit)
+        )
+    }
+    /// Set `key` to `new` (`None`: delete) only if it holds `expected` (`None`: absent).
+    pub fn compare_and_swap(key: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool> {
+        call!(
+            HostCall::KvCompareAndSwap {
+                key: key.into(),
+                expected: expected.map(<[u8]>::to_vec),
+                new: new.map(<[u8]>::to_vec),
+            },
+            crate::wasm::kv_cas(key, expected, new)
+        )
+    }
+}
+
+/// Change notifications that wake parked requests (`topic:rest` keys).
+pub mod events {
+    #[allow(unused_imports)] // HostCall is only built natively
+    use super::*;
+
+    /// Announce that `key` changed; its topic must be listed in the manifest.
+    pub fn publish(key: &str) -> Result<()> {
+        call!(HostCall::EventsPublish { key: key.into() }, crate::wasm::events_publish(key))
+    }
+}
+
+/// Mailboxes, for frontends. The server routes each call to the connector serving the
+/// principal's domain.
+pub mod mailstore {
+    #[allow(unused_imports)] // HostCall is only built natively
+    use super::*;
+    use crate::abi::{MailCall, MailReply};
+    use crate::types::{Chunk, Folder, FolderKind, ItemSummary, Principal, SyncPage};
+
+    fn mail(c: MailCall) -> Result<MailReply> {
+        call!(HostCall::Mail(c.clone()), crate::wasm::mail(c))
+    }
+    fn mismatch() -> Error {
+        Error::Internal("the host answered a mailstore call with the wrong kind of reply".into())
+    }
+
+    /// All folders.
+    pub fn list_folders(who: &Principal) -> Result<Vec<Folder>> {
+        match mail(MailCall::ListFolders { who: who.clone() })? {
+            MailReply::Folders(f) => Ok(f),
+            _ => Err(mismatch()),
+        }
+    }
+    /// Create a folder.
+    pub fn create_folder(who: &Principal, parent_id: &str, name: &str, kind: FolderKind) -> Result<Folder> {
+        match mail(MailCall::CreateFolder {
+            who: who.clone(),
+            parent_id: parent_id.into(),
+            name: name.into(),
+            kind,
+        })? {
+            MailReply::Folder(f) => Ok(f),
+            _ => Err(mismatch()),
+        }
+    }
+    /// Rename or move a folder.
+    pub fn update_folder(who: &Principal, id: &str, parent_id: &str, name: &str) -> Result<Folder> {
+        match mail(MailCall::UpdateFolder {
+            who: who.clone(),
+            id: id.into(),
+            parent_id: parent_id.into(),
+            name: name.into(),
+        })? {
+            MailReply::Folder(f) => Ok(f),
+            _ => Err(mismatch()),
+        }
+    }
+    /// Delete a folder.
+    pub fn delete_folder(who: &Principal, id: &str) -> Result<()> {
+        mail(MailCall::DeleteFolder { who: who.clone(), id: id.into() }).map(drop)
+    }
+    /// Changes since `state`.
+    pub fn sync(who: &Principal, folder_id: &str, state: Option<&str>, max: u32) -> Result<SyncPage> {
+        match mail(MailCall::Sync {
+            who: who.clone(),
+            folder_id: folder_id.into(),
+            state: state.map(Into::into),
+            max,
+        })? {
+            MailReply::Page(p) => Ok(p),
+            _ => Err(mismatch()),
+        }
+    }
+    /// A chunk of an item's content or of one attachment.
+    pub fn fetch(who: &Principal, item_id: &str, part_id: Option<&str>, offset: u64, max: u32) -> Result<Chunk> {
+        match mail(MailCall::Fetch {
+            who: who.clone(),
+            item_id: item_id.into(),
+            part_id: part_id.map(Into::into),
+            offset,
+            max,
+        })? {
+            MailReply::Chunk(c) => Ok(c),
+            _ => Err(mismatch()),
+        }
+    }
+    /// Store a new item.
+    pub fn create_item(who: &Principal, folder_id: &str, content: &[u8]) -> Result<ItemSummary> {
+        match mail(MailCall::CreateItem {
+            who: who.clone(),
+            folder_id: folder_id.into(),
+            content: content.to_vec(),
+        })? {
+            MailReply::Item(i) => Ok(i),
+            _ => Err(mismatch()),
+        }
+    }
+    /// Replace an item's content.
+    pub fn replace_item(who: &Principal, item_id: &str, content: &[u8]) -> Result<ItemSummary> {
+        match mail(MailCall::ReplaceItem {
+            who: who.clone(),
+            item_id: item_id.into(),
+            content: content.to_vec(),
+        })? {
+            MailReply::Item(i) => Ok(i),
+            _ => Err(mismatch()),
+        }
+    }
+    /// Set or clear flags.
+    pub fn set_flags(who: &Principal, item_id: &str, read: Option<bool>, flagged: Option<bool>) -> Result<()> {
+        mail(MailCall::SetFlags {
+            who: who.clone(),
+            item_id: item_id.into(),
+            read,
+            flagged,
+        })
+        .map(drop)
+    }
+    /// Move an item; returns the new id.
+    pub fn move_item(who: &Principal, item_id: &str, to_folder_id: &str) -> Result<String> {
+        match mail(MailCall::MoveItem {
+            who: who.clone(),
+            item_id: item_id.into(),
+            to_folder_id: to_folder_id.into(),
+        })? {
+            MailReply::Id(i) => Ok(i),
+            _ => Err(mismatch()),
+        }
+    }
+    /// Delete an item.
+    pub fn delete_item(who: &Principal, item_id: &str) -> Result<()> {
+        mail(MailCall::DeleteItem { who: who.clone(), item_id: item_id.into() }).map(drop)
+    }
+    /// Submit a message.
+    pub fn send(who: &Principal, mime: &[u8], save_copy: bool) -> Result<()> {
+        mail(MailCall::Send {
+            who: who.clone(),
+            mime: mime.to_vec(),
+            save_copy,
+        })
+        .map(drop)
+    }
+    /// Free-text search.
+    pub fn search(who: &Principal, folder_id: Option<&str>, query: &str, max: u32) -> Result<Vec<ItemSummary>> {
+        match mail(MailCall::Search {
+            who: who.clone(),
+            folder_id: folder_id.map(Into::into),
+            query: query.into(),
+            max,
+        })? {
+            MailReply::Items(i) => Ok(i),
+            _ => Err(mismatch()),
+        }
+    }
+}
+
+/// People and logins, for frontends; routed by domain to the directory connector.
+pub mod directory {
+    #[allow(unused_imports)] // HostCall is only built natively
+    use super::*;
+    use crate::abi::{DirectoryCall, DirectoryReply};
+    use crate::types::{Person, Principal};
+
+    fn mismatch() -> Error {
+        Error::Internal("the host answered a directory call with the wrong kind of reply".into())
+    }
+    fn dir(c: DirectoryCall) -> Result<DirectoryReply> {
+        call!(HostCall::Directory(c.clone()), crate::wasm::directory(c))
+    }
+    /// Check a password.
+    pub fn authenticate(who: &Principal, password: &str) -> Result<bool> {
+        match dir(DirectoryCall::Authenticate {
+            who: who.clone(),
+            password: password.into(),
+        })? {
+            DirectoryReply::Authenticated(ok) => Ok(ok),
+            _ => Err(mismatch()),
+        }
+    }
+    /// One person by login.
+    pub fn lookup(who: &Principal) -> Result<Option<Person>> {
+        match dir(DirectoryCall::Lookup { who: who.clone() })? {
+            DirectoryReply::Person(p) => Ok(p),
+            _ => Err(mismatch()),
+        }
+    }
+    /// GAL search.
+    pub fn search(domain: &str, query: &str, max: u32) -> Result<Vec<Person>> {
+        match dir(DirectoryCall::Search {
+            domain: domain.into(),
+            query: query.into(),
+            max,
+        })? {
+            DirectoryReply::People(p) => Ok(p),
+            _ => Err(mismatch()),
+        }
+    }
+}
+
+/// Outbound TCP/TLS for connectors, to granted hosts only.
+pub mod outbound {
+    #[allow(unused_imports)] // HostCall is only built natively
+    use super::*;
+
+    /// An open connection; closed on drop. Implements `std::io::Read` and `Write`, so
+    /// protocol crates that take a stream work over it.
+    #[derive(Debug)]
+    pub struct Connection {
+        id: u32,
+    }
+
+    /// Connect to `host:port`, optionally through TLS.
+    pub fn connect(host: &str, port: u16, tls: bool) -> Result<Connection> {
+        let id = call!(
+            HostCall::OutboundConnect {
+                host: host.into(),
+                port,
+                tls,
+            },
+            crate::wasm::outbound_connect(host, port, tls)
+        )?;
+        Ok(Connection { id })
+    }
+
+    impl Connection {
+        /// Up to `max` bytes; empty when the peer closed.
+        pub fn read_chunk(&mut self, max: u32) -> Result<Vec<u8>> {
+            call!(
+                HostCall::OutboundRead { conn: self.id, max },
+                crate::wasm::outbound_read(self.id, max)
+            )
+        }
+        /// Write all of `data`.
+        pub fn write_all_bytes(&mut self, data: &[u8]) -> Result<()> {
+            call!(
+                HostCall::OutboundWrite {
+                    conn: self.id,
+                    data: data.to_vec(),
+                },
+                crate::wasm::outbound_write(self.id, data)
+            )
+        }
+    }
+
+    impl std::io::Read for Connection {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let max = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+            let data = self.read_chunk(max).map_err(std::io::Error::other)?;
+            let n = data.len().min(buf.len());
+            buf[..n].copy_from_slice(&data[..n]);
+            Ok(n)
+        }
+    }
+
+    impl std::io::Write for Connection {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.write_all_bytes(buf).map_err(std::io::Error::other)?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Drop for Connection {
+        fn drop(&mut self) {
+            let _: Option<()> = call_plain!(
+                HostCall::OutboundClose { conn: self.id },
+                crate::wasm::outbound_close(self.id)
+            );
+        }
+    }
+}
+
+/// The rest of the current HTTP request's body, in chunks.
+pub mod request_body {
+    #[allow(unused_imports)] // HostCall is only built natively
+    use super::*;
+
+    /// Up to `max` more bytes; empty at the end.
+    pub fn read(max: u32) -> Result<Vec<u8>> {
+        call!(HostCall::RequestBodyRead { max }, crate::wasm::request_body_read(max))
+    }
+}
+
+/// Sending SIP messages through the server's sockets.
+pub mod sip_transport {
+    #[allow(unused_imports)] // HostCall is only built natively
+    use super::*;
+
+    /// Send on an existing flow (RFC 5626).
+    pub fn send_flow(flow: u64, message: &[u8]) -> Result<()> {
+        call!(
+            HostCall::SipSendFlow {
+                flow,
+                message: message.to_vec(),
+            },
+            crate::wasm::sip_send_flow(flow, message)
+        )
+    }
+    /// Send to `target` (`ip:port`) over `transport` (`udp`, `tcp`, `tls`).
+    pub fn send_to(transport: &str, target: &str, message: &[u8]) -> Result<()> {
+        call!(
+            HostCall::SipSendTo {
+                transport: transport.into(),
+                target: target.into(),
+                message: message.to_vec(),
+            },
+            crate::wasm::sip_send_to(transport, target, message)
+        )
+    }
+}
+
+/// Directories the admin granted (manifest `capabilities.dirs`), read-only.
+pub mod files {
+    #[allow(unused_imports)] // HostCall is only built natively
+    use super::*;
+    use std::path::PathBuf;
+
+    /// Where granted directory `name` is: a preopened `/NAME` inside the WebAssembly sandbox,
+    /// the configured path for native builds. `None` when not granted.
+    pub fn dir(name: &str) -> Option<PathBuf> {
+        let dir: Option<Option<String>> =
+            call_plain!(HostCall::FilesDir { name: name.into() }, crate::wasm::files_dir(name));
+        dir.flatten().map(PathBuf::from)
+    }
+}

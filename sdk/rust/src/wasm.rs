@@ -1,0 +1,262 @@
+//! WebAssembly glue: wit-bindgen bindings for the four worlds and the host imports, and the
+//! conversions between their generated types and the SDK's own. Hidden from the docs; plugin
+//! authors use [`crate::export_wasm!`] and [`crate::host`].
+//!
+//! The generated types and the SDK types have the same shape field for field (both follow the
+//! WIT), so conversions go through postcard rather than hundreds of lines of hand-written
+//! field copies; a mismatch would fail loudly in the tests that run every example through the
+//! real host.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::abi::{encode, MailCall};
+
+/// Generated bindings. Each export world has its own module with its own export macro; host
+/// imports are generated from small glue worlds that never clash with an export (wit-bindgen
+/// drops the imports a plugin does not use).
+#[allow(unsafe_code, missing_docs, missing_debug_implementations, clippy::all)]
+pub mod bindings {
+    /// Imports every world has or that no world exports.
+    pub mod common {
+        wit_bindgen::generate!({
+            inline: "
+                package switchboard:sdk-glue;
+                world common {
+                    import switchboard:plugin/log@0.1.0;
+                    import switchboard:plugin/config@0.1.0;
+                    import switchboard:plugin/kv@0.1.0;
+                    import switchboard:plugin/events@0.1.0;
+                    import switchboard:plugin/outbound@0.1.0;
+                    import switchboard:plugin/request-body@0.1.0;
+                    import switchboard:plugin/sip-transport@0.1.0;
+                }
+            ",
+            world: "switchboard:sdk-glue/common",
+            generate_all,
+            additional_derives: [serde::Serialize, serde::Deserialize],
+            runtime_path: "::switchboard_sdk::__wit_bindgen::rt",
+        });
+    }
+    /// The mailstore import (frontends).
+    pub mod mail_import {
+        wit_bindgen::generate!({
+            inline: "
+                package switchboard:sdk-glue;
+                world mail-import { import switchboard:plugin/mailstore@0.1.0; }
+            ",
+            world: "switchboard:sdk-glue/mail-import",
+            generate_all,
+            additional_derives: [serde::Serialize, serde::Deserialize],
+            runtime_path: "::switchboard_sdk::__wit_bindgen::rt",
+        });
+    }
+    /// The directory import (frontends).
+    pub mod directory_import {
+        wit_bindgen::generate!({
+            inline: "
+                package switchboard:sdk-glue;
+                world directory-import { import switchboard:plugin/directory@0.1.0; }
+            ",
+            world: "switchboard:sdk-glue/directory-import",
+            generate_all,
+            additional_derives: [serde::Serialize, serde::Deserialize],
+            runtime_path: "::switchboard_sdk::__wit_bindgen::rt",
+        });
+    }
+    /// `http-frontend` exports.
+    pub mod http {
+        wit_bindgen::generate!({
+            world: "switchboard:plugin/http-frontend@0.1.0",
+            additional_derives: [serde::Serialize, serde::Deserialize],
+            pub_export_macro: true,
+            export_macro_name: "export_http",
+            default_bindings_module: "::switchboard_sdk::wasm::bindings::http",
+            runtime_path: "::switchboard_sdk::__wit_bindgen::rt",
+        });
+    }
+    /// `sip-frontend` exports.
+    pub mod sip {
+        wit_bindgen::generate!({
+            world: "switchboard:plugin/sip-frontend@0.1.0",
+            additional_derives: [serde::Serialize, serde::Deserialize],
+            pub_export_macro: true,
+            export_macro_name: "export_sip",
+            default_bindings_module: "::switchboard_sdk::wasm::bindings::sip",
+            runtime_path: "::switchboard_sdk::__wit_bindgen::rt",
+        });
+    }
+    /// `mail-connector` exports.
+    pub mod mail {
+        wit_bindgen::generate!({
+            world: "switchboard:plugin/mail-connector@0.1.0",
+            additional_derives: [serde::Serialize, serde::Deserialize],
+            pub_export_macro: true,
+            export_macro_name: "export_mail",
+            default_bindings_module: "::switchboard_sdk::wasm::bindings::mail",
+            runtime_path: "::switchboard_sdk::__wit_bindgen::rt",
+        });
+    }
+    /// `directory-connector` exports.
+    pub mod directory {
+        wit_bindgen::generate!({
+            world: "switchboard:plugin/directory-connector@0.1.0",
+            additional_derives: [serde::Serialize, serde::Deserialize],
+            pub_export_macro: true,
+            export_macro_name: "export_directory",
+            default_bindings_module: "::switchboard_sdk::wasm::bindings::directory",
+            runtime_path: "::switchboard_sdk::__wit_bindgen::rt",
+        });
+    }
+}
+
+/// Reinterpret a value as the same-shaped type from another module (see the module docs).
+pub fn convert<A: Serialize, B: DeserializeOwned>(value: &A) -> B {
+    match postcard::from_bytes(&encode(value)) {
+        Ok(v) => v,
+        Err(e) => panic!(
+            "switchboard-sdk: {} and {} differ in shape: {e}",
+            std::any::type_name::<A>(),
+            std::any::type_name::<B>()
+        ),
+    }
+}
+
+use bindings::common::switchboard::plugin as common;
+use bindings::directory_import::switchboard::plugin::directory as dir_import;
+use bindings::mail_import::switchboard::plugin::mailstore as mail_import;
+
+// One small function per import, called directly from `crate::host`: a plugin's component
+// then imports only the interfaces it really calls (wit-component drops the rest), so a
+// connector never appears to import frontend-only interfaces and vice versa. Each returns the
+// answer encoded exactly as the native host would, so `crate::host` has one decoding path.
+
+pub(crate) fn log_write(level: crate::types::Level, message: &str) -> Vec<u8> {
+    common::log::write(convert(&level), message);
+    encode(&())
+}
+pub(crate) fn config_get(key: &str) -> Vec<u8> {
+    encode(&common::config::get(key))
+}
+pub(crate) fn kv_get(key: &str) -> Vec<u8> {
+    encode(&common::kv::get(key))
+}
+pub(crate) fn kv_set(key: &str, value: &[u8]) -> Vec<u8> {
+    encode(&common::kv::set(key, value))
+}
+pub(crate) fn kv_delete(key: &str) -> Vec<u8> {
+    encode(&common::kv::delete(key))
+}
+pub(crate) fn kv_scan(prefix: &str, after: Option<&str>, limit: u32) -> Vec<u8> {
+    encode(&common::kv::scan(prefix, after, limit))
+}
+pub(crate) fn kv_cas(key: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> Vec<u8> {
+    encode(&common::kv::compare_and_swap(key, expected, new))
+}
+pub(crate) fn events_publish(key: &str) -> Vec<u8> {
+    encode(&common::events::publish(key))
+}
+pub(crate) fn outbound_connect(host: &str, port: u16, tls: bool) -> Vec<u8> {
+    encode(&common::outbound::connect(host, port, tls))
+}
+pub(crate) fn outbound_read(conn: u32, max: u32) -> Vec<u8> {
+    encode(&common::outbound::read(conn, max))
+}
+pub(crate) fn outbound_write(conn: u32, data: &[u8]) -> Vec<u8> {
+    encode(&common::outbound::write(conn, data))
+}
+pub(crate) fn outbound_close(conn: u32) -> Vec<u8> {
+    common::outbound::close(conn);
+    encode(&())
+}
+pub(crate) fn request_body_read(max: u32) -> Vec<u8> {
+    encode(&common::request_body::read(max))
+}
+pub(crate) fn sip_send_flow(flow: u64, message: &[u8]) -> Vec<u8> {
+    encode(&common::sip_transport::send_flow(flow, message))
+}
+pub(crate) fn sip_send_to(transport: &str, target: &str, message: &[u8]) -> Vec<u8> {
+    encode(&common::sip_transport::send_to(transport, target, message))
+}
+pub(crate) fn files_dir(name: &str) -> Vec<u8> {
+    encode(&Some(format!("/{name}")))
+}
+pub(crate) fn directory(call: crate::abi::DirectoryCall) -> Vec<u8> {
+    use crate::abi::{DirectoryCall, DirectoryReply};
+    use crate::types::Result;
+    let reply: Result<DirectoryReply> = match call {
+        DirectoryCall::Authenticate { who, password } => {
+            dir_import::authenticate(&convert(&who), &password)
+                .map(DirectoryReply::Authenticated)
+                .map_err(|e| convert(&e))
+        }
+        DirectoryCall::Lookup { who } => dir_import::lookup(&convert(&who))
+            .map(|p| DirectoryReply::Person(convert(&p)))
+            .map_err(|e| convert(&e)),
+        DirectoryCall::Search { domain, query, max } => dir_import::search(&domain, &query, max)
+            .map(|p| DirectoryReply::People(convert(&p)))
+            .map_err(|e| convert(&e)),
+    };
+    encode(&reply)
+}
+
+pub(crate) fn mail(call: MailCall) -> Vec<u8> {
+    use crate::abi::MailReply as R;
+    use crate::types::Result;
+    fn done<T: Serialize>(
+        r: std::result::Result<T, mail_import::Error>,
+        wrap: impl FnOnce(T) -> R,
+    ) -> Result<R> {
+        r.map(wrap).map_err(|e| convert(&e))
+    }
+    let reply = match call {
+        MailCall::ListFolders { who } => done(mail_import::list_folders(&convert(&who)), |f| {
+            R::Folders(convert(&f))
+        }),
+        MailCall::CreateFolder { who, parent_id, name, kind } => done(
+            mail_import::create_folder(&convert(&who), &parent_id, &name, convert(&kind)),
+            |f| R::Folder(convert(&f)),
+        ),
+        MailCall::UpdateFolder { who, id, parent_id, name } => done(
+            mail_import::update_folder(&convert(&who), &id, &parent_id, &name),
+            |f| R::Folder(convert(&f)),
+        ),
+        MailCall::DeleteFolder { who, id } => {
+            done(mail_import::delete_folder(&convert(&who), &id), |_| R::Unit)
+        }
+        MailCall::Sync { who, folder_id, state, max } => done(
+            mail_import::sync(&convert(&who), &folder_id, state.as_deref(), max),
+            |p| R::Page(convert(&p)),
+        ),
+        MailCall::Fetch { who, item_id, part_id, offset, max } => done(
+            mail_import::fetch(&convert(&who), &item_id, part_id.as_deref(), offset, max),
+            |c| R::Chunk(convert(&c)),
+        ),
+        MailCall::CreateItem { who, folder_id, content } => done(
+            mail_import::create_item(&convert(&who), &folder_id, &content),
+            |i| R::Item(convert(&i)),
+        ),
+        MailCall::ReplaceItem { who, item_id, content } => done(
+            mail_import::replace_item(&convert(&who), &item_id, &content),
+            |i| R::Item(convert(&i)),
+        ),
+        MailCall::SetFlags { who, item_id, read, flagged } => done(
+            mail_import::set_flags(&convert(&who), &item_id, read, flagged),
+            |_| R::Unit,
+        ),
+        MailCall::MoveItem { who, item_id, to_folder_id } => done(
+            mail_import::move_item(&convert(&who), &item_id, &to_folder_id),
+            R::Id,
+        ),
+        MailCall::DeleteItem { who, item_id } => {
+            done(mail_import::delete_item(&convert(&who), &item_id), |_| R::Unit)
+        }
+        MailCall::Send { who, mime, save_copy } => {
+            done(mail_import::send(&convert(&who), &mime, save_copy), |_| R::Unit)
+        }
+        MailCall::Search { who, folder_id, query, max } => done(
+            mail_import::search(&convert(&who), folder_id.as_deref(), &query, max),
+            |i| R::Items(convert(&i)),
+        ),
+    };
+    encode(&reply)
+}
