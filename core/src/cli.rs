@@ -12,7 +12,8 @@ use switchboard_storage::{AuditEntry, Storage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::{load, ConfigSource, Listener, Settings};
-use crate::plugins::manifest::{load_manifest, Artifact, HOST_SDK_VERSION};
+use crate::plugins::manifest::{load_manifest, Artifact, World, HOST_SDK_VERSION};
+use crate::plugins::scaffold::{scaffold, SdkDependency};
 use crate::server;
 
 /// Switchboard: ActiveSync, Outlook and SIP for the mail, calendars and people you already have.
@@ -67,11 +68,28 @@ pub enum Command {
 /// `switchboard plugin …`
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
-    /// Check a plugin manifest (plugin.toml) and the file it names: every problem is printed
-    /// with its key path; exits non-zero if there is one.
+    /// List the plugins of the configuration: world, version, build, state, where they serve.
+    List,
+    /// Check a plugin manifest (plugin.toml) and load the file it names as the server would
+    /// (compile, link against its world, type-check exports; or the native ABI stamp). Every
+    /// problem is printed; exits non-zero if there is one.
     Verify {
         /// The manifest.
         manifest: PathBuf,
+    },
+    /// Write a new plugin crate (source, manifests, README) from the SDK template.
+    New {
+        /// Plugin name, [a-z][a-z0-9-]*.
+        name: String,
+        /// http-frontend, sip-frontend, mail-connector or directory-connector.
+        #[arg(long)]
+        world: String,
+        /// Directory to create (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Depend on a local switchboard-sdk checkout instead of crates.io.
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
     },
     /// Show what a plugin manifest declares: world, SDK version, capabilities, settings.
     Inspect {
@@ -165,7 +183,18 @@ pub async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Plugin(cmd) => plugin_command(cmd),
+        Command::Plugin(PluginCommand::List) => {
+            let settings = match load_settings(path) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            plugin_list(&settings);
+            ExitCode::SUCCESS
+        }
+        Command::Plugin(PluginCommand::New { name, world, dir, sdk_path }) => {
+            plugin_new(&name, &world, dir, sdk_path)
+        }
+        Command::Plugin(cmd) => plugin_command(cmd).await,
         Command::Serve => {
             let settings = match load_settings(path) {
                 Ok(s) => s,
@@ -356,8 +385,68 @@ async fn admin_command(command: Command, settings: &Settings) -> anyhow::Result<
     Ok(())
 }
 
-fn plugin_command(cmd: PluginCommand) -> ExitCode {
-    let (PluginCommand::Verify { manifest } | PluginCommand::Inspect { manifest }) = &cmd;
+fn plugin_list(settings: &Settings) {
+    if settings.config.plugins.is_empty() {
+        println!("no plugins configured ([plugins.<name>] in the configuration)");
+        return;
+    }
+    println!("{:<14} {:<20} {:<9} {:<8} {:<9} serves", "NAME", "WORLD", "VERSION", "BUILD", "STATE");
+    for (name, p) in &settings.config.plugins {
+        let frontends: Vec<&str> = settings
+            .config
+            .frontends
+            .iter()
+            .filter(|(_, f)| f.plugin.as_deref() == Some(name.as_str()))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        match settings.plugin_manifests.get(name) {
+            Some(m) => {
+                let serves = match m.world {
+                    World::MailConnector | World::DirectoryConnector => format!("domains {}", p.domains.join(", ")),
+                    _ => format!("frontends {}", frontends.join(", ")),
+                };
+                let build = match m.artifact {
+                    Artifact::Wasm => "wasm",
+                    Artifact::Native => "native",
+                };
+                println!("{name:<14} {:<20} {:<9} {build:<8} {:<9} {serves}", m.world.to_string(), m.version.to_string(), "enabled");
+            }
+            None => println!("{name:<14} {:<20} {:<9} {:<8} {:<9} -", "-", "-", "-", "disabled"),
+        }
+    }
+    println!("(live state, faults and memory: GET /admin/status on the admin listener)");
+}
+
+fn plugin_new(name: &str, world: &str, dir: Option<PathBuf>, sdk_path: Option<PathBuf>) -> ExitCode {
+    let Some(world) = World::parse(world) else {
+        eprintln!("error: --world: unknown world \"{world}\" (known: http-frontend, sip-frontend, mail-connector, directory-connector)");
+        return ExitCode::from(2);
+    };
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    let sdk = match sdk_path {
+        Some(p) => SdkDependency::Path(p),
+        None => SdkDependency::Registry,
+    };
+    match scaffold(name, world, &dir, sdk) {
+        Ok(files) => {
+            println!("created {} ({world} plugin \"{name}\"):", dir.display());
+            for f in files {
+                println!("  {}", f.display());
+            }
+            println!("next: see {}/README.md to build it as a WebAssembly component and as a native library", dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn plugin_command(cmd: PluginCommand) -> ExitCode {
+    let (PluginCommand::Verify { manifest } | PluginCommand::Inspect { manifest }) = &cmd else {
+        return ExitCode::from(2);
+    };
     let m = match load_manifest(manifest) {
         Ok(m) => m,
         Err(e) => {
@@ -377,9 +466,20 @@ fn plugin_command(cmd: PluginCommand) -> ExitCode {
                 "file present, sha256 not pinned"
             };
             println!(
-                "manifest OK: {} {}, {} world, SDK {}, {kind}; {pinned} (the component's exports are checked when the plugin host loads it)",
+                "manifest OK: {} {}, {} world, SDK {}, {kind}; {pinned}",
                 m.name, m.version, m.world, m.sdk
             );
+            match crate::plugins::set::verify(&m).await {
+                Ok(v) => {
+                    println!("plugin OK: loads as {} and answers the host's type checks", m.world);
+                    println!("  exports: {}", v.exports.join(", "));
+                    println!("  imports: {}", v.imports.join(", "));
+                }
+                Err(e) => {
+                    eprintln!("error: plugin {} {e}", m.name);
+                    return ExitCode::from(1);
+                }
+            }
         }
         PluginCommand::Inspect { .. } => {
             println!("name:        {}", m.name);
@@ -426,6 +526,7 @@ fn plugin_command(cmd: PluginCommand) -> ExitCode {
                 println!("setting:     {name} ({:?}{required}{default})", s.kind);
             }
         }
+        PluginCommand::List | PluginCommand::New { .. } => return ExitCode::from(2),
     }
     ExitCode::SUCCESS
 }

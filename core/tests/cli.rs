@@ -255,19 +255,21 @@ fn user_and_domain_commands() {
 
 #[test]
 fn plugin_verify_and_inspect_manifests() {
+    // The manifest is fine, but its file is four bytes of nothing: verify loads it and says so.
     let out = Command::new(BIN)
         .args(["plugin", "verify", "tests/ui/manifest/valid.toml"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.starts_with("manifest OK: imap 0.3.1, mail-connector world, SDK 0.1.0"),
         "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: plugin imap not a valid WebAssembly component"),
+        "{stderr}"
     );
 
     let out = Command::new(BIN)
@@ -298,4 +300,84 @@ fn plugin_verify_and_inspect_manifests() {
         stdout.contains("setting:     port (Integer, default 993)"),
         "{stdout}"
     );
+}
+
+mod plugin_files {
+    include!("support/plugins.rs");
+}
+
+#[test]
+fn plugin_verify_loads_real_plugins_both_ways() {
+    use plugin_files::{install, manifest_of, Build};
+    let dir = tempfile::tempdir().unwrap();
+    for (build, sub) in [(Build::Wasm, "wasm"), (Build::Native, "native")] {
+        let manifest = install(
+            &dir.path().join(sub),
+            "example-eml-connector",
+            build,
+            &manifest_of("examples/eml-connector/plugin.toml"),
+        );
+        let out = Command::new(BIN)
+            .args(["plugin", "verify"])
+            .arg(&manifest)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{sub}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("plugin OK: loads as mail-connector"), "{stdout}");
+        if build == Build::Wasm {
+            assert!(stdout.contains("exports: switchboard:plugin/mailstore@0.1.0"), "{stdout}");
+            assert!(!stdout.contains("switchboard:plugin/outbound"), "unused imports are dropped: {stdout}");
+        } else {
+            assert!(stdout.contains("native ABI 1, SDK 0.1.0"), "{stdout}");
+        }
+    }
+}
+
+#[test]
+fn plugin_new_writes_a_crate_and_plugin_list_shows_configured_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("hello");
+    let out = Command::new(BIN)
+        .args(["plugin", "new", "hello", "--world", "http-frontend", "--dir"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in ["Cargo.toml", "src/lib.rs", "plugin.toml", "README.md"] {
+        assert!(target.join(f).is_file(), "{f} missing");
+    }
+    // Again into the same place: refused, nothing overwritten.
+    let out = Command::new(BIN)
+        .args(["plugin", "new", "hello", "--world", "http-frontend", "--dir"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = Command::new(BIN)
+        .args(["plugin", "new", "x", "--world", "gopher"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown world \"gopher\""));
+
+    let config = dir.path().join("switchboard.toml");
+    // `list` reads manifests, not plugin files: an empty file stands in for the component.
+    let manifest = dir.path().join("plugin.toml");
+    std::fs::copy("../examples/notes-frontend/plugin.toml", &manifest).unwrap();
+    std::fs::write(dir.path().join("notes.wasm"), b"").unwrap();
+    std::fs::write(
+        &config,
+        format!("[plugins.notes]\nmanifest = {:?}\n[frontends.notes]\nplugin = \"notes\"\n", manifest.display().to_string()),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--config"])
+        .arg(&config)
+        .args(["plugin", "list"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("notes          http-frontend        0.1.0     wasm     enabled   frontends notes"), "{stdout}");
 }

@@ -122,7 +122,12 @@ fn plugin(
         Ok(m) => m,
         Err(e) => {
             for e in e.errors {
-                err(&at("manifest"), format!("{}: {}: {}", file.display(), e.path, e.message));
+                let msg = if e.path == "(file)" {
+                    e.message
+                } else {
+                    format!("{}: {}: {}", file.display(), e.path, e.message)
+                };
+                err(&at("manifest"), msg);
             }
             return None;
         }

@@ -69,6 +69,11 @@ impl World {
         World::DirectoryConnector,
     ];
 
+    /// The world named `name` (`http-frontend`, …).
+    pub fn parse(name: &str) -> Option<World> {
+        World::ALL.into_iter().find(|w| w.as_str() == name)
+    }
+
     /// The WIT world name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -8,6 +8,7 @@ pub mod frontend;
 pub mod manifest;
 pub mod native;
 mod plugin;
+pub mod scaffold;
 pub mod set;
 pub mod wasm;
 

@@ -122,6 +122,12 @@ impl NativePlugin {
         }
     }
 
+    /// Run one call on the calling thread (host calls block on `handle`); for benchmarks and
+    /// callers already on a blocking thread. Returns the encoded answer.
+    pub fn call_now(&self, ctx: CallCtx, handle: tokio::runtime::Handle, call: PluginCall) -> Result<Vec<u8>, Fault> {
+        self.call_blocking(ctx, handle, call)
+    }
+
     #[allow(unsafe_code)]
     fn call_blocking(&self, ctx: CallCtx, handle: tokio::runtime::Handle, call: PluginCall) -> Result<Vec<u8>, Fault> {
         let encoded = abi::encode(&call);

@@ -121,6 +121,19 @@ impl Plugin {
         }
     }
 
+    /// The native library, for callers that measure or drive it directly (benchmarks).
+    pub fn native(&self) -> Option<&Arc<NativePlugin>> {
+        match &self.runtime {
+            Runtime::Native(n) => Some(n),
+            Runtime::Wasm(_) => None,
+        }
+    }
+
+    /// A call context for this plugin acting for `principal` (no routing, no body).
+    pub fn call_ctx(&self, principal: Option<Principal>) -> CallCtx {
+        self.ctx(None, principal, None)
+    }
+
     fn ctx(&self, routes: Option<Arc<dyn Routes>>, principal: Option<Principal>, body: Option<RequestBody>) -> CallCtx {
         CallCtx {
             info: self.info.clone(),

@@ -234,3 +234,71 @@ async fn load_one(
     tracing::info!(plugin = name, world = %manifest.world, version = %manifest.version, "plugin loaded");
     Ok(Plugin::new(info, manifest, rt, runtime.hub.clone(), cfg.max_faults))
 }
+
+/// What `switchboard plugin verify` found out about a plugin file.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// Interfaces the component imports (WebAssembly), or the native ABI stamp.
+    pub imports: Vec<String>,
+    /// Interfaces it exports.
+    pub exports: Vec<String>,
+}
+
+/// Load a plugin's file the way the server would — compile, link against its world,
+/// instantiate once and type-check the exports (WebAssembly), or check the ABI stamp and
+/// world (native) — without a configuration. Capabilities are granted as the manifest asks,
+/// against an in-memory database.
+pub async fn verify(manifest: &super::manifest::Manifest) -> Result<Verified, PluginError> {
+    let storage = Storage::connect("sqlite::memory:", 1)
+        .await
+        .map_err(|e| PluginError::Engine(format!("scratch database: {e}")))?;
+    storage
+        .migrate()
+        .await
+        .map_err(|e| PluginError::Engine(format!("scratch database: {e}")))?;
+    let info = Arc::new(PluginInfo {
+        name: manifest.name.clone(),
+        world: manifest.world,
+        kv: Kv::new(storage, &manifest.name, manifest.kv_quota_bytes),
+        event_topics: manifest.events.clone(),
+        conns: Connections::new(Vec::new()),
+        dirs: BTreeMap::new(),
+        settings: BTreeMap::new(),
+    });
+    match manifest.artifact {
+        Artifact::Wasm => {
+            let engine = WasmEngine::new(&EngineOptions {
+                instances: 4,
+                max_memory_bytes: 256 << 20,
+                cache_dir: None,
+            })?;
+            let bytes = std::fs::read(&manifest.file)
+                .map_err(|e| PluginError::Io(format!("{}: {e}", manifest.file.display())))?;
+            let sha = hex::encode(Sha256::digest(&bytes));
+            let component = engine.component(&bytes, &sha)?;
+            let ty = component.component_type();
+            let names = |items: Vec<String>| {
+                let mut v: Vec<String> = items.into_iter().filter(|n| n.starts_with("switchboard:") || n.starts_with("wasi:")).collect();
+                v.sort();
+                v
+            };
+            let imports = names(ty.imports(&engine.engine).map(|(n, _)| n.to_string()).collect());
+            let exports = names(ty.exports(&engine.engine).map(|(n, _)| n.to_string()).collect());
+            let limits = WasmLimits {
+                memory_bytes: 64 << 20,
+                deadline: Duration::from_secs(10),
+                warm: 1,
+                recycle_after: 1,
+            };
+            WasmPlugin::load(&engine, &component, info, limits).await?;
+            Ok(Verified { imports, exports })
+        }
+        Artifact::Native => {
+            let (_lib, stamp) = NativePlugin::load(&manifest.file, manifest.world, Duration::from_secs(10))?;
+            Ok(Verified {
+                imports: vec![format!("native ABI {}, SDK {}", stamp.abi, stamp.sdk)],
+                exports: vec![stamp.world.unwrap_or("?").to_string()],
+            })
+        }
+    }
+}

@@ -24,6 +24,11 @@ fn target_dir() -> PathBuf {
 /// Build `package` and return the artifact. Cargo's own lock serialises concurrent test
 /// processes; after the first build this is a no-op check.
 pub fn artifact(package: &str, build: Build) -> PathBuf {
+    artifact_with(package, build, false)
+}
+
+/// Like [`artifact`]; `release_native` builds the native library optimised (benchmarks).
+pub fn artifact_with(package: &str, build: Build, release_native: bool) -> PathBuf {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(workspace()).args(["build", "--quiet", "-p", package, "--lib"]);
     let lib = package.replace('-', "_");
@@ -31,6 +36,10 @@ pub fn artifact(package: &str, build: Build) -> PathBuf {
         Build::Wasm => {
             cmd.args(["--release", "--target", "wasm32-wasip2"]);
             target_dir().join(format!("wasm32-wasip2/release/{lib}.wasm"))
+        }
+        Build::Native if release_native => {
+            cmd.arg("--release");
+            target_dir().join(format!("release/lib{lib}.so"))
         }
         Build::Native => target_dir().join(format!("debug/lib{lib}.so")),
     };
@@ -43,8 +52,13 @@ pub fn artifact(package: &str, build: Build) -> PathBuf {
 /// Copy `package`'s artifact into `dir` as `file_name` and write `manifest` (with `file`
 /// pointing at it) beside it; returns the manifest path.
 pub fn install(dir: &Path, package: &str, build: Build, manifest: &str) -> PathBuf {
+    install_with(dir, package, build, manifest, false)
+}
+
+/// Like [`install`], optionally with an optimised native build.
+pub fn install_with(dir: &Path, package: &str, build: Build, manifest: &str, release_native: bool) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
-    let art = artifact(package, build);
+    let art = artifact_with(package, build, release_native);
     let file_name = art.file_name().unwrap().to_string_lossy().into_owned();
     std::fs::copy(&art, dir.join(&file_name)).unwrap();
     let text = manifest

@@ -114,10 +114,15 @@ impl HttpFrontend for Notes {
             .unwrap_or(65536usize);
         match (req.method.as_str(), rest.as_str()) {
             ("POST", "_echo") => {
-                let tag = host::kv::get("echo-tag").ok().flatten().unwrap_or_default();
-                let mut body = tag;
+                // The benchmark handler: one host call, the body back with a checksum header.
+                let tag = host::config::get("echo_tag").unwrap_or_default();
+                let sum = req.body.iter().fold(0u32, |a, b| a.rotate_left(5) ^ u32::from(*b));
+                let mut body = tag.into_bytes();
                 body.extend_from_slice(&req.body);
-                reply(Response::new(200, "application/octet-stream", body))
+                reply(
+                    Response::new(200, "application/octet-stream", body)
+                        .with_header("x-checksum", &format!("{sum:08x}")),
+                )
             }
             ("GET", "_config") => reply(Response::text(200, format!("max_note_bytes={limit}"))),
             ("GET", r) if r == "_mail" || r.starts_with("_mail/") => {
