@@ -191,9 +191,12 @@ pub async fn run(cli: Cli) -> ExitCode {
             plugin_list(&settings);
             ExitCode::SUCCESS
         }
-        Command::Plugin(PluginCommand::New { name, world, dir, sdk_path }) => {
-            plugin_new(&name, &world, dir, sdk_path)
-        }
+        Command::Plugin(PluginCommand::New {
+            name,
+            world,
+            dir,
+            sdk_path,
+        }) => plugin_new(&name, &world, dir, sdk_path),
         Command::Plugin(cmd) => plugin_command(cmd).await,
         Command::Serve => {
             let settings = match load_settings(path) {
@@ -390,7 +393,10 @@ fn plugin_list(settings: &Settings) {
         println!("no plugins configured ([plugins.<name>] in the configuration)");
         return;
     }
-    println!("{:<14} {:<20} {:<9} {:<8} {:<9} serves", "NAME", "WORLD", "VERSION", "BUILD", "STATE");
+    println!(
+        "{:<14} {:<20} {:<9} {:<8} {:<9} serves",
+        "NAME", "WORLD", "VERSION", "BUILD", "STATE"
+    );
     for (name, p) in &settings.config.plugins {
         let frontends: Vec<&str> = settings
             .config
@@ -402,22 +408,37 @@ fn plugin_list(settings: &Settings) {
         match settings.plugin_manifests.get(name) {
             Some(m) => {
                 let serves = match m.world {
-                    World::MailConnector | World::DirectoryConnector => format!("domains {}", p.domains.join(", ")),
+                    World::MailConnector | World::DirectoryConnector => {
+                        format!("domains {}", p.domains.join(", "))
+                    }
                     _ => format!("frontends {}", frontends.join(", ")),
                 };
                 let build = match m.artifact {
                     Artifact::Wasm => "wasm",
                     Artifact::Native => "native",
                 };
-                println!("{name:<14} {:<20} {:<9} {build:<8} {:<9} {serves}", m.world.to_string(), m.version.to_string(), "enabled");
+                println!(
+                    "{name:<14} {:<20} {:<9} {build:<8} {:<9} {serves}",
+                    m.world.to_string(),
+                    m.version.to_string(),
+                    "enabled"
+                );
             }
-            None => println!("{name:<14} {:<20} {:<9} {:<8} {:<9} -", "-", "-", "-", "disabled"),
+            None => println!(
+                "{name:<14} {:<20} {:<9} {:<8} {:<9} -",
+                "-", "-", "-", "disabled"
+            ),
         }
     }
     println!("(live state, faults and memory: GET /admin/status on the admin listener)");
 }
 
-fn plugin_new(name: &str, world: &str, dir: Option<PathBuf>, sdk_path: Option<PathBuf>) -> ExitCode {
+fn plugin_new(
+    name: &str,
+    world: &str,
+    dir: Option<PathBuf>,
+    sdk_path: Option<PathBuf>,
+) -> ExitCode {
     let Some(world) = World::parse(world) else {
         eprintln!("error: --world: unknown world \"{world}\" (known: http-frontend, sip-frontend, mail-connector, directory-connector)");
         return ExitCode::from(2);
@@ -471,7 +492,10 @@ async fn plugin_command(cmd: PluginCommand) -> ExitCode {
             );
             match crate::plugins::set::verify(&m).await {
                 Ok(v) => {
-                    println!("plugin OK: loads as {} and answers the host's type checks", m.world);
+                    println!(
+                        "plugin OK: loads as {} and answers the host's type checks",
+                        m.world
+                    );
                     println!("  exports: {}", v.exports.join(", "));
                     println!("  imports: {}", v.imports.join(", "));
                 }

@@ -16,10 +16,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Listener, Settings};
 use crate::credentials::{DbAuditSink, LocalUsers};
+use crate::plugins::PluginRuntime;
 use crate::readiness::Readiness;
 use crate::sip::CoreSipHandler;
-use crate::plugins::PluginRuntime;
-use crate::state::{Shared, Snapshot, ReloadError};
+use crate::state::{ReloadError, Shared, Snapshot};
 use crate::tls::TlsError;
 
 /// Why the server could not start.
@@ -184,7 +184,13 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         readiness.release(&format!("frontend:{name}"));
     }
     let settings = snapshot.settings.clone();
-    let shared = Arc::new(Shared::new(snapshot, storage, auth, readiness.clone(), plugin_runtime));
+    let shared = Arc::new(Shared::new(
+        snapshot,
+        storage,
+        auth,
+        readiness.clone(),
+        plugin_runtime,
+    ));
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();

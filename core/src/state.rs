@@ -39,7 +39,11 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Build a snapshot from validated settings, loading its plugins.
-    pub async fn build(settings: Settings, generation: u64, runtime: &PluginRuntime) -> Result<Self, ReloadError> {
+    pub async fn build(
+        settings: Settings,
+        generation: u64,
+        runtime: &PluginRuntime,
+    ) -> Result<Self, ReloadError> {
         let tls = tls::prepare(
             settings.tls_files.as_ref(),
             &settings.data_dir,

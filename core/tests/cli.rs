@@ -255,7 +255,7 @@ fn user_and_domain_commands() {
 
 #[test]
 fn plugin_verify_and_inspect_manifests() {
-    // The manifest is fine, but its file is four bytes of nothing: verify loads it and says so.
+    // The manifest is fine, but its file is an empty component: verify loads it and says so.
     let out = Command::new(BIN)
         .args(["plugin", "verify", "tests/ui/manifest/valid.toml"])
         .output()
@@ -268,7 +268,7 @@ fn plugin_verify_and_inspect_manifests() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.starts_with("error: plugin imap not a valid WebAssembly component"),
+        stderr.starts_with("error: plugin imap does not match its manifest: the component does not export switchboard:plugin/mailstore@0.1.0, which the mail-connector world requires"),
         "{stderr}"
     );
 
@@ -302,9 +302,9 @@ fn plugin_verify_and_inspect_manifests() {
     );
 }
 
-mod plugin_files {
-    include!("support/plugins.rs");
-}
+#[allow(dead_code)]
+#[path = "support/plugins.rs"]
+mod plugin_files;
 
 #[test]
 fn plugin_verify_loads_real_plugins_both_ways() {
@@ -323,11 +323,24 @@ fn plugin_verify_loads_real_plugins_both_ways() {
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{sub}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
-        assert!(stdout.contains("plugin OK: loads as mail-connector"), "{stdout}");
+        assert!(
+            out.status.success(),
+            "{sub}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("plugin OK: loads as mail-connector"),
+            "{stdout}"
+        );
         if build == Build::Wasm {
-            assert!(stdout.contains("exports: switchboard:plugin/mailstore@0.1.0"), "{stdout}");
-            assert!(!stdout.contains("switchboard:plugin/outbound"), "unused imports are dropped: {stdout}");
+            assert!(
+                stdout.contains("exports: switchboard:plugin/mailstore@0.1.0"),
+                "{stdout}"
+            );
+            assert!(
+                !stdout.contains("switchboard:plugin/outbound"),
+                "unused imports are dropped: {stdout}"
+            );
         } else {
             assert!(stdout.contains("native ABI 1, SDK 0.1.0"), "{stdout}");
         }
@@ -339,17 +352,35 @@ fn plugin_new_writes_a_crate_and_plugin_list_shows_configured_plugins() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("hello");
     let out = Command::new(BIN)
-        .args(["plugin", "new", "hello", "--world", "http-frontend", "--dir"])
+        .args([
+            "plugin",
+            "new",
+            "hello",
+            "--world",
+            "http-frontend",
+            "--dir",
+        ])
         .arg(&target)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for f in ["Cargo.toml", "src/lib.rs", "plugin.toml", "README.md"] {
         assert!(target.join(f).is_file(), "{f} missing");
     }
     // Again into the same place: refused, nothing overwritten.
     let out = Command::new(BIN)
-        .args(["plugin", "new", "hello", "--world", "http-frontend", "--dir"])
+        .args([
+            "plugin",
+            "new",
+            "hello",
+            "--world",
+            "http-frontend",
+            "--dir",
+        ])
         .arg(&target)
         .output()
         .unwrap();
@@ -368,7 +399,10 @@ fn plugin_new_writes_a_crate_and_plugin_list_shows_configured_plugins() {
     std::fs::write(dir.path().join("notes.wasm"), b"").unwrap();
     std::fs::write(
         &config,
-        format!("[plugins.notes]\nmanifest = {:?}\n[frontends.notes]\nplugin = \"notes\"\n", manifest.display().to_string()),
+        format!(
+            "[plugins.notes]\nmanifest = {:?}\n[frontends.notes]\nplugin = \"notes\"\n",
+            manifest.display().to_string()
+        ),
     )
     .unwrap();
     let out = Command::new(BIN)
@@ -378,6 +412,15 @@ fn plugin_new_writes_a_crate_and_plugin_list_shows_configured_plugins() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("notes          http-frontend        0.1.0     wasm     enabled   frontends notes"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "notes          http-frontend        0.1.0     wasm     enabled   frontends notes"
+        ),
+        "{stdout}"
+    );
 }

@@ -33,8 +33,18 @@ fn maildir(root: &Path) -> PathBuf {
 fn plugin_config(root: &Path, build: Build) -> String {
     let notes_manifest = manifest_of("examples/notes-frontend/plugin.toml");
     let eml_manifest = manifest_of("examples/eml-connector/plugin.toml");
-    let notes = install(&root.join("notes"), "example-notes-frontend", build, &notes_manifest);
-    let eml = install(&root.join("eml"), "example-eml-connector", build, &eml_manifest);
+    let notes = install(
+        &root.join("notes"),
+        "example-notes-frontend",
+        build,
+        &notes_manifest,
+    );
+    let eml = install(
+        &root.join("eml"),
+        "example-eml-connector",
+        build,
+        &eml_manifest,
+    );
     let maildir = maildir(root);
     format!(
         r#"
@@ -57,7 +67,10 @@ async fn http(server: &TestServer) -> Conn<TcpStream> {
 }
 
 async fn get(server: &TestServer, path: &str) -> support::Response {
-    http(server).await.request("GET", path, &[("Authorization", &auth())], b"").await
+    http(server)
+        .await
+        .request("GET", path, &[("Authorization", &auth())], b"")
+        .await
 }
 
 async fn examples_behave(build: Build) {
@@ -66,19 +79,49 @@ async fn examples_behave(build: Build) {
     let a = auth();
     let mut c = http(&server).await;
 
-    let r = c.request("PUT", "/example/notes/todo", &[("Authorization", &a)], b"milk").await;
+    let r = c
+        .request(
+            "PUT",
+            "/example/notes/todo",
+            &[("Authorization", &a)],
+            b"milk",
+        )
+        .await;
     assert_eq!(r.status, 204, "{}", r.text());
-    let r = c.request("GET", "/example/notes/todo", &[("Authorization", &a)], b"").await;
+    let r = c
+        .request("GET", "/example/notes/todo", &[("Authorization", &a)], b"")
+        .await;
     assert_eq!((r.status, r.text().as_str()), (200, "milk"));
-    let r = c.request("GET", "/example/notes/", &[("Authorization", &a)], b"").await;
+    let r = c
+        .request("GET", "/example/notes/", &[("Authorization", &a)], b"")
+        .await;
     assert_eq!(r.text(), "todo");
-    let r = c.request("GET", "/example/notes/missing", &[("Authorization", &a)], b"").await;
+    let r = c
+        .request(
+            "GET",
+            "/example/notes/missing",
+            &[("Authorization", &a)],
+            b"",
+        )
+        .await;
     assert_eq!(r.status, 404);
     // The admin's setting reached the plugin, and its limit holds.
-    let r = c.request("GET", "/example/notes/_config", &[("Authorization", &a)], b"").await;
+    let r = c
+        .request(
+            "GET",
+            "/example/notes/_config",
+            &[("Authorization", &a)],
+            b"",
+        )
+        .await;
     assert_eq!(r.text(), "max_note_bytes=4096");
     let r = c
-        .request("PUT", "/example/notes/huge", &[("Authorization", &a)], &[b'x'; 5000])
+        .request(
+            "PUT",
+            "/example/notes/huge",
+            &[("Authorization", &a)],
+            &[b'x'; 5000],
+        )
         .await;
     assert_eq!(r.status, 413);
     // Unauthenticated requests never reach the plugin.
@@ -86,33 +129,66 @@ async fn examples_behave(build: Build) {
     assert_eq!(r.status, 401);
 
     // Mailbox through the host's routing to the eml connector.
-    let r = c.request("GET", "/example/notes/_mail", &[("Authorization", &a)], b"").await;
+    let r = c
+        .request("GET", "/example/notes/_mail", &[("Authorization", &a)], b"")
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let listing = r.text();
     assert!(listing.contains("folder Inbox Inbox Inbox"), "{listing}");
-    assert!(listing.contains("folder Archive UserMail Archive"), "{listing}");
+    assert!(
+        listing.contains("folder Archive UserMail Archive"),
+        "{listing}"
+    );
     assert!(listing.contains("| Lunch?"), "{listing}");
     assert!(listing.contains("| Big one"), "{listing}");
     // A 3 MiB message streamed by the core from the connector in chunks.
     let r = c
-        .request("GET", "/example/notes/_mail/Inbox/big.eml", &[("Authorization", &a)], b"")
+        .request(
+            "GET",
+            "/example/notes/_mail/Inbox/big.eml",
+            &[("Authorization", &a)],
+            b"",
+        )
         .await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.body, std::fs::read(root.path().join("maildir/Inbox/big.eml")).unwrap());
+    assert_eq!(
+        r.body,
+        std::fs::read(root.path().join("maildir/Inbox/big.eml")).unwrap()
+    );
     // Items that fail before streaming starts get a clear error, not a cut connection.
     let r = c
-        .request("GET", "/example/notes/_mail/Inbox/../../etc/passwd", &[("Authorization", &a)], b"")
+        .request(
+            "GET",
+            "/example/notes/_mail/Inbox/../../etc/passwd",
+            &[("Authorization", &a)],
+            b"",
+        )
         .await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().starts_with("invalid: bad id"), "{}", r.text());
     let r = c
-        .request("GET", "/example/notes/_mail/Inbox/none.eml", &[("Authorization", &a)], b"")
+        .request(
+            "GET",
+            "/example/notes/_mail/Inbox/none.eml",
+            &[("Authorization", &a)],
+            b"",
+        )
         .await;
     assert_eq!(r.status, 404, "{}", r.text());
-    assert_eq!(r.text(), "not found: Inbox/none.eml\n", "no host paths leak to clients");
+    assert_eq!(
+        r.text(),
+        "not found: Inbox/none.eml\n",
+        "no host paths leak to clients"
+    );
 
     // kv data is durable in the core DB, per plugin.
-    let kv = server.server().shared.storage.kv_get("notes", "note/alice@example.com/todo").await.unwrap();
+    let kv = server
+        .server()
+        .shared
+        .storage
+        .kv_get("notes", "note/alice@example.com/todo")
+        .await
+        .unwrap();
     assert_eq!(kv.as_deref(), Some(&b"milk"[..]));
     server.shutdown().await;
 }
@@ -147,16 +223,26 @@ async fn a_thousand_parked_requests_are_released_by_one_event() {
         let status = admin(server.admin_addr(), "GET", "/admin/status").await;
         let v: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
         if v["parked_requests"] == 1000 {
-            let notes = v["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "notes").unwrap();
+            let notes = v["plugins"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "notes")
+                .unwrap();
             assert!(notes["warm_instances"].as_u64().unwrap() <= 16, "{notes}");
             break;
         }
-        assert!(Instant::now() < deadline, "only {} parked", v["parked_requests"]);
+        assert!(
+            Instant::now() < deadline,
+            "only {} parked",
+            v["parked_requests"]
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let r = get_with(&server, "PUT", "/example/notes/todo", b"bread").await;
     assert_eq!(r.status, 204);
-    let answers = futures_util::future::join_all(waiters.iter_mut().map(|c| c.read_response())).await;
+    let answers =
+        futures_util::future::join_all(waiters.iter_mut().map(|c| c.read_response())).await;
     for r in answers {
         let r = r.expect("a parked request got no answer");
         assert_eq!((r.status, r.text().as_str()), (200, "bread"));
@@ -165,7 +251,10 @@ async fn a_thousand_parked_requests_are_released_by_one_event() {
 }
 
 async fn get_with(server: &TestServer, method: &str, path: &str, body: &[u8]) -> support::Response {
-    http(server).await.request(method, path, &[("Authorization", &auth())], body).await
+    http(server)
+        .await
+        .request(method, path, &[("Authorization", &auth())], body)
+        .await
 }
 
 #[tokio::test]
@@ -173,7 +262,10 @@ async fn parked_requests_time_out_and_a_newer_one_supersedes_the_older() {
     let root = tempfile::tempdir().unwrap();
     let server = TestServer::start(&plugin_config(root.path(), Build::Wasm)).await;
     let r = get(&server, "/example/notes/x?wait=1").await;
-    assert_eq!(r.status, 204, "timeout answer is the plugin's on-timeout response");
+    assert_eq!(
+        r.status, 204,
+        "timeout answer is the plugin's on-timeout response"
+    );
 
     let a = auth();
     let mut older = http(&server).await;
@@ -225,52 +317,98 @@ async fn hostile_plugins_are_contained() {
         let r = get(&server, "/example/notes/n").await;
         assert_eq!((r.status, r.text().as_str()), (200, "still here"));
         let r = get(&server, "/hostile/ok").await;
-        assert_eq!((r.status, r.text().as_str()), (200, "ok"), "the faulting plugin serves again");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "ok"),
+            "the faulting plugin serves again"
+        );
     };
 
     let started = Instant::now();
     let r = get(&server, "/hostile/loop").await;
     assert_eq!(r.status, 504, "{}", r.text());
     // Interrupted by the 500 ms epoch deadline, not by the client or the test's timeout.
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     check_others().await;
 
     let r = get(&server, "/hostile/bomb").await;
-    assert_eq!((r.status, r.text().as_str()), (500, "plugin hostile ran out of memory\n"));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (500, "plugin hostile ran out of memory\n")
+    );
     check_others().await;
 
     for path in ["/hostile/trap", "/hostile/panic"] {
         let r = get(&server, path).await;
-        assert_eq!((r.status, r.text().as_str()), (500, "plugin hostile failed\n"), "{path}");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (500, "plugin hostile failed\n"),
+            "{path}"
+        );
         check_others().await;
     }
 
     let r = get(&server, "/hostile/kvflood").await;
     assert_eq!(r.status, 507, "{}", r.text());
-    assert!(r.text().contains("kv quota of plugin hostile is 262144 bytes"), "{}", r.text());
-    let used = server.server().shared.storage.kv_usage_bytes("hostile").await.unwrap();
+    assert!(
+        r.text()
+            .contains("kv quota of plugin hostile is 262144 bytes"),
+        "{}",
+        r.text()
+    );
+    let used = server
+        .server()
+        .shared
+        .storage
+        .kv_usage_bytes("hostile")
+        .await
+        .unwrap();
     assert!(used <= 262_144, "quota overrun: {used}");
 
     let r = get(&server, "/hostile/foreign-event").await;
     assert_eq!(r.status, 403, "{}", r.text());
     let r = get(&server, "/hostile/other-mailbox").await;
     assert_eq!(r.status, 403, "{}", r.text());
-    assert!(r.text().contains("cannot reach the mailbox of bob@example.com"), "{}", r.text());
+    assert!(
+        r.text()
+            .contains("cannot reach the mailbox of bob@example.com"),
+        "{}",
+        r.text()
+    );
 
     let status = admin(server.admin_addr(), "GET", "/admin/status").await;
     let v: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
-    let h = v["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "hostile").unwrap().clone();
+    let h = v["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "hostile")
+        .unwrap()
+        .clone();
     assert_eq!(h["faults"], 4, "{h}");
     assert_eq!(h["state"], "loaded");
     let metrics = admin(server.admin_addr(), "GET", "/metrics").await.text();
     for kind in ["deadline", "memory", "trap", "panic"] {
         assert!(
-            metrics.contains(&format!("switchboard_plugin_traps_total{{plugin=\"hostile\",kind=\"{kind}\"}} 1")),
+            metrics.contains(&format!(
+                "switchboard_plugin_traps_total{{plugin=\"hostile\",kind=\"{kind}\"}} 1"
+            )),
             "{kind} not counted:\n{}",
-            metrics.lines().filter(|l| l.contains("traps")).collect::<Vec<_>>().join("\n")
+            metrics
+                .lines()
+                .filter(|l| l.contains("traps"))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
-    assert!(metrics.contains("switchboard_plugin_call_seconds_bucket{plugin=\"notes\""), "latency histogram missing");
+    assert!(
+        metrics.contains("switchboard_plugin_call_seconds_bucket{plugin=\"notes\""),
+        "latency histogram missing"
+    );
     assert!(metrics.contains("switchboard_plugin_memory_bytes{plugin=\"notes\"}"));
     server.shutdown().await;
 }
@@ -283,12 +421,31 @@ async fn a_plugin_that_keeps_faulting_is_disabled_until_reload() {
         assert_eq!(get(&server, "/hostile/panic").await.status, 500);
     }
     let r = get(&server, "/hostile/ok").await;
-    assert_eq!((r.status, r.text().as_str()), (503, "plugin hostile is disabled\n"));
-    let v: serde_json::Value =
-        serde_json::from_slice(&admin(server.admin_addr(), "GET", "/admin/status").await.body).unwrap();
-    let h = v["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "hostile").unwrap().clone();
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (503, "plugin hostile is disabled\n")
+    );
+    let v: serde_json::Value = serde_json::from_slice(
+        &admin(server.admin_addr(), "GET", "/admin/status")
+            .await
+            .body,
+    )
+    .unwrap();
+    let h = v["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "hostile")
+        .unwrap()
+        .clone();
     assert_eq!(h["state"], "disabled", "{h}");
-    assert!(h["last_fault"].as_str().unwrap().contains("hostile plugin panics on purpose"), "{h}");
+    assert!(
+        h["last_fault"]
+            .as_str()
+            .unwrap()
+            .contains("hostile plugin panics on purpose"),
+        "{h}"
+    );
     // Other plugins are unaffected.
     assert_eq!(get(&server, "/example/notes/").await.status, 200);
     // A reload loads it afresh.
@@ -303,7 +460,10 @@ async fn reload_disables_and_reenables_a_plugin_frontend() {
     let config = plugin_config(root.path(), Build::Wasm);
     let server = TestServer::start(&config).await;
     assert_eq!(get(&server, "/example/notes/").await.status, 200);
-    server.write_config(&config.replace("[frontends.notes]\nplugin = \"notes\"", "[frontends.notes]\nplugin = \"notes\"\nenabled = false"));
+    server.write_config(&config.replace(
+        "[frontends.notes]\nplugin = \"notes\"",
+        "[frontends.notes]\nplugin = \"notes\"\nenabled = false",
+    ));
     server.server().shared.reload().await.unwrap();
     assert_eq!(get(&server, "/example/notes/").await.status, 404);
     server.write_config(&config);
@@ -345,9 +505,17 @@ plugin = "notes"
     .await;
     let r = get(&server, "/example/notes/_mail").await;
     assert_eq!(r.status, 502, "{}", r.text());
-    assert!(r.text().contains(&format!("{target} is not granted to plugin sneaky")), "{}", r.text());
+    assert!(
+        r.text()
+            .contains(&format!("{target} is not granted to plugin sneaky")),
+        "{}",
+        r.text()
+    );
     listener.set_nonblocking(true).unwrap();
-    assert!(listener.accept().is_err(), "no connection may have been made");
+    assert!(
+        listener.accept().is_err(),
+        "no connection may have been made"
+    );
     server.shutdown().await;
 }
 
@@ -374,7 +542,12 @@ async fn plugins_that_lie_about_their_world_are_refused() {
         .replace("world = \"http-frontend\"", "world = \"mail-connector\"")
         .replace("http_paths = [\"/example/notes\"]", "")
         .replace("events = [\"notes\"]", "");
-    let m = install(&root.path().join("a"), "example-notes-frontend", Build::Wasm, &notes_as_connector);
+    let m = install(
+        &root.path().join("a"),
+        "example-notes-frontend",
+        Build::Wasm,
+        &notes_as_connector,
+    );
     let e = start_error(&format!("[plugins.notes]\nmanifest = {m:?}\n")).await;
     assert!(e.contains("plugins.notes: does not match its manifest: the component needs imports the mail-connector world does not offer: component imports instance `switchboard:plugin/mailstore@0.1.0`"), "{e}");
 
@@ -382,12 +555,25 @@ async fn plugins_that_lie_about_their_world_are_refused() {
     let sneaky_as_frontend = manifest_of("core/tests/plugins/hostile-connector/plugin.toml")
         .replace("world = \"mail-connector\"", "world = \"http-frontend\"")
         .replace("outbound = [\"*:993\"]", "");
-    let m = install(&root.path().join("b"), "hostile-connector", Build::Wasm, &sneaky_as_frontend);
-    let e = start_error(&format!("[plugins.sneaky]\nmanifest = {m:?}\nsettings = {{ target = \"x:1\" }}\n")).await;
+    let m = install(
+        &root.path().join("b"),
+        "hostile-connector",
+        Build::Wasm,
+        &sneaky_as_frontend,
+    );
+    let e = start_error(&format!(
+        "[plugins.sneaky]\nmanifest = {m:?}\nsettings = {{ target = \"x:1\" }}\n"
+    ))
+    .await;
     assert!(e.contains("plugins.sneaky: does not match its manifest: the component needs imports the http-frontend world does not offer"), "{e}");
 
     // A native library whose stamp disagrees with its manifest.
-    let m = install(&root.path().join("c"), "example-notes-frontend", Build::Native, &notes_as_connector);
+    let m = install(
+        &root.path().join("c"),
+        "example-notes-frontend",
+        Build::Native,
+        &notes_as_connector,
+    );
     let e = start_error(&format!("[plugins.notes]\nmanifest = {m:?}\n")).await;
     assert!(e.contains("plugins.notes: does not match its manifest: the library implements http-frontend, the manifest says mail-connector"), "{e}");
 }
@@ -400,10 +586,16 @@ async fn compiled_components_are_cached_on_disk_across_restarts() {
     let cache = server.dir.path().join("data/plugin-cache");
     let entries = |d: &Path| std::fs::read_dir(d).map(|r| r.count()).unwrap_or(0);
     assert_eq!(entries(&cache), 2, "one serialized component per plugin");
-    let before: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().metadata().unwrap().modified().unwrap()).collect();
+    let before: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().modified().unwrap())
+        .collect();
     // Reload and a second server on the same data directory reuse the entries.
     server.server().shared.reload().await.unwrap();
-    let after: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().metadata().unwrap().modified().unwrap()).collect();
+    let after: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().modified().unwrap())
+        .collect();
     assert_eq!(before, after);
     assert_eq!(get(&server, "/example/notes/").await.status, 200);
     server.shutdown().await;

@@ -13,8 +13,8 @@ pub(crate) mod validate;
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{load, ConfigSource};
 pub use model::*;
-pub use secret::Secret;
 pub use plugins::routes as plugin_routes;
+pub use secret::Secret;
 pub use validate::{Listener, Settings};
 
 /// Frontends built into the core (no plugin needed).

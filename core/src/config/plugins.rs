@@ -21,7 +21,11 @@ fn absolutize(base: &Path, p: &Path) -> std::path::PathBuf {
 }
 
 /// Validate frontends and plugins; returns the manifests of enabled plugins that loaded.
-pub(super) fn validate(config: &Config, base: &Path, err: &mut Err<'_>) -> BTreeMap<String, Manifest> {
+pub(super) fn validate(
+    config: &Config,
+    base: &Path,
+    err: &mut Err<'_>,
+) -> BTreeMap<String, Manifest> {
     let mut manifests = BTreeMap::new();
     for (name, p) in &config.plugins {
         if !p.enabled {
@@ -114,7 +118,10 @@ fn plugin(
 ) -> Option<Manifest> {
     let at = |k: &str| format!("plugins.{name}.{k}");
     if p.manifest.as_os_str().is_empty() {
-        err(&at("manifest"), "must be set (path to the plugin's plugin.toml)".into());
+        err(
+            &at("manifest"),
+            "must be set (path to the plugin's plugin.toml)".into(),
+        );
         return None;
     }
     let file = absolutize(base, &p.manifest);
@@ -146,7 +153,11 @@ fn plugin(
                 &path,
                 format!(
                     "not in the manifest's config schema (known: {})",
-                    if m.settings.is_empty() { "none".to_string() } else { m.settings.keys().cloned().collect::<Vec<_>>().join(", ") }
+                    if m.settings.is_empty() {
+                        "none".to_string()
+                    } else {
+                        m.settings.keys().cloned().collect::<Vec<_>>().join(", ")
+                    }
                 ),
             ),
             Some(s) => {
@@ -154,23 +165,34 @@ fn plugin(
                     SettingType::String | SettingType::Secret => value.is_str(),
                     SettingType::Integer => value.is_integer(),
                     SettingType::Boolean => value.is_bool(),
-                    SettingType::List => value.as_array().is_some_and(|a| a.iter().all(|v| v.is_str())),
+                    SettingType::List => value
+                        .as_array()
+                        .is_some_and(|a| a.iter().all(|v| v.is_str())),
                 };
                 if !ok {
-                    err(&path, format!("must be {:?} per the manifest", s.kind).to_lowercase());
+                    err(
+                        &path,
+                        format!("must be {:?} per the manifest", s.kind).to_lowercase(),
+                    );
                 }
             }
         }
     }
     for (key, s) in &m.settings {
         if s.required && s.default.is_none() && !p.settings.contains_key(key) {
-            err(&at(&format!("settings.{key}")), "must be set (the manifest marks it required)".into());
+            err(
+                &at(&format!("settings.{key}")),
+                "must be set (the manifest marks it required)".into(),
+            );
         }
     }
     // Outbound grants must be asked for.
     for (i, g) in p.outbound.iter().enumerate() {
         let path = at(&format!("outbound[{i}]"));
-        let Some((host, port)) = g.rsplit_once(':').and_then(|(h, port)| Some((h, port.parse::<u16>().ok()?))) else {
+        let Some((host, port)) = g
+            .rsplit_once(':')
+            .and_then(|(h, port)| Some((h, port.parse::<u16>().ok()?)))
+        else {
             err(&path, format!("\"{g}\" must be host:port"));
             continue;
         };
@@ -179,13 +201,19 @@ fn plugin(
             .iter()
             .any(|r| r.port == port && (r.host == "*" || r.host.eq_ignore_ascii_case(host)));
         if !asked {
-            err(&path, format!("{g} is not asked for by the manifest (capabilities.outbound)"));
+            err(
+                &path,
+                format!("{g} is not asked for by the manifest (capabilities.outbound)"),
+            );
         }
     }
     // Directories.
     for d in &m.dirs {
         match p.dirs.get(d) {
-            None => err(&at(&format!("dirs.{d}")), "must be set (the manifest asks for this directory)".into()),
+            None => err(
+                &at(&format!("dirs.{d}")),
+                "must be set (the manifest asks for this directory)".into(),
+            ),
             Some(path) if !absolutize(base, path).is_dir() => err(
                 &at(&format!("dirs.{d}")),
                 format!("{} is not a directory", absolutize(base, path).display()),
@@ -195,7 +223,10 @@ fn plugin(
     }
     for d in p.dirs.keys() {
         if !m.dirs.contains(d) {
-            err(&at(&format!("dirs.{d}")), "not asked for by the manifest (capabilities.dirs)".into());
+            err(
+                &at(&format!("dirs.{d}")),
+                "not asked for by the manifest (capabilities.dirs)".into(),
+            );
         }
     }
     if p.deadline_ms == 0 {
@@ -204,11 +235,20 @@ fn plugin(
     if p.memory_mb == 0 || p.memory_mb > config.plugin_host.max_memory_mb {
         err(
             &at("memory_mb"),
-            format!("must be between 1 and plugin_host.max_memory_mb ({})", config.plugin_host.max_memory_mb),
+            format!(
+                "must be between 1 and plugin_host.max_memory_mb ({})",
+                config.plugin_host.max_memory_mb
+            ),
         );
     }
     if !matches!(m.world, World::MailConnector | World::DirectoryConnector) && p.domains != ["*"] {
-        err(&at("domains"), format!("only connectors serve domains; this plugin is a {}", m.world));
+        err(
+            &at("domains"),
+            format!(
+                "only connectors serve domains; this plugin is a {}",
+                m.world
+            ),
+        );
     }
     Some(m)
 }

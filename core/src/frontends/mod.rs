@@ -14,7 +14,11 @@ use crate::plugins::manifest::World;
 use crate::plugins::{PluginRuntime, PluginSet};
 
 /// Build the routing table for the enabled frontends of `settings`.
-pub fn router_for(settings: &Settings, plugins: &Arc<PluginSet>, runtime: &PluginRuntime) -> Router {
+pub fn router_for(
+    settings: &Settings,
+    plugins: &Arc<PluginSet>,
+    runtime: &PluginRuntime,
+) -> Router {
     let mut router = Router::default();
     for name in settings.enabled_frontends() {
         if name == "autodiscover" {
@@ -32,7 +36,12 @@ pub fn router_for(settings: &Settings, plugins: &Arc<PluginSet>, runtime: &Plugi
         if plugin.info.world != World::HttpFrontend {
             continue;
         }
-        let fe = Arc::new(PluginFrontend::new(name, plugin.clone(), plugins.clone(), runtime.hub.clone()));
+        let fe = Arc::new(PluginFrontend::new(
+            name,
+            plugin.clone(),
+            plugins.clone(),
+            runtime.hub.clone(),
+        ));
         for path in crate::config::plugin_routes(name, &plugin.manifest) {
             router.add(&path, AuthPolicy::Basic, fe.clone());
         }

@@ -202,7 +202,8 @@ pub async fn handle(
     .instrument(span.clone())
     .await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "route" => protocol.clone(), "status" => status).increment(1);
+    metrics::counter!("http_requests_total", "route" => protocol.clone(), "status" => status)
+        .increment(1);
     metrics::histogram!("http_request_duration_seconds", "route" => protocol)
         .record(started.elapsed().as_secs_f64());
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "request done"));

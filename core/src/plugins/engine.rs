@@ -99,7 +99,12 @@ impl WasmEngine {
     /// The compiled component for `bytes` (whose SHA-256 is `sha256`): from memory, from the
     /// disk cache, or compiled now and cached.
     pub fn component(&self, bytes: &[u8], sha256: &str) -> Result<Component, PluginError> {
-        if let Some(c) = self.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(sha256) {
+        if let Some(c) = self
+            .compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(sha256)
+        {
             return Ok(c.clone());
         }
         let file = self.cache_file(sha256);

@@ -42,7 +42,12 @@ pub struct PluginFrontend {
 
 impl PluginFrontend {
     /// Serve `[frontends.<name>]` with `plugin`.
-    pub fn new(name: &str, plugin: Arc<Plugin>, set: Arc<PluginSet>, hub: Arc<super::caps::events::EventHub>) -> PluginFrontend {
+    pub fn new(
+        name: &str,
+        plugin: Arc<Plugin>,
+        set: Arc<PluginSet>,
+        hub: Arc<super::caps::events::EventHub>,
+    ) -> PluginFrontend {
         PluginFrontend {
             name: name.to_string(),
             plugin,
@@ -97,7 +102,11 @@ impl HttpFrontend for PluginFrontend {
         &self.name
     }
 
-    fn handle(&self, req: http::Request<Incoming>, ctx: RequestContext) -> BoxFuture<'static, Response<Body>> {
+    fn handle(
+        &self,
+        req: http::Request<Incoming>,
+        ctx: RequestContext,
+    ) -> BoxFuture<'static, Response<Body>> {
         let plugin = self.plugin.clone();
         let set = self.set.clone();
         let hub = self.hub.clone();
@@ -117,7 +126,10 @@ impl HttpFrontend for PluginFrontend {
                 Ok(v) => v,
                 Err(r) => return r,
             };
-            let principal = ctx.identity.as_ref().and_then(|id| Principal::parse(&id.address));
+            let principal = ctx
+                .identity
+                .as_ref()
+                .and_then(|id| Principal::parse(&id.address));
             let request = Request {
                 method: parts.method.to_string(),
                 path: parts.uri.path().to_string(),
@@ -125,7 +137,12 @@ impl HttpFrontend for PluginFrontend {
                 headers: parts
                     .headers
                     .iter()
-                    .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .map(|(n, v)| {
+                        (
+                            n.as_str().to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
                     .collect(),
                 principal: principal.clone(),
                 peer: ctx.peer.to_string(),
@@ -133,10 +150,16 @@ impl HttpFrontend for PluginFrontend {
                 body: inline,
             };
             let rest = (!complete).then(|| {
-                RequestBody::new(Some(incoming), Bytes::new(), limit.saturating_sub(request.body.len() as u64))
+                RequestBody::new(
+                    Some(incoming),
+                    Bytes::new(),
+                    limit.saturating_sub(request.body.len() as u64),
+                )
             });
             let routes: Arc<dyn Routes> = set.clone();
-            let mut outcome = plugin.http_handle(Some(routes.clone()), rest, request).await;
+            let mut outcome = plugin
+                .http_handle(Some(routes.clone()), rest, request)
+                .await;
             let mut resumes = 0;
             loop {
                 match outcome {
@@ -148,7 +171,12 @@ impl HttpFrontend for PluginFrontend {
                             WaitOutcome::Fired(keys) if resumes < MAX_RESUMES => {
                                 resumes += 1;
                                 outcome = plugin
-                                    .http_resume(Some(routes.clone()), principal.clone(), park.state, keys)
+                                    .http_resume(
+                                        Some(routes.clone()),
+                                        principal.clone(),
+                                        park.state,
+                                        keys,
+                                    )
                                     .await;
                             }
                             _ => return respond(park.on_timeout, principal, set).await,
@@ -162,11 +190,18 @@ impl HttpFrontend for PluginFrontend {
 }
 
 /// Build the hyper response: literal parts in memory, items streamed from the connector.
-async fn respond(resp: switchboard_sdk::http::Response, principal: Option<Principal>, set: Arc<PluginSet>) -> Response<Body> {
+async fn respond(
+    resp: switchboard_sdk::http::Response,
+    principal: Option<Principal>,
+    set: Arc<PluginSet>,
+) -> Response<Body> {
     let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut builder = Response::builder().status(status);
     for (name, value) in &resp.headers {
-        match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+        match (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
             (Ok(n), Ok(v)) => builder = builder.header(n, v),
             _ => tracing::warn!(header = %name, "plugin sent an invalid header; dropped"),
         }
@@ -175,7 +210,8 @@ async fn respond(resp: switchboard_sdk::http::Response, principal: Option<Princi
     for part in &resp.body {
         if let BodyPart::Item(r) | BodyPart::ItemBase64(r) = part {
             let allowed = principal.as_ref().is_some_and(|p| {
-                p.user.eq_ignore_ascii_case(&r.who.user) && p.domain.eq_ignore_ascii_case(&r.who.domain)
+                p.user.eq_ignore_ascii_case(&r.who.user)
+                    && p.domain.eq_ignore_ascii_case(&r.who.domain)
             });
             if !allowed {
                 tracing::error!("plugin response streams another user's item; refused");
@@ -252,12 +288,21 @@ fn stream_body(parts: Vec<BodyPart>, set: Arc<PluginSet>) -> Body {
     StreamBody::new(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))).boxed()
 }
 
-async fn stream_item(item: &ItemRef, b64: bool, set: &PluginSet, tx: &tokio::sync::mpsc::Sender<Chunk>) -> Result<(), Error> {
+async fn stream_item(
+    item: &ItemRef,
+    b64: bool,
+    set: &PluginSet,
+    tx: &tokio::sync::mpsc::Sender<Chunk>,
+) -> Result<(), Error> {
     let mut offset = 0u64;
     // base64 must be cut at multiples of 3 input bytes to concatenate; carry the rest over.
     let mut carry: Vec<u8> = Vec::new();
     let flush = |carry: &mut Vec<u8>, all: bool| -> Bytes {
-        let usable = if all { carry.len() } else { carry.len() - carry.len() % 3 };
+        let usable = if all {
+            carry.len()
+        } else {
+            carry.len() - carry.len() % 3
+        };
         let encoded = base64::engine::general_purpose::STANDARD.encode(&carry[..usable]);
         carry.drain(..usable);
         Bytes::from(encoded)
@@ -273,7 +318,9 @@ async fn stream_item(item: &ItemRef, b64: bool, set: &PluginSet, tx: &tokio::syn
             })
             .await?;
         let MailReply::Chunk(chunk) = reply else {
-            return Err(Error::Internal("connector answered fetch with the wrong reply".into()));
+            return Err(Error::Internal(
+                "connector answered fetch with the wrong reply".into(),
+            ));
         };
         let done = chunk.data.is_empty() || offset + chunk.data.len() as u64 >= chunk.total;
         offset += chunk.data.len() as u64;

@@ -443,7 +443,8 @@ pub fn parse_manifest(text: &str, base: &Path) -> Result<Manifest, Vec<ConfigErr
     }
     for (i, d) in caps.dirs.iter().enumerate() {
         let ok = d.starts_with(|c: char| c.is_ascii_lowercase())
-            && d.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            && d.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if !ok {
             err(
                 &format!("capabilities.dirs[{i}]"),

@@ -9,7 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_sdk::abi::{self, CallStatus, HostCall, PluginCall, PluginEntry, WriteFn, ABI_VERSION};
+use switchboard_sdk::abi::{
+    self, CallStatus, HostCall, PluginCall, PluginEntry, WriteFn, ABI_VERSION,
+};
 
 use super::caps::CallCtx;
 use super::manifest::World;
@@ -25,7 +27,9 @@ pub struct NativePlugin {
 
 impl std::fmt::Debug for NativePlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NativePlugin").field("abi", &self.entry.abi_version).finish()
+        f.debug_struct("NativePlugin")
+            .field("abi", &self.entry.abi_version)
+            .finish()
     }
 }
 
@@ -43,7 +47,11 @@ pub struct Stamp {
 impl NativePlugin {
     /// Load `path` and check its ABI stamp and world.
     #[allow(unsafe_code)]
-    pub fn load(path: &Path, world: World, deadline: Duration) -> Result<(NativePlugin, Stamp), PluginError> {
+    pub fn load(
+        path: &Path,
+        world: World,
+        deadline: Duration,
+    ) -> Result<(NativePlugin, Stamp), PluginError> {
         // SAFETY: loading a library runs its initialisers; native plugins are trusted code by
         // definition (the docs and `plugin inspect` say so), the admin configured this path.
         let lib = unsafe { libloading::Library::new(path) }
@@ -59,7 +67,9 @@ impl NativePlugin {
             })?;
         let ptr = entry_fn();
         if ptr.is_null() {
-            return Err(PluginError::Native("switchboard_plugin_entry returned null".into()));
+            return Err(PluginError::Native(
+                "switchboard_plugin_entry returned null".into(),
+            ));
         }
         // The ABI version is the first field of every ABI revision, so it is safe to read
         // before we know the rest of the layout matches.
@@ -110,26 +120,43 @@ impl NativePlugin {
         ctx: CallCtx,
         call: PluginCall,
     ) -> Result<R, Fault> {
-        let me = self.clone();
         let handle = tokio::runtime::Handle::current();
-        let job = tokio::task::spawn_blocking(move || me.call_blocking(ctx, handle, call));
-        match tokio::time::timeout(self.deadline, job).await {
-            Err(_) => Err(Fault::Deadline),
-            Ok(Err(e)) => Err(Fault::Panic(format!("native call thread failed: {e}"))),
-            Ok(Ok(Err(f))) => Err(f),
-            Ok(Ok(Ok(bytes))) => abi::decode(&bytes)
-                .map_err(|e| Fault::Abi(format!("undecodable answer from the plugin: {e}"))),
-        }
+        let answer = if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            // Run on this worker, which hands its other tasks to the rest of the pool while
+            // the plugin blocks: no thread hop (a hop costs tens of microseconds per call).
+            // The deadline cannot stop native code; the docs say so.
+            tokio::task::block_in_place(|| self.call_blocking(ctx, handle.clone(), call))
+        } else {
+            let me = self.clone();
+            let job = tokio::task::spawn_blocking(move || me.call_blocking(ctx, handle, call));
+            match tokio::time::timeout(self.deadline, job).await {
+                Err(_) => Err(Fault::Deadline),
+                Ok(Err(e)) => Err(Fault::Panic(format!("native call thread failed: {e}"))),
+                Ok(Ok(r)) => r,
+            }
+        };
+        abi::decode(&answer?)
+            .map_err(|e| Fault::Abi(format!("undecodable answer from the plugin: {e}")))
     }
 
     /// Run one call on the calling thread (host calls block on `handle`); for benchmarks and
     /// callers already on a blocking thread. Returns the encoded answer.
-    pub fn call_now(&self, ctx: CallCtx, handle: tokio::runtime::Handle, call: PluginCall) -> Result<Vec<u8>, Fault> {
+    pub fn call_now(
+        &self,
+        ctx: CallCtx,
+        handle: tokio::runtime::Handle,
+        call: PluginCall,
+    ) -> Result<Vec<u8>, Fault> {
         self.call_blocking(ctx, handle, call)
     }
 
     #[allow(unsafe_code)]
-    fn call_blocking(&self, ctx: CallCtx, handle: tokio::runtime::Handle, call: PluginCall) -> Result<Vec<u8>, Fault> {
+    fn call_blocking(
+        &self,
+        ctx: CallCtx,
+        handle: tokio::runtime::Handle,
+        call: PluginCall,
+    ) -> Result<Vec<u8>, Fault> {
         let encoded = abi::encode(&call);
         let mut env = HostEnv { ctx, handle };
         let mut out: Vec<u8> = Vec::new();
@@ -161,10 +188,21 @@ struct HostEnv {
 }
 
 #[allow(unsafe_code)]
-unsafe extern "C" fn host_fn(host: *mut c_void, call: *const u8, call_len: usize, out: *mut c_void, write: WriteFn) {
+unsafe extern "C" fn host_fn(
+    host: *mut c_void,
+    call: *const u8,
+    call_len: usize,
+    out: *mut c_void,
+    write: WriteFn,
+) {
     // SAFETY: `host` is the `HostEnv` passed to this very call (see `call_blocking`), and
     // `call`/`call_len` describe the plugin's buffer for the duration of this function.
-    let (env, bytes) = unsafe { (&*(host as *const HostEnv), std::slice::from_raw_parts(call, call_len)) };
+    let (env, bytes) = unsafe {
+        (
+            &*(host as *const HostEnv),
+            std::slice::from_raw_parts(call, call_len),
+        )
+    };
     let answer = match abi::decode::<HostCall>(bytes) {
         // We are on a blocking-pool thread, so blocking on the runtime is allowed here.
         Ok(call) => env.handle.block_on(env.ctx.dispatch(call)),

@@ -28,6 +28,32 @@ pub enum Runtime {
     Native(Arc<NativePlugin>),
 }
 
+/// Metric handles, registered once per plugin and op rather than looked up on every call.
+#[derive(Default)]
+struct Meters {
+    ops: Mutex<std::collections::HashMap<&'static str, (metrics::Counter, metrics::Histogram)>>,
+}
+
+impl std::fmt::Debug for Meters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Meters")
+    }
+}
+
+impl Meters {
+    fn op(&self, plugin: &str, op: &'static str) -> (metrics::Counter, metrics::Histogram) {
+        let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        ops.entry(op)
+            .or_insert_with(|| {
+                (
+                    metrics::counter!("switchboard_plugin_calls_total", "plugin" => plugin.to_string(), "op" => op),
+                    metrics::histogram!("switchboard_plugin_call_seconds", "plugin" => plugin.to_string(), "op" => op),
+                )
+            })
+            .clone()
+    }
+}
+
 #[derive(Debug, Default)]
 struct Health {
     calls: AtomicU64,
@@ -48,6 +74,7 @@ pub struct Plugin {
     hub: Arc<EventHub>,
     max_faults: u32,
     health: Health,
+    meters: Meters,
 }
 
 /// What `/admin/status` and `switchboard plugin list` show.
@@ -77,7 +104,13 @@ pub struct PluginStatus {
 
 impl Plugin {
     /// Wrap a loaded runtime.
-    pub fn new(info: Arc<PluginInfo>, manifest: Manifest, runtime: Runtime, hub: Arc<EventHub>, max_faults: u32) -> Plugin {
+    pub fn new(
+        info: Arc<PluginInfo>,
+        manifest: Manifest,
+        runtime: Runtime,
+        hub: Arc<EventHub>,
+        max_faults: u32,
+    ) -> Plugin {
         Plugin {
             info,
             manifest,
@@ -85,6 +118,20 @@ impl Plugin {
             hub,
             max_faults: max_faults.max(1),
             health: Health::default(),
+            meters: Meters::default(),
+        }
+        .with_memory_gauge()
+    }
+
+    fn with_memory_gauge(self) -> Plugin {
+        self.update_memory_gauge();
+        self
+    }
+
+    fn update_memory_gauge(&self) {
+        if let Runtime::Wasm(w) = &self.runtime {
+            metrics::gauge!("switchboard_plugin_memory_bytes", "plugin" => self.info.name.clone())
+                .set(w.memory_bytes() as f64);
         }
     }
 
@@ -112,10 +159,19 @@ impl Plugin {
                 Artifact::Native => "native",
             },
             version: self.manifest.version.to_string(),
-            state: if self.is_disabled() { "disabled" } else { "loaded" },
+            state: if self.is_disabled() {
+                "disabled"
+            } else {
+                "loaded"
+            },
             calls: self.health.calls.load(Ordering::Relaxed),
             faults: self.health.faults.load(Ordering::Relaxed),
-            last_fault: self.health.last_fault.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            last_fault: self
+                .health
+                .last_fault
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             warm_instances: warm,
             memory_bytes: memory,
         }
@@ -134,7 +190,12 @@ impl Plugin {
         self.ctx(None, principal, None)
     }
 
-    fn ctx(&self, routes: Option<Arc<dyn Routes>>, principal: Option<Principal>, body: Option<RequestBody>) -> CallCtx {
+    fn ctx(
+        &self,
+        routes: Option<Arc<dyn Routes>>,
+        principal: Option<Principal>,
+        body: Option<RequestBody>,
+    ) -> CallCtx {
         CallCtx {
             info: self.info.clone(),
             hub: self.hub.clone(),
@@ -146,29 +207,38 @@ impl Plugin {
 
     /// Run one call with accounting: refuses when disabled, records metrics, logs and counts
     /// faults, and disables the plugin after `max_faults` faults in a row.
-    async fn guard<R>(&self, op: &'static str, call: impl Future<Output = Result<R, Fault>>) -> Result<R, Fault> {
-        let plugin = self.info.name.clone();
+    async fn guard<R>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<R, Fault>>,
+    ) -> Result<R, Fault> {
         if self.is_disabled() {
             return Err(Fault::Disabled);
         }
-        self.health.calls.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("switchboard_plugin_calls_total", "plugin" => plugin.clone(), "op" => op).increment(1);
+        let calls = self.health.calls.fetch_add(1, Ordering::Relaxed);
+        let (counter, histogram) = self.meters.op(&self.info.name, op);
+        counter.increment(1);
         let started = Instant::now();
         let result = call.await;
-        metrics::histogram!("switchboard_plugin_call_seconds", "plugin" => plugin.clone(), "op" => op)
-            .record(started.elapsed().as_secs_f64());
-        if let Runtime::Wasm(w) = &self.runtime {
-            metrics::gauge!("switchboard_plugin_memory_bytes", "plugin" => plugin.clone()).set(w.memory_bytes() as f64);
+        histogram.record(started.elapsed().as_secs_f64());
+        // Memory moves slowly and reading it walks the warm pool: sample, don't poll.
+        if calls.is_multiple_of(256) || result.is_err() {
+            self.update_memory_gauge();
         }
         match &result {
             Ok(_) => {
                 self.health.consecutive.store(0, Ordering::Relaxed);
             }
             Err(fault) => {
+                let plugin = self.info.name.clone();
                 self.health.faults.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("switchboard_plugin_traps_total", "plugin" => plugin.clone(), "kind" => fault.kind())
                     .increment(1);
-                *self.health.last_fault.lock().unwrap_or_else(|p| p.into_inner()) = Some(fault.to_string());
+                *self
+                    .health
+                    .last_fault
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(fault.to_string());
                 tracing::error!(plugin = %plugin, op, "plugin {plugin} {fault}");
                 let n = self.health.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
                 if n >= self.max_faults && !self.health.disabled.swap(true, Ordering::Relaxed) {
@@ -190,7 +260,11 @@ impl Plugin {
         body: Option<RequestBody>,
         req: Request,
     ) -> Result<Outcome, Fault> {
-        let tenant = req.principal.as_ref().map(|p| p.domain.clone()).unwrap_or_default();
+        let tenant = req
+            .principal
+            .as_ref()
+            .map(|p| p.domain.clone())
+            .unwrap_or_default();
         let ctx = self.ctx(routes, req.principal.clone(), body);
         self.guard("handle", async {
             match &self.runtime {
@@ -209,7 +283,10 @@ impl Plugin {
         state: Vec<u8>,
         fired: Vec<String>,
     ) -> Result<Outcome, Fault> {
-        let tenant = principal.as_ref().map(|p| p.domain.clone()).unwrap_or_default();
+        let tenant = principal
+            .as_ref()
+            .map(|p| p.domain.clone())
+            .unwrap_or_default();
         let ctx = self.ctx(routes, principal, None);
         self.guard("resume", async {
             match &self.runtime {
@@ -238,7 +315,9 @@ impl Plugin {
     /// A directory call on this connector.
     pub async fn directory(&self, call: DirectoryCall) -> Result<DirectoryReply, Error> {
         let principal = match &call {
-            DirectoryCall::Authenticate { who, .. } | DirectoryCall::Lookup { who } => Some(who.clone()),
+            DirectoryCall::Authenticate { who, .. } | DirectoryCall::Lookup { who } => {
+                Some(who.clone())
+            }
             DirectoryCall::Search { .. } => None,
         };
         let ctx = self.ctx(None, principal, None);
@@ -261,7 +340,10 @@ impl Plugin {
                 metrics::counter!("switchboard_plugin_errors_total", "plugin" => self.info.name.clone()).increment(1);
                 Err(e)
             }
-            Err(fault) => Err(Error::Unavailable(format!("connector {} {fault}", self.info.name))),
+            Err(fault) => Err(Error::Unavailable(format!(
+                "connector {} {fault}",
+                self.info.name
+            ))),
         }
     }
 }

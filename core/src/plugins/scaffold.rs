@@ -45,7 +45,9 @@ const DIRECTORY: &str = include_str!("../../../sdk/rust/template/directory-conne
 pub fn valid_name(name: &str) -> bool {
     name.len() <= 63
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 fn camel(name: &str) -> String {
@@ -53,13 +55,19 @@ fn camel(name: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let mut c = p.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         })
         .collect()
 }
 
 /// The files of a new plugin, path relative to the crate root → contents.
-pub fn render(name: &str, world: World, sdk: &SdkDependency) -> Result<Vec<(PathBuf, String)>, ScaffoldError> {
+pub fn render(
+    name: &str,
+    world: World,
+    sdk: &SdkDependency,
+) -> Result<Vec<(PathBuf, String)>, ScaffoldError> {
     if !valid_name(name) {
         return Err(ScaffoldError::BadName(name.to_string()));
     }
@@ -70,8 +78,16 @@ pub fn render(name: &str, world: World, sdk: &SdkDependency) -> Result<Vec<(Path
             format!("kv_quota_bytes = 65536\nhttp_paths = [\"/{name}\"]"),
             format!("\n[frontends.{name}]\nplugin = \"{name}\""),
         ),
-        World::SipFrontend => (SIP, String::new(), format!("\n[frontends.sip]\nplugin = \"{name}\"")),
-        World::MailConnector => (MAIL, "outbound = []".into(), "domains = [\"example.com\"]".into()),
+        World::SipFrontend => (
+            SIP,
+            String::new(),
+            format!("\n[frontends.sip]\nplugin = \"{name}\""),
+        ),
+        World::MailConnector => (
+            MAIL,
+            "outbound = []".into(),
+            "domains = [\"example.com\"]".into(),
+        ),
         World::DirectoryConnector => (
             DIRECTORY,
             "outbound = []".into(),
@@ -89,7 +105,10 @@ pub fn render(name: &str, world: World, sdk: &SdkDependency) -> Result<Vec<(Path
     };
     let dep_mock = match sdk {
         SdkDependency::Registry => "{ version = \"0.1\", features = [\"mock\"] }".to_string(),
-        SdkDependency::Path(p) => format!("{{ path = {:?}, features = [\"mock\"] }}", p.display().to_string()),
+        SdkDependency::Path(p) => format!(
+            "{{ path = {:?}, features = [\"mock\"] }}",
+            p.display().to_string()
+        ),
     };
     let fill = |t: &str| {
         t.replace("{{sdk_dependency_mock}}", &dep_mock)
@@ -106,14 +125,25 @@ pub fn render(name: &str, world: World, sdk: &SdkDependency) -> Result<Vec<(Path
     Ok(vec![
         (PathBuf::from("Cargo.toml"), fill(CARGO)),
         (PathBuf::from("src/lib.rs"), fill(source)),
-        (PathBuf::from("plugin.toml"), fill(MANIFEST) + manifest_config),
+        (
+            PathBuf::from("plugin.toml"),
+            fill(MANIFEST) + manifest_config,
+        ),
         (PathBuf::from("README.md"), fill(README)),
-        (PathBuf::from(".gitignore"), "/target\n*.wasm\n*.so\n".to_string()),
+        (
+            PathBuf::from(".gitignore"),
+            "/target\n*.wasm\n*.so\n".to_string(),
+        ),
     ])
 }
 
 /// Write a new plugin crate into `dir` (created; must not hold files already).
-pub fn scaffold(name: &str, world: World, dir: &Path, sdk: SdkDependency) -> Result<Vec<PathBuf>, ScaffoldError> {
+pub fn scaffold(
+    name: &str,
+    world: World,
+    dir: &Path,
+    sdk: SdkDependency,
+) -> Result<Vec<PathBuf>, ScaffoldError> {
     let files = render(name, world, &sdk)?;
     if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
         return Err(ScaffoldError::NotEmpty(dir.to_path_buf()));
@@ -153,14 +183,23 @@ mod tests {
         for world in WORLDS {
             let files = render("my-plugin", world, &SdkDependency::Registry).unwrap();
             for (path, text) in &files {
-                assert!(!text.contains("{{"), "{world}: placeholder left in {}", path.display());
+                assert!(
+                    !text.contains("{{"),
+                    "{world}: placeholder left in {}",
+                    path.display()
+                );
             }
             let lib = &files.iter().find(|(p, _)| p.ends_with("lib.rs")).unwrap().1;
             assert!(lib.contains("pub struct MyPlugin;"), "{world}");
-            let manifest = &files.iter().find(|(p, _)| p.ends_with("plugin.toml")).unwrap().1;
+            let manifest = &files
+                .iter()
+                .find(|(p, _)| p.ends_with("plugin.toml"))
+                .unwrap()
+                .1;
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join("my-plugin.wasm"), b"\0asm").unwrap();
-            let m = parse_manifest(manifest, dir.path()).unwrap_or_else(|e| panic!("{world}: {e:?}"));
+            let m =
+                parse_manifest(manifest, dir.path()).unwrap_or_else(|e| panic!("{world}: {e:?}"));
             assert_eq!((m.name.as_str(), m.world), ("my-plugin", world));
         }
     }
@@ -168,20 +207,44 @@ mod tests {
     #[test]
     fn refuses_bad_names_and_non_empty_directories() {
         for bad in ["", "Upper", "9lives", "under_score", &"x".repeat(64)] {
-            assert!(matches!(render(bad, World::HttpFrontend, &SdkDependency::Registry), Err(ScaffoldError::BadName(_))), "{bad}");
+            assert!(
+                matches!(
+                    render(bad, World::HttpFrontend, &SdkDependency::Registry),
+                    Err(ScaffoldError::BadName(_))
+                ),
+                "{bad}"
+            );
         }
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("keep.txt"), "x").unwrap();
-        let err = scaffold("ok", World::MailConnector, dir.path(), SdkDependency::Registry).unwrap_err();
-        assert!(err.to_string().ends_with("already exists and is not empty; choose another --dir"), "{err}");
+        let err = scaffold(
+            "ok",
+            World::MailConnector,
+            dir.path(),
+            SdkDependency::Registry,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("already exists and is not empty; choose another --dir"),
+            "{err}"
+        );
         assert!(!dir.path().join("Cargo.toml").exists(), "nothing written");
     }
 
     #[test]
     fn path_dependency_is_written() {
-        let files = render("p", World::HttpFrontend, &SdkDependency::Path("/src/sdk/rust".into())).unwrap();
+        let files = render(
+            "p",
+            World::HttpFrontend,
+            &SdkDependency::Path("/src/sdk/rust".into()),
+        )
+        .unwrap();
         let cargo = &files[0].1;
-        assert!(cargo.contains("switchboard-sdk = { path = \"/src/sdk/rust\" }"), "{cargo}");
+        assert!(
+            cargo.contains("switchboard-sdk = { path = \"/src/sdk/rust\" }"),
+            "{cargo}"
+        );
         assert!(cargo.contains("features = [\"mock\"]"), "{cargo}");
     }
 }

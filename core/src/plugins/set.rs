@@ -45,7 +45,9 @@ impl PluginRuntime {
             options: EngineOptions {
                 instances: host.instances,
                 max_memory_bytes: host.max_memory_mb << 20,
-                cache_dir: host.compile_cache.then(|| settings.data_dir.join("plugin-cache")),
+                cache_dir: host
+                    .compile_cache
+                    .then(|| settings.data_dir.join("plugin-cache")),
             },
             hub: Arc::new(EventHub::new()),
             storage,
@@ -70,21 +72,28 @@ pub struct PluginSet {
 }
 
 fn load_error(name: &str, message: String) -> ConfigError {
-    ConfigError::new(&format!("plugins.{name}"), message)
+    ConfigError::new(format!("plugins.{name}"), message)
 }
 
 impl PluginSet {
     /// Load every enabled plugin of `settings`. Errors name the plugin and what failed.
-    pub async fn load(settings: &Settings, runtime: &PluginRuntime) -> Result<PluginSet, ConfigErrors> {
+    pub async fn load(
+        settings: &Settings,
+        runtime: &PluginRuntime,
+    ) -> Result<PluginSet, ConfigErrors> {
         let mut set = PluginSet::default();
         let mut errors = Vec::new();
         for (name, manifest) in &settings.plugin_manifests {
             let cfg = &settings.config.plugins[name];
             match load_one(settings, runtime, name, manifest.clone()).await {
                 Ok(plugin) => {
-                    if matches!(manifest.world, World::MailConnector | World::DirectoryConnector) {
+                    if matches!(
+                        manifest.world,
+                        World::MailConnector | World::DirectoryConnector
+                    ) {
                         for d in &cfg.domains {
-                            set.routes.insert((manifest.world, d.to_ascii_lowercase()), name.clone());
+                            set.routes
+                                .insert((manifest.world, d.to_ascii_lowercase()), name.clone());
                         }
                     }
                     set.plugins.insert(name.clone(), Arc::new(plugin));
@@ -185,7 +194,16 @@ async fn load_one(
     let dirs = cfg
         .dirs
         .iter()
-        .map(|(k, p)| (k.clone(), if p.is_absolute() { p.clone() } else { base.join(p) }))
+        .map(|(k, p)| {
+            (
+                k.clone(),
+                if p.is_absolute() {
+                    p.clone()
+                } else {
+                    base.join(p)
+                },
+            )
+        })
         .collect();
     let info = Arc::new(PluginInfo {
         name: name.to_string(),
@@ -216,7 +234,9 @@ async fn load_one(
                 warm: cfg.warm_instances as usize,
                 recycle_after: cfg.recycle_after.max(1),
             };
-            Runtime::Wasm(WasmPlugin::load(runtime.engine()?, &component, info.clone(), limits).await?)
+            Runtime::Wasm(
+                WasmPlugin::load(runtime.engine()?, &component, info.clone(), limits).await?,
+            )
         }
         Artifact::Native => {
             let (native, stamp) = NativePlugin::load(&manifest.file, manifest.world, deadline)?;
@@ -232,7 +252,13 @@ async fn load_one(
         }
     };
     tracing::info!(plugin = name, world = %manifest.world, version = %manifest.version, "plugin loaded");
-    Ok(Plugin::new(info, manifest, rt, runtime.hub.clone(), cfg.max_faults))
+    Ok(Plugin::new(
+        info,
+        manifest,
+        rt,
+        runtime.hub.clone(),
+        cfg.max_faults,
+    ))
 }
 
 /// What `switchboard plugin verify` found out about a plugin file.
@@ -278,12 +304,23 @@ pub async fn verify(manifest: &super::manifest::Manifest) -> Result<Verified, Pl
             let component = engine.component(&bytes, &sha)?;
             let ty = component.component_type();
             let names = |items: Vec<String>| {
-                let mut v: Vec<String> = items.into_iter().filter(|n| n.starts_with("switchboard:") || n.starts_with("wasi:")).collect();
+                let mut v: Vec<String> = items
+                    .into_iter()
+                    .filter(|n| n.starts_with("switchboard:") || n.starts_with("wasi:"))
+                    .collect();
                 v.sort();
                 v
             };
-            let imports = names(ty.imports(&engine.engine).map(|(n, _)| n.to_string()).collect());
-            let exports = names(ty.exports(&engine.engine).map(|(n, _)| n.to_string()).collect());
+            let imports = names(
+                ty.imports(&engine.engine)
+                    .map(|(n, _)| n.to_string())
+                    .collect(),
+            );
+            let exports = names(
+                ty.exports(&engine.engine)
+                    .map(|(n, _)| n.to_string())
+                    .collect(),
+            );
             let limits = WasmLimits {
                 memory_bytes: 64 << 20,
                 deadline: Duration::from_secs(10),
@@ -294,7 +331,8 @@ pub async fn verify(manifest: &super::manifest::Manifest) -> Result<Verified, Pl
             Ok(Verified { imports, exports })
         }
         Artifact::Native => {
-            let (_lib, stamp) = NativePlugin::load(&manifest.file, manifest.world, Duration::from_secs(10))?;
+            let (_lib, stamp) =
+                NativePlugin::load(&manifest.file, manifest.world, Duration::from_secs(10))?;
             Ok(Verified {
                 imports: vec![format!("native ABI {}, SDK {}", stamp.abi, stamp.sdk)],
                 exports: vec![stamp.world.unwrap_or("?").to_string()],

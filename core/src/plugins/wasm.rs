@@ -44,7 +44,12 @@ struct Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_cap {
             self.hit.store(true, Ordering::Relaxed);
             return Ok(false);
@@ -52,7 +57,12 @@ impl ResourceLimiter for Limiter {
         self.size = self.size.saturating_add(desired.saturating_sub(_current));
         Ok(true)
     }
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -74,6 +84,20 @@ impl WasiView for StoreData {
             table: &mut self.table,
         }
     }
+}
+
+/// Run `f` on the current call's context without cloning it (for host functions that do not
+/// await).
+fn with_ctx<R>(
+    store: &StoreContextMut<'_, StoreData>,
+    f: impl FnOnce(&CallCtx) -> R,
+) -> wasmtime::Result<R> {
+    store
+        .data()
+        .call
+        .as_ref()
+        .map(f)
+        .ok_or_else(|| wasmtime::format_err!("host call outside a plugin call"))
 }
 
 fn ctx(store: &StoreContextMut<'_, StoreData>) -> wasmtime::Result<CallCtx> {
@@ -103,16 +127,21 @@ pub fn linker(engine: &WasmEngine, world: World) -> wasmtime::Result<Linker<Stor
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     {
         let mut i = linker.instance(&iface("log"))?;
-        i.func_wrap_async("write", |store: StoreContextMut<'_, StoreData>, (level, message): (Level, String)| {
-            Box::new(async move {
-                ctx(&store)?.log(level, &message);
-                Ok(())
-            })
-        })?;
+        i.func_wrap(
+            "write",
+            |store: StoreContextMut<'_, StoreData>, (level, message): (Level, String)| {
+                with_ctx(&store, |c| c.log(level, &message))
+            },
+        )?;
     }
     {
         let mut i = linker.instance(&iface("config"))?;
-        host_fn!(i, "get", |c, (key: String)| c.config(&key));
+        i.func_wrap(
+            "get",
+            |store: StoreContextMut<'_, StoreData>, (key,): (String,)| {
+                Ok((with_ctx(&store, |c| c.config(&key))?,))
+            },
+        )?;
     }
     {
         let mut i = linker.instance(&iface("kv"))?;
@@ -132,7 +161,12 @@ pub fn linker(engine: &WasmEngine, world: World) -> wasmtime::Result<Linker<Stor
     }
     if world != World::DirectoryConnector {
         let mut i = linker.instance(&iface("events"))?;
-        host_fn!(i, "publish", |c, (key: String)| c.publish(&key));
+        i.func_wrap(
+            "publish",
+            |store: StoreContextMut<'_, StoreData>, (key,): (String,)| {
+                Ok((with_ctx(&store, |c| c.publish(&key))?,))
+            },
+        )?;
     }
     if world == World::HttpFrontend {
         let mut i = linker.instance(&iface("mailstore"))?;
@@ -204,12 +238,15 @@ pub fn linker(engine: &WasmEngine, world: World) -> wasmtime::Result<Linker<Stor
         host_fn!(i, "connect", |c, (host: String, port: u16, tls: bool)| c.connect(&host, port, tls).await);
         host_fn!(i, "read", |c, (conn: u32, max: u32)| c.info.conns.read(conn, max).await);
         host_fn!(i, "write", |c, (conn: u32, data: Vec<u8>)| c.info.conns.write(conn, &data).await);
-        i.func_wrap_async("close", |store: StoreContextMut<'_, StoreData>, (conn,): (u32,)| {
-            Box::new(async move {
-                ctx(&store)?.info.conns.close(conn);
-                Ok(())
-            })
-        })?;
+        i.func_wrap_async(
+            "close",
+            |store: StoreContextMut<'_, StoreData>, (conn,): (u32,)| {
+                Box::new(async move {
+                    ctx(&store)?.info.conns.close(conn);
+                    Ok(())
+                })
+            },
+        )?;
     }
     Ok(linker)
 }
@@ -218,14 +255,24 @@ fn unit(r: MailReply) -> Option<()> {
     matches!(r, MailReply::Unit).then_some(())
 }
 
-async fn mail<T>(c: &CallCtx, call: MailCall, pick: fn(MailReply) -> Option<T>) -> Result<T, Error> {
+async fn mail<T>(
+    c: &CallCtx,
+    call: MailCall,
+    pick: fn(MailReply) -> Option<T>,
+) -> Result<T, Error> {
     let reply = c.mail(call).await?;
-    pick(reply).ok_or_else(|| Error::Internal("connector answered with the wrong kind of reply".into()))
+    pick(reply)
+        .ok_or_else(|| Error::Internal("connector answered with the wrong kind of reply".into()))
 }
 
-async fn directory<T>(c: &CallCtx, call: DirectoryCall, pick: fn(DirectoryReply) -> Option<T>) -> Result<T, Error> {
+async fn directory<T>(
+    c: &CallCtx,
+    call: DirectoryCall,
+    pick: fn(DirectoryReply) -> Option<T>,
+) -> Result<T, Error> {
     let reply = c.directory(call).await?;
-    pick(reply).ok_or_else(|| Error::Internal("connector answered with the wrong kind of reply".into()))
+    pick(reply)
+        .ok_or_else(|| Error::Internal("connector answered with the wrong kind of reply".into()))
 }
 
 /// Export indexes of the world's functions, looked up once per component.
@@ -237,8 +284,19 @@ struct Exports {
 const HTTP_FUNCS: &[&str] = &["handle", "resume"];
 const SIP_FUNCS: &[&str] = &["handle"];
 const MAIL_FUNCS: &[&str] = &[
-    "list-folders", "create-folder", "update-folder", "delete-folder", "sync", "fetch",
-    "create-item", "replace-item", "set-flags", "move-item", "delete-item", "send", "search",
+    "list-folders",
+    "create-folder",
+    "update-folder",
+    "delete-folder",
+    "sync",
+    "fetch",
+    "create-item",
+    "replace-item",
+    "set-flags",
+    "move-item",
+    "delete-item",
+    "send",
+    "search",
 ];
 const DIRECTORY_FUNCS: &[&str] = &["authenticate", "lookup", "search"];
 
@@ -284,7 +342,9 @@ pub struct WasmPlugin {
 
 impl std::fmt::Debug for WasmPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WasmPlugin").field("plugin", &self.info.name).finish_non_exhaustive()
+        f.debug_struct("WasmPlugin")
+            .field("plugin", &self.info.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -313,9 +373,11 @@ impl WasmPlugin {
         };
         let mut map = HashMap::new();
         for f in funcs {
-            let idx = component.get_export_index(Some(&iface_idx), f).ok_or_else(|| {
-                PluginError::WorldMismatch(format!("{iface_name} has no function {f}"))
-            })?;
+            let idx = component
+                .get_export_index(Some(&iface_idx), f)
+                .ok_or_else(|| {
+                    PluginError::WorldMismatch(format!("{iface_name} has no function {f}"))
+                })?;
             map.insert(*f, idx);
         }
         let plugin = WasmPlugin {
@@ -354,14 +416,30 @@ impl WasmPlugin {
             }
             World::MailConnector => {
                 check!("list-folders", (Principal,), (Result<Vec<Folder>, Error>,));
-                check!("sync", (Principal, String, Option<String>, u32), (Result<SyncPage, Error>,));
-                check!("fetch", (Principal, String, Option<String>, u64, u32), (Result<Chunk, Error>,));
-                check!("search", (Principal, Option<String>, String, u32), (Result<Vec<ItemSummary>, Error>,));
+                check!(
+                    "sync",
+                    (Principal, String, Option<String>, u32),
+                    (Result<SyncPage, Error>,)
+                );
+                check!(
+                    "fetch",
+                    (Principal, String, Option<String>, u64, u32),
+                    (Result<Chunk, Error>,)
+                );
+                check!(
+                    "search",
+                    (Principal, Option<String>, String, u32),
+                    (Result<Vec<ItemSummary>, Error>,)
+                );
             }
             World::DirectoryConnector => {
                 check!("authenticate", (Principal, String), (Result<bool, Error>,));
                 check!("lookup", (Principal,), (Result<Option<Person>, Error>,));
-                check!("search", (String, String, u32), (Result<Vec<Person>, Error>,));
+                check!(
+                    "search",
+                    (String, String, u32),
+                    (Result<Vec<Person>, Error>,)
+                );
             }
         }
         self.checkin(warm, true);
@@ -374,7 +452,9 @@ impl WasmPlugin {
         wasi.stderr(stderr.clone());
         for (name, path) in &self.info.dirs {
             wasi.preopened_dir(path, format!("/{name}"), FsPerms::ReadOnly)
-                .map_err(|e| Fault::Instantiate(format!("directory {name} ({}): {e:#}", path.display())))?;
+                .map_err(|e| {
+                    Fault::Instantiate(format!("directory {name} ({}): {e:#}", path.display()))
+                })?;
         }
         let hit = Arc::new(AtomicBool::new(false));
         let data = StoreData {
@@ -461,10 +541,18 @@ impl WasmPlugin {
     /// Linear memory held by the warm instances, in bytes.
     pub fn memory_bytes(&self) -> u64 {
         let warm = self.warm.lock().unwrap_or_else(|p| p.into_inner());
-        warm.iter().map(|w| w.store.data().limiter.size as u64).sum()
+        warm.iter()
+            .map(|w| w.store.data().limiter.size as u64)
+            .sum()
     }
 
-    async fn run<P, R>(&self, tenant: &str, call: CallCtx, name: &str, params: P) -> Result<R, Fault>
+    async fn run<P, R>(
+        &self,
+        tenant: &str,
+        call: CallCtx,
+        name: &str,
+        params: P,
+    ) -> Result<R, Fault>
     where
         P: ComponentNamedList + Lower + Send + Sync + 'static,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
@@ -484,7 +572,12 @@ impl WasmPlugin {
     }
 
     /// `http-handler.handle`; the hot path keeps its typed function on the instance.
-    pub async fn http_handle(&self, tenant: &str, call: CallCtx, req: Request) -> Result<Outcome, Fault> {
+    pub async fn http_handle(
+        &self,
+        tenant: &str,
+        call: CallCtx,
+        req: Request,
+    ) -> Result<Outcome, Fault> {
         let mut w = self.checkout(tenant, call).await?;
         let func = match w.handle {
             Some(f) => f,
@@ -506,19 +599,35 @@ impl WasmPlugin {
     }
 
     /// `http-handler.resume`
-    pub async fn http_resume(&self, tenant: &str, call: CallCtx, state: Vec<u8>, fired: Vec<String>) -> Result<Outcome, Fault> {
+    pub async fn http_resume(
+        &self,
+        tenant: &str,
+        call: CallCtx,
+        state: Vec<u8>,
+        fired: Vec<String>,
+    ) -> Result<Outcome, Fault> {
         self.run::<_, (Outcome,)>(tenant, call, "resume", (state, fired))
             .await
             .map(|(o,)| o)
     }
 
     /// `sip-handler.handle`
-    pub async fn sip_handle(&self, call: CallCtx, message: Vec<u8>, origin: Origin) -> Result<(), Fault> {
-        self.run::<_, ()>("", call, "handle", (message, origin)).await
+    pub async fn sip_handle(
+        &self,
+        call: CallCtx,
+        message: Vec<u8>,
+        origin: Origin,
+    ) -> Result<(), Fault> {
+        self.run::<_, ()>("", call, "handle", (message, origin))
+            .await
     }
 
     /// A `mailstore` export.
-    pub async fn mail(&self, call: CallCtx, m: MailCall) -> Result<Result<MailReply, Error>, Fault> {
+    pub async fn mail(
+        &self,
+        call: CallCtx,
+        m: MailCall,
+    ) -> Result<Result<MailReply, Error>, Fault> {
         let tenant = m.who().domain.clone();
         macro_rules! go {
             ($name:literal, $params:expr, $ty:ty, $wrap:expr) => {
@@ -528,42 +637,141 @@ impl WasmPlugin {
             };
         }
         match m {
-            MailCall::ListFolders { who } => go!("list-folders", (who,), Vec<Folder>, MailReply::Folders),
-            MailCall::CreateFolder { who, parent_id, name, kind } => {
-                go!("create-folder", (who, parent_id, name, kind), Folder, MailReply::Folder)
+            MailCall::ListFolders { who } => {
+                go!("list-folders", (who,), Vec<Folder>, MailReply::Folders)
             }
-            MailCall::UpdateFolder { who, id, parent_id, name } => {
-                go!("update-folder", (who, id, parent_id, name), Folder, MailReply::Folder)
+            MailCall::CreateFolder {
+                who,
+                parent_id,
+                name,
+                kind,
+            } => {
+                go!(
+                    "create-folder",
+                    (who, parent_id, name, kind),
+                    Folder,
+                    MailReply::Folder
+                )
             }
-            MailCall::DeleteFolder { who, id } => go!("delete-folder", (who, id), (), |()| MailReply::Unit),
-            MailCall::Sync { who, folder_id, state, max } => {
-                go!("sync", (who, folder_id, state, max), SyncPage, MailReply::Page)
+            MailCall::UpdateFolder {
+                who,
+                id,
+                parent_id,
+                name,
+            } => {
+                go!(
+                    "update-folder",
+                    (who, id, parent_id, name),
+                    Folder,
+                    MailReply::Folder
+                )
             }
-            MailCall::Fetch { who, item_id, part_id, offset, max } => {
-                go!("fetch", (who, item_id, part_id, offset, max), Chunk, MailReply::Chunk)
+            MailCall::DeleteFolder { who, id } => {
+                go!("delete-folder", (who, id), (), |()| MailReply::Unit)
             }
-            MailCall::CreateItem { who, folder_id, content } => {
-                go!("create-item", (who, folder_id, content), ItemSummary, MailReply::Item)
+            MailCall::Sync {
+                who,
+                folder_id,
+                state,
+                max,
+            } => {
+                go!(
+                    "sync",
+                    (who, folder_id, state, max),
+                    SyncPage,
+                    MailReply::Page
+                )
             }
-            MailCall::ReplaceItem { who, item_id, content } => {
-                go!("replace-item", (who, item_id, content), ItemSummary, MailReply::Item)
+            MailCall::Fetch {
+                who,
+                item_id,
+                part_id,
+                offset,
+                max,
+            } => {
+                go!(
+                    "fetch",
+                    (who, item_id, part_id, offset, max),
+                    Chunk,
+                    MailReply::Chunk
+                )
             }
-            MailCall::SetFlags { who, item_id, read, flagged } => {
-                go!("set-flags", (who, item_id, read, flagged), (), |()| MailReply::Unit)
+            MailCall::CreateItem {
+                who,
+                folder_id,
+                content,
+            } => {
+                go!(
+                    "create-item",
+                    (who, folder_id, content),
+                    ItemSummary,
+                    MailReply::Item
+                )
             }
-            MailCall::MoveItem { who, item_id, to_folder_id } => {
-                go!("move-item", (who, item_id, to_folder_id), String, MailReply::Id)
+            MailCall::ReplaceItem {
+                who,
+                item_id,
+                content,
+            } => {
+                go!(
+                    "replace-item",
+                    (who, item_id, content),
+                    ItemSummary,
+                    MailReply::Item
+                )
             }
-            MailCall::DeleteItem { who, item_id } => go!("delete-item", (who, item_id), (), |()| MailReply::Unit),
-            MailCall::Send { who, mime, save_copy } => go!("send", (who, mime, save_copy), (), |()| MailReply::Unit),
-            MailCall::Search { who, folder_id, query, max } => {
-                go!("search", (who, folder_id, query, max), Vec<ItemSummary>, MailReply::Items)
+            MailCall::SetFlags {
+                who,
+                item_id,
+                read,
+                flagged,
+            } => {
+                go!("set-flags", (who, item_id, read, flagged), (), |()| {
+                    MailReply::Unit
+                })
+            }
+            MailCall::MoveItem {
+                who,
+                item_id,
+                to_folder_id,
+            } => {
+                go!(
+                    "move-item",
+                    (who, item_id, to_folder_id),
+                    String,
+                    MailReply::Id
+                )
+            }
+            MailCall::DeleteItem { who, item_id } => {
+                go!("delete-item", (who, item_id), (), |()| MailReply::Unit)
+            }
+            MailCall::Send {
+                who,
+                mime,
+                save_copy,
+            } => go!("send", (who, mime, save_copy), (), |()| MailReply::Unit),
+            MailCall::Search {
+                who,
+                folder_id,
+                query,
+                max,
+            } => {
+                go!(
+                    "search",
+                    (who, folder_id, query, max),
+                    Vec<ItemSummary>,
+                    MailReply::Items
+                )
             }
         }
     }
 
     /// A `directory` export.
-    pub async fn directory(&self, call: CallCtx, d: DirectoryCall) -> Result<Result<DirectoryReply, Error>, Fault> {
+    pub async fn directory(
+        &self,
+        call: CallCtx,
+        d: DirectoryCall,
+    ) -> Result<Result<DirectoryReply, Error>, Fault> {
         let tenant = d.domain().to_string();
         match d {
             DirectoryCall::Authenticate { who, password } => self
@@ -575,7 +783,12 @@ impl WasmPlugin {
                 .await
                 .map(|(r,)| r.map(DirectoryReply::Person)),
             DirectoryCall::Search { domain, query, max } => self
-                .run::<_, (Result<Vec<Person>, Error>,)>(&tenant, call, "search", (domain, query, max))
+                .run::<_, (Result<Vec<Person>, Error>,)>(
+                    &tenant,
+                    call,
+                    "search",
+                    (domain, query, max),
+                )
                 .await
                 .map(|(r,)| r.map(DirectoryReply::People)),
         }
@@ -598,5 +811,11 @@ fn classify(store: &Store<StoreData>, e: wasmtime::Error) -> Fault {
         let msg: String = stderr[at..].lines().take(2).collect::<Vec<_>>().join(" ");
         return Fault::Panic(msg);
     }
-    Fault::Trap(format!("{e:#}").lines().next().unwrap_or("trap").to_string())
+    Fault::Trap(
+        format!("{e:#}")
+            .lines()
+            .next()
+            .unwrap_or("trap")
+            .to_string(),
+    )
 }

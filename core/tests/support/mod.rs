@@ -238,9 +238,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             let (k, v) = line.split_once(':')?;
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
-        let chunked = headers
-            .iter()
-            .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
+        let chunked = headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+        });
         let body = if chunked {
             let mut body = Vec::new();
             loop {

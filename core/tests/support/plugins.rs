@@ -12,7 +12,10 @@ pub enum Build {
 }
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn target_dir() -> PathBuf {
@@ -30,7 +33,8 @@ pub fn artifact(package: &str, build: Build) -> PathBuf {
 /// Like [`artifact`]; `release_native` builds the native library optimised (benchmarks).
 pub fn artifact_with(package: &str, build: Build, release_native: bool) -> PathBuf {
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(workspace()).args(["build", "--quiet", "-p", package, "--lib"]);
+    cmd.current_dir(workspace())
+        .args(["build", "--quiet", "-p", package, "--lib"]);
     let lib = package.replace('-', "_");
     let path = match build {
         Build::Wasm => {
@@ -56,7 +60,13 @@ pub fn install(dir: &Path, package: &str, build: Build, manifest: &str) -> PathB
 }
 
 /// Like [`install`], optionally with an optimised native build.
-pub fn install_with(dir: &Path, package: &str, build: Build, manifest: &str, release_native: bool) -> PathBuf {
+pub fn install_with(
+    dir: &Path,
+    package: &str,
+    build: Build,
+    manifest: &str,
+    release_native: bool,
+) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let art = artifact_with(package, build, release_native);
     let file_name = art.file_name().unwrap().to_string_lossy().into_owned();

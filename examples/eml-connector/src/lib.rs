@@ -47,7 +47,9 @@ fn kind_of(name: &str) -> FolderKind {
 fn checked(id: &str) -> Result<&str> {
     let bad = id.is_empty()
         || id.starts_with('/')
-        || id.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        || id
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
         || id.contains('\\');
     if bad {
         Err(Error::Invalid(format!("bad id {id:?}")))
@@ -65,7 +67,11 @@ fn io(id: &str, e: std::io::Error) -> Error {
 }
 
 fn walk_folders(base: &Path, rel: &str, out: &mut Vec<Folder>) -> Result<()> {
-    let dir = if rel.is_empty() { base.to_path_buf() } else { base.join(rel) };
+    let dir = if rel.is_empty() {
+        base.to_path_buf()
+    } else {
+        base.join(rel)
+    };
     let mut names: Vec<String> = fs::read_dir(&dir)
         .map_err(|e| io(rel, e))?
         .filter_map(|e| e.ok())
@@ -75,11 +81,19 @@ fn walk_folders(base: &Path, rel: &str, out: &mut Vec<Folder>) -> Result<()> {
         .collect();
     names.sort();
     for name in names {
-        let id = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+        let id = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
         out.push(Folder {
             id: id.clone(),
             parent_id: rel.to_string(),
-            kind: if rel.is_empty() { kind_of(&name) } else { FolderKind::UserMail },
+            kind: if rel.is_empty() {
+                kind_of(&name)
+            } else {
+                FolderKind::UserMail
+            },
             name,
         });
         walk_folders(base, &id, out)?;
@@ -210,12 +224,24 @@ impl MailConnector for Eml {
             }
         }
         let state = save_state(who, folder_id, &known)?;
-        Ok(SyncPage { changes, state, more })
+        Ok(SyncPage {
+            changes,
+            state,
+            more,
+        })
     }
 
-    fn fetch(who: &Principal, item_id: &str, part_id: Option<&str>, offset: u64, max: u32) -> Result<Chunk> {
+    fn fetch(
+        who: &Principal,
+        item_id: &str,
+        part_id: Option<&str>,
+        offset: u64,
+        max: u32,
+    ) -> Result<Chunk> {
         if part_id.is_some() {
-            return Err(Error::NotFound("this connector does not split attachments".into()));
+            return Err(Error::NotFound(
+                "this connector does not split attachments".into(),
+            ));
         }
         let path = root(who)?.join(checked(item_id)?);
         let mut file = fs::File::open(&path).map_err(|e| io(item_id, e))?;
@@ -229,7 +255,12 @@ impl MailConnector for Eml {
         Ok(Chunk { data, total })
     }
 
-    fn search(who: &Principal, folder_id: Option<&str>, query: &str, max: u32) -> Result<Vec<ItemSummary>> {
+    fn search(
+        who: &Principal,
+        folder_id: Option<&str>,
+        query: &str,
+        max: u32,
+    ) -> Result<Vec<ItemSummary>> {
         let base = root(who)?;
         let folders = match folder_id {
             Some(f) => vec![f.to_string()],
@@ -329,9 +360,18 @@ mod tests {
         host.run(|| {
             let c = Eml::fetch(&who(), "Inbox/a.eml", None, 6, 3).unwrap();
             assert_eq!(c.data, b"bob");
-            assert_eq!(c.total, fs::metadata(dir.path().join("Inbox/a.eml")).unwrap().len());
-            assert!(matches!(Eml::fetch(&who(), "../etc/passwd", None, 0, 10), Err(Error::Invalid(_))));
-            assert!(matches!(Eml::fetch(&who(), "Inbox/none.eml", None, 0, 10), Err(Error::NotFound(_))));
+            assert_eq!(
+                c.total,
+                fs::metadata(dir.path().join("Inbox/a.eml")).unwrap().len()
+            );
+            assert!(matches!(
+                Eml::fetch(&who(), "../etc/passwd", None, 0, 10),
+                Err(Error::Invalid(_))
+            ));
+            assert!(matches!(
+                Eml::fetch(&who(), "Inbox/none.eml", None, 0, 10),
+                Err(Error::NotFound(_))
+            ));
         });
     }
 }

@@ -46,7 +46,10 @@ fn read_body(req: &Request, limit: usize) -> Result<Vec<u8>, Response> {
         }
     }
     if body.len() > limit {
-        return Err(Response::text(413, format!("notes are limited to {limit} bytes")));
+        return Err(Response::text(
+            413,
+            format!("notes are limited to {limit} bytes"),
+        ));
     }
     Ok(body)
 }
@@ -88,7 +91,10 @@ fn mail(who: &Principal, rest: &str) -> Response {
             Ok(page) => {
                 for change in page.changes {
                     if let Change::Added(item) = change {
-                        out.push_str(&format!("item {} {} | {}\n", item.id, item.size, item.subject));
+                        out.push_str(&format!(
+                            "item {} {} | {}\n",
+                            item.id, item.size, item.subject
+                        ));
                     }
                 }
             }
@@ -116,7 +122,10 @@ impl HttpFrontend for Notes {
             ("POST", "_echo") => {
                 // The benchmark handler: one host call, the body back with a checksum header.
                 let tag = host::config::get("echo_tag").unwrap_or_default();
-                let sum = req.body.iter().fold(0u32, |a, b| a.rotate_left(5) ^ u32::from(*b));
+                let sum = req
+                    .body
+                    .iter()
+                    .fold(0u32, |a, b| a.rotate_left(5) ^ u32::from(*b));
                 let mut body = tag.into_bytes();
                 body.extend_from_slice(&req.body);
                 reply(
@@ -125,9 +134,10 @@ impl HttpFrontend for Notes {
                 )
             }
             ("GET", "_config") => reply(Response::text(200, format!("max_note_bytes={limit}"))),
-            ("GET", r) if r == "_mail" || r.starts_with("_mail/") => {
-                reply(mail(&who, r.trim_start_matches("_mail").trim_start_matches('/')))
-            }
+            ("GET", r) if r == "_mail" || r.starts_with("_mail/") => reply(mail(
+                &who,
+                r.trim_start_matches("_mail").trim_start_matches('/'),
+            )),
             ("GET", "") => {
                 let prefix = format!("note/{}/", who.address());
                 match host::kv::scan(&prefix, None, 1000) {
@@ -214,7 +224,10 @@ mod tests {
     #[test]
     fn put_get_list_and_publish() {
         let host = MockHost::new();
-        assert_eq!(status(&host.handle::<Notes>(req("PUT", "/example/notes/todo", "", b"milk"))), 204);
+        assert_eq!(
+            status(&host.handle::<Notes>(req("PUT", "/example/notes/todo", "", b"milk"))),
+            204
+        );
         match host.handle::<Notes>(req("GET", "/example/notes/todo", "", b"")) {
             Outcome::Reply(r) => assert_eq!(r.body_bytes(), b"milk"),
             o => panic!("{o:?}"),
@@ -230,7 +243,9 @@ mod tests {
     fn wait_parks_and_resume_reads_the_note() {
         let host = MockHost::new();
         let parked = host.handle::<Notes>(req("GET", "/example/notes/todo", "wait=30", b""));
-        let Outcome::Park(p) = parked else { panic!("expected park") };
+        let Outcome::Park(p) = parked else {
+            panic!("expected park")
+        };
         assert_eq!(p.watch, ["notes:alice@example.com/todo"]);
         assert_eq!(p.timeout_ms, 30_000);
         host.handle::<Notes>(req("PUT", "/example/notes/todo", "", b"eggs"));
@@ -243,7 +258,10 @@ mod tests {
     #[test]
     fn oversized_note_is_refused_and_nothing_is_stored() {
         let host = MockHost::new().with_config("max_note_bytes", "3");
-        assert_eq!(status(&host.handle::<Notes>(req("PUT", "/example/notes/x", "", b"toolong"))), 413);
+        assert_eq!(
+            status(&host.handle::<Notes>(req("PUT", "/example/notes/x", "", b"toolong"))),
+            413
+        );
         assert_eq!(host.kv_get("note/alice@example.com/x"), None);
     }
 }

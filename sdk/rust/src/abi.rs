@@ -106,6 +106,7 @@ pub enum PluginCall {
     /// `http-handler.resume` → [`crate::http::Outcome`].
     HttpResume {
         /// Parked state.
+        #[serde(with = "serde_bytes")]
         state: Vec<u8>,
         /// Keys that fired.
         fired: Vec<String>,
@@ -113,6 +114,7 @@ pub enum PluginCall {
     /// `sip-handler.handle` → `()`.
     SipHandle {
         /// The whole message.
+        #[serde(with = "serde_bytes")]
         message: Vec<u8>,
         /// Where it came from.
         origin: Origin,
@@ -128,19 +130,77 @@ pub enum PluginCall {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub enum MailCall {
-    ListFolders { who: Principal },
-    CreateFolder { who: Principal, parent_id: String, name: String, kind: FolderKind },
-    UpdateFolder { who: Principal, id: String, parent_id: String, name: String },
-    DeleteFolder { who: Principal, id: String },
-    Sync { who: Principal, folder_id: String, state: Option<String>, max: u32 },
-    Fetch { who: Principal, item_id: String, part_id: Option<String>, offset: u64, max: u32 },
-    CreateItem { who: Principal, folder_id: String, content: Vec<u8> },
-    ReplaceItem { who: Principal, item_id: String, content: Vec<u8> },
-    SetFlags { who: Principal, item_id: String, read: Option<bool>, flagged: Option<bool> },
-    MoveItem { who: Principal, item_id: String, to_folder_id: String },
-    DeleteItem { who: Principal, item_id: String },
-    Send { who: Principal, mime: Vec<u8>, save_copy: bool },
-    Search { who: Principal, folder_id: Option<String>, query: String, max: u32 },
+    ListFolders {
+        who: Principal,
+    },
+    CreateFolder {
+        who: Principal,
+        parent_id: String,
+        name: String,
+        kind: FolderKind,
+    },
+    UpdateFolder {
+        who: Principal,
+        id: String,
+        parent_id: String,
+        name: String,
+    },
+    DeleteFolder {
+        who: Principal,
+        id: String,
+    },
+    Sync {
+        who: Principal,
+        folder_id: String,
+        state: Option<String>,
+        max: u32,
+    },
+    Fetch {
+        who: Principal,
+        item_id: String,
+        part_id: Option<String>,
+        offset: u64,
+        max: u32,
+    },
+    CreateItem {
+        who: Principal,
+        folder_id: String,
+        #[serde(with = "serde_bytes")]
+        content: Vec<u8>,
+    },
+    ReplaceItem {
+        who: Principal,
+        item_id: String,
+        #[serde(with = "serde_bytes")]
+        content: Vec<u8>,
+    },
+    SetFlags {
+        who: Principal,
+        item_id: String,
+        read: Option<bool>,
+        flagged: Option<bool>,
+    },
+    MoveItem {
+        who: Principal,
+        item_id: String,
+        to_folder_id: String,
+    },
+    DeleteItem {
+        who: Principal,
+        item_id: String,
+    },
+    Send {
+        who: Principal,
+        #[serde(with = "serde_bytes")]
+        mime: Vec<u8>,
+        save_copy: bool,
+    },
+    Search {
+        who: Principal,
+        folder_id: Option<String>,
+        query: String,
+        max: u32,
+    },
 }
 
 impl MailCall {
@@ -201,9 +261,18 @@ pub enum MailReply {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub enum DirectoryCall {
-    Authenticate { who: Principal, password: String },
-    Lookup { who: Principal },
-    Search { domain: String, query: String, max: u32 },
+    Authenticate {
+        who: Principal,
+        password: String,
+    },
+    Lookup {
+        who: Principal,
+    },
+    Search {
+        domain: String,
+        query: String,
+        max: u32,
+    },
 }
 
 impl DirectoryCall {
@@ -246,13 +315,25 @@ pub enum HostCall {
     /// → `Result<Option<Vec<u8>>>`
     KvGet { key: String },
     /// → `Result<()>`
-    KvSet { key: String, value: Vec<u8> },
+    KvSet {
+        key: String,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
     /// → `Result<bool>`
     KvDelete { key: String },
     /// → `Result<Vec<(String, Vec<u8>)>>`
-    KvScan { prefix: String, after: Option<String>, limit: u32 },
+    KvScan {
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    },
     /// → `Result<bool>`
-    KvCompareAndSwap { key: String, expected: Option<Vec<u8>>, new: Option<Vec<u8>> },
+    KvCompareAndSwap {
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+    },
     /// → `Result<()>`
     EventsPublish { key: String },
     /// → `Result<MailReply>`
@@ -264,15 +345,28 @@ pub enum HostCall {
     /// → `Result<Vec<u8>>`
     OutboundRead { conn: u32, max: u32 },
     /// → `Result<()>`
-    OutboundWrite { conn: u32, data: Vec<u8> },
+    OutboundWrite {
+        conn: u32,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
     /// → `()`
     OutboundClose { conn: u32 },
     /// → `Result<Vec<u8>>`
     RequestBodyRead { max: u32 },
     /// → `Result<()>`
-    SipSendFlow { flow: u64, message: Vec<u8> },
+    SipSendFlow {
+        flow: u64,
+        #[serde(with = "serde_bytes")]
+        message: Vec<u8>,
+    },
     /// → `Result<()>`
-    SipSendTo { transport: String, target: String, message: Vec<u8> },
+    SipSendTo {
+        transport: String,
+        target: String,
+        #[serde(with = "serde_bytes")]
+        message: Vec<u8>,
+    },
     /// → `Option<String>` (native builds only; WebAssembly sees granted directories as
     /// preopened paths instead)
     FilesDir { name: String },
@@ -324,7 +418,12 @@ mod tests {
 
     #[test]
     fn world_codes_round_trip() {
-        for w in ["http-frontend", "sip-frontend", "mail-connector", "directory-connector"] {
+        for w in [
+            "http-frontend",
+            "sip-frontend",
+            "mail-connector",
+            "directory-connector",
+        ] {
             assert_eq!(world_name(world_code(w)), Some(w));
         }
         assert_eq!(world_code("nope"), 0);

@@ -48,7 +48,6 @@ fn decode_result<T: DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<T> {
         .map_err(|e| Error::Internal(format!("undecodable host answer: {e}")))?
 }
 
-
 /// Structured logging into the server's tracing output, tagged with the plugin's name.
 pub mod log {
     #[allow(unused_imports)] // HostCall is only built natively
@@ -90,7 +89,11 @@ pub mod config {
 
     /// One setting as text (lists comma-separated), if set or defaulted.
     pub fn get(key: &str) -> Option<String> {
-        call_plain!(HostCall::ConfigGet { key: key.into() }, crate::wasm::config_get(key)).flatten()
+        call_plain!(
+            HostCall::ConfigGet { key: key.into() },
+            crate::wasm::config_get(key)
+        )
+        .flatten()
     }
 }
 
@@ -101,7 +104,10 @@ pub mod kv {
 
     /// Read a key.
     pub fn get(key: &str) -> Result<Option<Vec<u8>>> {
-        call!(HostCall::KvGet { key: key.into() }, crate::wasm::kv_get(key))
+        call!(
+            HostCall::KvGet { key: key.into() },
+            crate::wasm::kv_get(key)
+        )
     }
     /// Write a key.
     pub fn set(key: &str, value: &[u8]) -> Result<()> {
@@ -115,7 +121,10 @@ pub mod kv {
     }
     /// Remove a key; `true` when it existed.
     pub fn delete(key: &str) -> Result<bool> {
-        call!(HostCall::KvDelete { key: key.into() }, crate::wasm::kv_delete(key))
+        call!(
+            HostCall::KvDelete { key: key.into() },
+            crate::wasm::kv_delete(key)
+        )
     }
     /// Keys starting with `prefix`, strictly after `after`, at most `limit`, in bytewise order.
     pub fn scan(prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<(String, Vec<u8>)>> {
@@ -129,7 +138,11 @@ pub mod kv {
         )
     }
     /// Set `key` to `new` (`None`: delete) only if it holds `expected` (`None`: absent).
-    pub fn compare_and_swap(key: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool> {
+    pub fn compare_and_swap(
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool> {
         call!(
             HostCall::KvCompareAndSwap {
                 key: key.into(),
@@ -148,7 +161,10 @@ pub mod events {
 
     /// Announce that `key` changed; its topic must be listed in the manifest.
     pub fn publish(key: &str) -> Result<()> {
-        call!(HostCall::EventsPublish { key: key.into() }, crate::wasm::events_publish(key))
+        call!(
+            HostCall::EventsPublish { key: key.into() },
+            crate::wasm::events_publish(key)
+        )
     }
 }
 
@@ -175,7 +191,12 @@ pub mod mailstore {
         }
     }
     /// Create a folder.
-    pub fn create_folder(who: &Principal, parent_id: &str, name: &str, kind: FolderKind) -> Result<Folder> {
+    pub fn create_folder(
+        who: &Principal,
+        parent_id: &str,
+        name: &str,
+        kind: FolderKind,
+    ) -> Result<Folder> {
         match mail(MailCall::CreateFolder {
             who: who.clone(),
             parent_id: parent_id.into(),
@@ -200,10 +221,19 @@ pub mod mailstore {
     }
     /// Delete a folder.
     pub fn delete_folder(who: &Principal, id: &str) -> Result<()> {
-        mail(MailCall::DeleteFolder { who: who.clone(), id: id.into() }).map(drop)
+        mail(MailCall::DeleteFolder {
+            who: who.clone(),
+            id: id.into(),
+        })
+        .map(drop)
     }
     /// Changes since `state`.
-    pub fn sync(who: &Principal, folder_id: &str, state: Option<&str>, max: u32) -> Result<SyncPage> {
+    pub fn sync(
+        who: &Principal,
+        folder_id: &str,
+        state: Option<&str>,
+        max: u32,
+    ) -> Result<SyncPage> {
         match mail(MailCall::Sync {
             who: who.clone(),
             folder_id: folder_id.into(),
@@ -215,7 +245,13 @@ pub mod mailstore {
         }
     }
     /// A chunk of an item's content or of one attachment.
-    pub fn fetch(who: &Principal, item_id: &str, part_id: Option<&str>, offset: u64, max: u32) -> Result<Chunk> {
+    pub fn fetch(
+        who: &Principal,
+        item_id: &str,
+        part_id: Option<&str>,
+        offset: u64,
+        max: u32,
+    ) -> Result<Chunk> {
         match mail(MailCall::Fetch {
             who: who.clone(),
             item_id: item_id.into(),
@@ -250,7 +286,12 @@ pub mod mailstore {
         }
     }
     /// Set or clear flags.
-    pub fn set_flags(who: &Principal, item_id: &str, read: Option<bool>, flagged: Option<bool>) -> Result<()> {
+    pub fn set_flags(
+        who: &Principal,
+        item_id: &str,
+        read: Option<bool>,
+        flagged: Option<bool>,
+    ) -> Result<()> {
         mail(MailCall::SetFlags {
             who: who.clone(),
             item_id: item_id.into(),
@@ -272,7 +313,11 @@ pub mod mailstore {
     }
     /// Delete an item.
     pub fn delete_item(who: &Principal, item_id: &str) -> Result<()> {
-        mail(MailCall::DeleteItem { who: who.clone(), item_id: item_id.into() }).map(drop)
+        mail(MailCall::DeleteItem {
+            who: who.clone(),
+            item_id: item_id.into(),
+        })
+        .map(drop)
     }
     /// Submit a message.
     pub fn send(who: &Principal, mime: &[u8], save_copy: bool) -> Result<()> {
@@ -284,7 +329,12 @@ pub mod mailstore {
         .map(drop)
     }
     /// Free-text search.
-    pub fn search(who: &Principal, folder_id: Option<&str>, query: &str, max: u32) -> Result<Vec<ItemSummary>> {
+    pub fn search(
+        who: &Principal,
+        folder_id: Option<&str>,
+        query: &str,
+        max: u32,
+    ) -> Result<Vec<ItemSummary>> {
         match mail(MailCall::Search {
             who: who.clone(),
             folder_id: folder_id.map(Into::into),
@@ -422,7 +472,10 @@ pub mod request_body {
 
     /// Up to `max` more bytes; empty at the end.
     pub fn read(max: u32) -> Result<Vec<u8>> {
-        call!(HostCall::RequestBodyRead { max }, crate::wasm::request_body_read(max))
+        call!(
+            HostCall::RequestBodyRead { max },
+            crate::wasm::request_body_read(max)
+        )
     }
 }
 
@@ -463,8 +516,10 @@ pub mod files {
     /// Where granted directory `name` is: a preopened `/NAME` inside the WebAssembly sandbox,
     /// the configured path for native builds. `None` when not granted.
     pub fn dir(name: &str) -> Option<PathBuf> {
-        let dir: Option<Option<String>> =
-            call_plain!(HostCall::FilesDir { name: name.into() }, crate::wasm::files_dir(name));
+        let dir: Option<Option<String>> = call_plain!(
+            HostCall::FilesDir { name: name.into() },
+            crate::wasm::files_dir(name)
+        );
         dir.flatten().map(PathBuf::from)
     }
 }

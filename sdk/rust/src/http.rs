@@ -25,6 +25,7 @@ host_types! {
         pub peer: String,
         /// The first bytes of the body (all of it when `body_complete`); read the rest with
         /// [`crate::host::request_body::read`].
+        #[serde(with = "serde_bytes")]
         pub body: Vec<u8>,
         /// Whether `body` is the whole body.
         #[cfg_attr(feature = "host", component(name = "body-complete"))]
@@ -53,7 +54,7 @@ host_types! {
     pub enum BodyPart {
         /// Literal bytes.
         #[cfg_attr(feature = "host", component(name = "bytes"))]
-        Bytes(Vec<u8>),
+        Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
         /// The content of a mailstore item, copied raw.
         #[cfg_attr(feature = "host", component(name = "item"))]
         Item(ItemRef),
@@ -86,6 +87,7 @@ host_types! {
         #[cfg_attr(feature = "host", component(name = "timeout-ms"))]
         pub timeout_ms: u32,
         /// Handed back to [`crate::HttpFrontend::resume`] when a key fires.
+        #[serde(with = "serde_bytes")]
         pub state: Vec<u8>,
         /// Sent as is when the timeout passes (or a newer request of the same group arrives).
         #[cfg_attr(feature = "host", component(name = "on-timeout"))]
@@ -162,7 +164,11 @@ impl Response {
 
     /// `text/plain` response.
     pub fn text(status: u16, body: impl Into<String>) -> Response {
-        Response::new(status, "text/plain; charset=utf-8", body.into().into_bytes())
+        Response::new(
+            status,
+            "text/plain; charset=utf-8",
+            body.into().into_bytes(),
+        )
     }
 
     /// Add a header.

@@ -88,8 +88,7 @@ pub use types::{
     Principal, Result, SyncPage,
 };
 pub use worlds::{
-    dispatch_directory, dispatch_mail, DirectoryConnector, HttpFrontend, MailConnector,
-    SipFrontend,
+    dispatch_directory, dispatch_mail, DirectoryConnector, HttpFrontend, MailConnector, SipFrontend,
 };
 
 #[doc(hidden)]

@@ -13,11 +13,13 @@ macro_rules! export_wasm {
             struct __SwitchboardWasm;
             impl __h::Guest for __SwitchboardWasm {
                 fn handle(req: __h::Request) -> __h::Outcome {
-                    let req: $crate::http::Request = $crate::wasm::convert(&req);
-                    $crate::wasm::convert(&<$plugin as $crate::HttpFrontend>::handle(req))
+                    let req = $crate::wasm::request_from(req);
+                    $crate::wasm::outcome_to(<$plugin as $crate::HttpFrontend>::handle(req))
                 }
                 fn resume(state: Vec<u8>, fired: Vec<String>) -> __h::Outcome {
-                    $crate::wasm::convert(&<$plugin as $crate::HttpFrontend>::resume(state, fired))
+                    $crate::wasm::outcome_to(<$plugin as $crate::HttpFrontend>::resume(
+                        state, fired,
+                    ))
                 }
             }
             $crate::wasm::bindings::http::export_http!(
@@ -32,7 +34,10 @@ macro_rules! export_wasm {
             struct __SwitchboardWasm;
             impl __h::Guest for __SwitchboardWasm {
                 fn handle(message: Vec<u8>, origin: __h::Origin) {
-                    <$plugin as $crate::SipFrontend>::handle(message, $crate::wasm::convert(&origin))
+                    <$plugin as $crate::SipFrontend>::handle(
+                        message,
+                        $crate::wasm::convert(&origin),
+                    )
                 }
             }
             $crate::wasm::bindings::sip::export_sip!(
@@ -62,7 +67,11 @@ macro_rules! export_wasm {
                         .map(|p| __c(&p))
                         .map_err(|e| __c(&e))
                 }
-                fn search(domain: String, query: String, max: u32) -> Result<Vec<__d::Person>, __d::Error> {
+                fn search(
+                    domain: String,
+                    query: String,
+                    max: u32,
+                ) -> Result<Vec<__d::Person>, __d::Error> {
                     <$plugin as $crate::DirectoryConnector>::search(&domain, &query, max)
                         .map(|p| __c(&p))
                         .map_err(|e| __c(&e))

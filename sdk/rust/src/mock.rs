@@ -96,7 +96,10 @@ impl MockHost {
 
     /// Route mailstore calls to connector `T`, which runs against its own mock host
     /// (`connector_host`), as it would in the server with its own kv namespace.
-    pub fn with_mail_connector<T: crate::MailConnector + 'static>(self, connector_host: MockHost) -> MockHost {
+    pub fn with_mail_connector<T: crate::MailConnector + 'static>(
+        self,
+        connector_host: MockHost,
+    ) -> MockHost {
         self.edit(|inner| {
             inner.mail = Some((
                 Box::new(|call| crate::dispatch_mail::<T>(call)),
@@ -124,12 +127,19 @@ impl MockHost {
     }
 
     /// Call an HTTP frontend's `handle` under this host.
-    pub fn handle<T: crate::HttpFrontend>(&self, req: crate::http::Request) -> crate::http::Outcome {
+    pub fn handle<T: crate::HttpFrontend>(
+        &self,
+        req: crate::http::Request,
+    ) -> crate::http::Outcome {
         self.run(|| T::handle(req))
     }
 
     /// Call an HTTP frontend's `resume` under this host.
-    pub fn resume<T: crate::HttpFrontend>(&self, state: Vec<u8>, fired: Vec<String>) -> crate::http::Outcome {
+    pub fn resume<T: crate::HttpFrontend>(
+        &self,
+        state: Vec<u8>,
+        fired: Vec<String>,
+    ) -> crate::http::Outcome {
         self.run(|| T::resume(state, fired))
     }
 
@@ -169,7 +179,11 @@ impl HostApi for MockHost {
                 encode(&Ok::<_, Error>(()))
             }
             HostCall::KvDelete { key } => encode(&Ok::<_, Error>(st.kv.remove(&key).is_some())),
-            HostCall::KvScan { prefix, after, limit } => {
+            HostCall::KvScan {
+                prefix,
+                after,
+                limit,
+            } => {
                 let rows: Vec<(String, Vec<u8>)> = st
                     .kv
                     .range(after.clone().unwrap_or_else(|| prefix.clone())..)
@@ -198,7 +212,9 @@ impl HostApi for MockHost {
                 drop(st);
                 let reply = match &self.inner.mail {
                     Some((f, host)) => host.run(|| f(call)),
-                    None => Err(Error::Unavailable("no mail connector in this MockHost".into())),
+                    None => Err(Error::Unavailable(
+                        "no mail connector in this MockHost".into(),
+                    )),
                 };
                 encode(&reply)
             }
@@ -206,7 +222,9 @@ impl HostApi for MockHost {
                 drop(st);
                 let reply = match &self.inner.directory {
                     Some((f, host)) => host.run(|| f(call)),
-                    None => Err(Error::Unavailable("no directory connector in this MockHost".into())),
+                    None => Err(Error::Unavailable(
+                        "no directory connector in this MockHost".into(),
+                    )),
                 };
                 encode(&reply)
             }
@@ -227,7 +245,11 @@ impl HostApi for MockHost {
                 st.sip_sent.push((format!("flow:{flow}"), message));
                 encode(&Ok::<_, Error>(()))
             }
-            HostCall::SipSendTo { transport, target, message } => {
+            HostCall::SipSendTo {
+                transport,
+                target,
+                message,
+            } => {
                 st.sip_sent.push((format!("{transport}:{target}"), message));
                 encode(&Ok::<_, Error>(()))
             }
@@ -247,8 +269,12 @@ mod tests {
             for k in ["a/1", "a/2", "a/3", "b/1"] {
                 kv::set(k, k.as_bytes()).unwrap();
             }
-            let keys = |rows: Vec<(String, Vec<u8>)>| rows.into_iter().map(|r| r.0).collect::<Vec<_>>();
-            assert_eq!(keys(kv::scan("a/", None, 10).unwrap()), ["a/1", "a/2", "a/3"]);
+            let keys =
+                |rows: Vec<(String, Vec<u8>)>| rows.into_iter().map(|r| r.0).collect::<Vec<_>>();
+            assert_eq!(
+                keys(kv::scan("a/", None, 10).unwrap()),
+                ["a/1", "a/2", "a/3"]
+            );
             assert_eq!(keys(kv::scan("a/", Some("a/1"), 1).unwrap()), ["a/2"]);
             assert!(!kv::compare_and_swap("a/1", Some(b"x"), Some(b"y")).unwrap());
             assert!(kv::compare_and_swap("a/1", Some(b"a/1"), None).unwrap());
@@ -261,7 +287,10 @@ mod tests {
     #[test]
     fn host_calls_outside_a_host_fail_cleanly() {
         let err = kv::get("x").unwrap_err();
-        assert!(matches!(err, Error::Internal(ref t) if t.contains("no host")), "{err}");
+        assert!(
+            matches!(err, Error::Internal(ref t) if t.contains("no host")),
+            "{err}"
+        );
     }
 
     #[test]

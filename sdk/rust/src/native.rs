@@ -95,7 +95,12 @@ pub unsafe fn entry_call(
     };
     let decoded: PluginCall = match abi::decode(bytes) {
         Ok(c) => c,
-        Err(e) => return reply(CallStatus::BadCall, format!("undecodable call: {e}").as_bytes()),
+        Err(e) => {
+            return reply(
+                CallStatus::BadCall,
+                format!("undecodable call: {e}").as_bytes(),
+            )
+        }
     };
     let result = catch_unwind(AssertUnwindSafe(|| {
         with_current(Current::Ffi { host, host_fn }, || dispatch(decoded))

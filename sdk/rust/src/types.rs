@@ -212,6 +212,7 @@ host_types! {
     #[cfg_attr(feature = "host", component(record))]
     pub struct Chunk {
         /// The bytes.
+        #[serde(with = "serde_bytes")]
         pub data: Vec<u8>,
         /// Total size of the item or part, so a frontend can write length prefixes before
         /// streaming.

@@ -212,51 +212,167 @@ pub(crate) fn mail(call: MailCall) -> Vec<u8> {
         MailCall::ListFolders { who } => done(mail_import::list_folders(&convert(&who)), |f| {
             R::Folders(convert(&f))
         }),
-        MailCall::CreateFolder { who, parent_id, name, kind } => done(
+        MailCall::CreateFolder {
+            who,
+            parent_id,
+            name,
+            kind,
+        } => done(
             mail_import::create_folder(&convert(&who), &parent_id, &name, convert(&kind)),
             |f| R::Folder(convert(&f)),
         ),
-        MailCall::UpdateFolder { who, id, parent_id, name } => done(
+        MailCall::UpdateFolder {
+            who,
+            id,
+            parent_id,
+            name,
+        } => done(
             mail_import::update_folder(&convert(&who), &id, &parent_id, &name),
             |f| R::Folder(convert(&f)),
         ),
         MailCall::DeleteFolder { who, id } => {
             done(mail_import::delete_folder(&convert(&who), &id), |_| R::Unit)
         }
-        MailCall::Sync { who, folder_id, state, max } => done(
+        MailCall::Sync {
+            who,
+            folder_id,
+            state,
+            max,
+        } => done(
             mail_import::sync(&convert(&who), &folder_id, state.as_deref(), max),
             |p| R::Page(convert(&p)),
         ),
-        MailCall::Fetch { who, item_id, part_id, offset, max } => done(
+        MailCall::Fetch {
+            who,
+            item_id,
+            part_id,
+            offset,
+            max,
+        } => done(
             mail_import::fetch(&convert(&who), &item_id, part_id.as_deref(), offset, max),
             |c| R::Chunk(convert(&c)),
         ),
-        MailCall::CreateItem { who, folder_id, content } => done(
+        MailCall::CreateItem {
+            who,
+            folder_id,
+            content,
+        } => done(
             mail_import::create_item(&convert(&who), &folder_id, &content),
             |i| R::Item(convert(&i)),
         ),
-        MailCall::ReplaceItem { who, item_id, content } => done(
+        MailCall::ReplaceItem {
+            who,
+            item_id,
+            content,
+        } => done(
             mail_import::replace_item(&convert(&who), &item_id, &content),
             |i| R::Item(convert(&i)),
         ),
-        MailCall::SetFlags { who, item_id, read, flagged } => done(
+        MailCall::SetFlags {
+            who,
+            item_id,
+            read,
+            flagged,
+        } => done(
             mail_import::set_flags(&convert(&who), &item_id, read, flagged),
             |_| R::Unit,
         ),
-        MailCall::MoveItem { who, item_id, to_folder_id } => done(
+        MailCall::MoveItem {
+            who,
+            item_id,
+            to_folder_id,
+        } => done(
             mail_import::move_item(&convert(&who), &item_id, &to_folder_id),
             R::Id,
         ),
         MailCall::DeleteItem { who, item_id } => {
-            done(mail_import::delete_item(&convert(&who), &item_id), |_| R::Unit)
+            done(mail_import::delete_item(&convert(&who), &item_id), |_| {
+                R::Unit
+            })
         }
-        MailCall::Send { who, mime, save_copy } => {
-            done(mail_import::send(&convert(&who), &mime, save_copy), |_| R::Unit)
-        }
-        MailCall::Search { who, folder_id, query, max } => done(
+        MailCall::Send {
+            who,
+            mime,
+            save_copy,
+        } => done(mail_import::send(&convert(&who), &mime, save_copy), |_| {
+            R::Unit
+        }),
+        MailCall::Search {
+            who,
+            folder_id,
+            query,
+            max,
+        } => done(
             mail_import::search(&convert(&who), folder_id.as_deref(), &query, max),
             |i| R::Items(convert(&i)),
         ),
     };
     encode(&reply)
+}
+
+// The HTTP hot path converts field by field (every request crosses here twice); the rest of
+// the types go through `convert`.
+use bindings::http::exports::switchboard::plugin::http_handler as h;
+
+/// The request as the SDK type.
+pub fn request_from(r: h::Request) -> crate::http::Request {
+    crate::http::Request {
+        method: r.method,
+        path: r.path,
+        query: r.query,
+        headers: r.headers,
+        principal: r.principal.map(|p| crate::Principal {
+            user: p.user,
+            domain: p.domain,
+        }),
+        peer: r.peer,
+        body: r.body,
+        body_complete: r.body_complete,
+    }
+}
+
+fn principal_to(p: crate::Principal) -> h::Principal {
+    h::Principal {
+        user: p.user,
+        domain: p.domain,
+    }
+}
+
+fn item_to(r: crate::http::ItemRef) -> h::ItemRef {
+    h::ItemRef {
+        who: principal_to(r.who),
+        item_id: r.item_id,
+        part_id: r.part_id,
+    }
+}
+
+fn response_to(r: crate::http::Response) -> h::Response {
+    use crate::http::BodyPart;
+    h::Response {
+        status: r.status,
+        headers: r.headers,
+        body: r
+            .body
+            .into_iter()
+            .map(|p| match p {
+                BodyPart::Bytes(b) => h::BodyPart::Bytes(b),
+                BodyPart::Item(i) => h::BodyPart::Item(item_to(i)),
+                BodyPart::ItemBase64(i) => h::BodyPart::ItemBase64(item_to(i)),
+            })
+            .collect(),
+    }
+}
+
+/// The outcome as the generated type.
+pub fn outcome_to(o: crate::http::Outcome) -> h::Outcome {
+    match o {
+        crate::http::Outcome::Reply(r) => h::Outcome::Reply(response_to(r)),
+        crate::http::Outcome::Park(p) => h::Outcome::Park(h::Park {
+            watch: p.watch,
+            timeout_ms: p.timeout_ms,
+            state: p.state,
+            on_timeout: response_to(p.on_timeout),
+            group: p.group,
+        }),
+    }
 }

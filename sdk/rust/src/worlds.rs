@@ -53,7 +53,12 @@ pub trait MailConnector {
     ) -> Result<Chunk>;
 
     /// Create a folder.
-    fn create_folder(who: &Principal, parent_id: &str, name: &str, kind: FolderKind) -> Result<Folder> {
+    fn create_folder(
+        who: &Principal,
+        parent_id: &str,
+        name: &str,
+        kind: FolderKind,
+    ) -> Result<Folder> {
         let _ = (who, parent_id, name, kind);
         Err(unsupported("creating folders"))
     }
@@ -78,7 +83,12 @@ pub trait MailConnector {
         Err(unsupported("changing items"))
     }
     /// Set or clear flags.
-    fn set_flags(who: &Principal, item_id: &str, read: Option<bool>, flagged: Option<bool>) -> Result<()> {
+    fn set_flags(
+        who: &Principal,
+        item_id: &str,
+        read: Option<bool>,
+        flagged: Option<bool>,
+    ) -> Result<()> {
         let _ = (who, item_id, read, flagged);
         Err(unsupported("flags"))
     }
@@ -98,7 +108,12 @@ pub trait MailConnector {
         Err(unsupported("sending mail"))
     }
     /// Free-text search.
-    fn search(who: &Principal, folder_id: Option<&str>, query: &str, max: u32) -> Result<Vec<ItemSummary>> {
+    fn search(
+        who: &Principal,
+        folder_id: Option<&str>,
+        query: &str,
+        max: u32,
+    ) -> Result<Vec<ItemSummary>> {
         let _ = (who, folder_id, query, max);
         Err(unsupported("search"))
     }
@@ -118,46 +133,77 @@ pub trait DirectoryConnector {
 pub fn dispatch_mail<T: MailConnector>(call: MailCall) -> Result<MailReply> {
     Ok(match call {
         MailCall::ListFolders { who } => MailReply::Folders(T::list_folders(&who)?),
-        MailCall::CreateFolder { who, parent_id, name, kind } => {
-            MailReply::Folder(T::create_folder(&who, &parent_id, &name, kind)?)
-        }
-        MailCall::UpdateFolder { who, id, parent_id, name } => {
-            MailReply::Folder(T::update_folder(&who, &id, &parent_id, &name)?)
-        }
+        MailCall::CreateFolder {
+            who,
+            parent_id,
+            name,
+            kind,
+        } => MailReply::Folder(T::create_folder(&who, &parent_id, &name, kind)?),
+        MailCall::UpdateFolder {
+            who,
+            id,
+            parent_id,
+            name,
+        } => MailReply::Folder(T::update_folder(&who, &id, &parent_id, &name)?),
         MailCall::DeleteFolder { who, id } => {
             T::delete_folder(&who, &id)?;
             MailReply::Unit
         }
-        MailCall::Sync { who, folder_id, state, max } => {
-            MailReply::Page(T::sync(&who, &folder_id, state.as_deref(), max)?)
-        }
-        MailCall::Fetch { who, item_id, part_id, offset, max } => {
-            MailReply::Chunk(T::fetch(&who, &item_id, part_id.as_deref(), offset, max)?)
-        }
-        MailCall::CreateItem { who, folder_id, content } => {
-            MailReply::Item(T::create_item(&who, &folder_id, content)?)
-        }
-        MailCall::ReplaceItem { who, item_id, content } => {
-            MailReply::Item(T::replace_item(&who, &item_id, content)?)
-        }
-        MailCall::SetFlags { who, item_id, read, flagged } => {
+        MailCall::Sync {
+            who,
+            folder_id,
+            state,
+            max,
+        } => MailReply::Page(T::sync(&who, &folder_id, state.as_deref(), max)?),
+        MailCall::Fetch {
+            who,
+            item_id,
+            part_id,
+            offset,
+            max,
+        } => MailReply::Chunk(T::fetch(&who, &item_id, part_id.as_deref(), offset, max)?),
+        MailCall::CreateItem {
+            who,
+            folder_id,
+            content,
+        } => MailReply::Item(T::create_item(&who, &folder_id, content)?),
+        MailCall::ReplaceItem {
+            who,
+            item_id,
+            content,
+        } => MailReply::Item(T::replace_item(&who, &item_id, content)?),
+        MailCall::SetFlags {
+            who,
+            item_id,
+            read,
+            flagged,
+        } => {
             T::set_flags(&who, &item_id, read, flagged)?;
             MailReply::Unit
         }
-        MailCall::MoveItem { who, item_id, to_folder_id } => {
-            MailReply::Id(T::move_item(&who, &item_id, &to_folder_id)?)
-        }
+        MailCall::MoveItem {
+            who,
+            item_id,
+            to_folder_id,
+        } => MailReply::Id(T::move_item(&who, &item_id, &to_folder_id)?),
         MailCall::DeleteItem { who, item_id } => {
             T::delete_item(&who, &item_id)?;
             MailReply::Unit
         }
-        MailCall::Send { who, mime, save_copy } => {
+        MailCall::Send {
+            who,
+            mime,
+            save_copy,
+        } => {
             T::send(&who, mime, save_copy)?;
             MailReply::Unit
         }
-        MailCall::Search { who, folder_id, query, max } => {
-            MailReply::Items(T::search(&who, folder_id.as_deref(), &query, max)?)
-        }
+        MailCall::Search {
+            who,
+            folder_id,
+            query,
+            max,
+        } => MailReply::Items(T::search(&who, folder_id.as_deref(), &query, max)?),
     })
 }
 

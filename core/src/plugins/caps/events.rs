@@ -108,7 +108,12 @@ impl EventHub {
 
     /// Wait until one of `keys` fires, `timeout` passes, or a newer wait with the same
     /// `group` starts.
-    pub async fn wait(&self, keys: &[String], timeout: Duration, group: Option<&str>) -> WaitOutcome {
+    pub async fn wait(
+        &self,
+        keys: &[String],
+        timeout: Duration,
+        group: Option<&str>,
+    ) -> WaitOutcome {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let slot = Arc::new(Slot::default());
         let unique: HashSet<&String> = keys.iter().collect();
@@ -170,7 +175,10 @@ mod tests {
         }
         assert_eq!(hub.publish("mailbox:a@x/inbox"), 1000);
         for t in tasks {
-            assert_eq!(t.await.unwrap(), WaitOutcome::Fired(vec!["mailbox:a@x/inbox".into()]));
+            assert_eq!(
+                t.await.unwrap(),
+                WaitOutcome::Fired(vec!["mailbox:a@x/inbox".into()])
+            );
         }
         assert_eq!(hub.parked(), 0);
         assert!(hub.tables.lock().unwrap().by_key.is_empty());
@@ -180,10 +188,11 @@ mod tests {
     async fn timeout_and_unrelated_keys() {
         let hub = EventHub::new();
         let keys = vec!["a".to_string()];
-        let (outcome, woke) = tokio::join!(hub.wait(&keys, Duration::from_millis(300), None), async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            hub.publish("b")
-        });
+        let (outcome, woke) =
+            tokio::join!(hub.wait(&keys, Duration::from_millis(300), None), async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                hub.publish("b")
+            });
         assert_eq!(woke, 0);
         assert_eq!(outcome, WaitOutcome::TimedOut);
     }
@@ -193,14 +202,24 @@ mod tests {
         let hub = Arc::new(EventHub::new());
         let h = hub.clone();
         let older = tokio::spawn(async move {
-            h.wait(&["k".to_string()], Duration::from_secs(60), Some("device-1")).await
+            h.wait(
+                &["k".to_string()],
+                Duration::from_secs(60),
+                Some("device-1"),
+            )
+            .await
         });
         while hub.parked() < 1 {
             tokio::task::yield_now().await;
         }
         let h = hub.clone();
         let newer = tokio::spawn(async move {
-            h.wait(&["k".to_string()], Duration::from_secs(60), Some("device-1")).await
+            h.wait(
+                &["k".to_string()],
+                Duration::from_secs(60),
+                Some("device-1"),
+            )
+            .await
         });
         assert_eq!(older.await.unwrap(), WaitOutcome::Superseded);
         while hub.parked() < 1 {

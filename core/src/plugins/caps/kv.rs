@@ -46,8 +46,17 @@ impl Kv {
     }
 
     async fn check_quota(&self, key: &str, adding: usize) -> Result<(), Error> {
-        let used = self.storage.kv_usage_bytes(&self.plugin).await.map_err(internal)?;
-        let replaced = match self.storage.kv_get(&self.plugin, key).await.map_err(internal)? {
+        let used = self
+            .storage
+            .kv_usage_bytes(&self.plugin)
+            .await
+            .map_err(internal)?;
+        let replaced = match self
+            .storage
+            .kv_get(&self.plugin, key)
+            .await
+            .map_err(internal)?
+        {
             Some(old) => (old.len() + key.len()) as u64,
             None => 0,
         };
@@ -64,7 +73,10 @@ impl Kv {
     /// Read a key.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         self.check(key)?;
-        self.storage.kv_get(&self.plugin, key).await.map_err(internal)
+        self.storage
+            .kv_get(&self.plugin, key)
+            .await
+            .map_err(internal)
     }
 
     /// Write a key within the quota.
@@ -80,7 +92,10 @@ impl Kv {
     /// Remove a key.
     pub async fn delete(&self, key: &str) -> Result<bool, Error> {
         self.check(key)?;
-        self.storage.kv_delete(&self.plugin, key).await.map_err(internal)
+        self.storage
+            .kv_delete(&self.plugin, key)
+            .await
+            .map_err(internal)
     }
 
     /// Keys under `prefix` after `after`, at most `limit` (capped at 10,000).
@@ -137,7 +152,11 @@ mod tests {
         kv.set("abc", b"01234567890123456").await.unwrap(); // replaces: 20 bytes
         let err = kv.set("d", b"x").await.unwrap_err();
         assert!(matches!(err, Error::Quota(_)), "{err}");
-        assert_eq!(kv.get("d").await.unwrap(), None, "a refused write stores nothing");
+        assert_eq!(
+            kv.get("d").await.unwrap(),
+            None,
+            "a refused write stores nothing"
+        );
         assert!(kv.delete("abc").await.unwrap());
         kv.set("d", b"x").await.unwrap();
         // Plugins are separated.
@@ -148,12 +167,18 @@ mod tests {
     async fn no_quota_means_no_access_and_keys_are_bounded() {
         let (_d, s) = storage().await;
         let err = Kv::new(s.clone(), "p", 0).get("k").await.unwrap_err();
-        assert!(matches!(err, Error::Denied(ref t) if t.contains("kv_quota_bytes")), "{err}");
+        assert!(
+            matches!(err, Error::Denied(ref t) if t.contains("kv_quota_bytes")),
+            "{err}"
+        );
         let kv = Kv::new(s, "p", 1 << 20);
         let long = "k".repeat(MAX_KEY_BYTES + 1);
         assert!(matches!(kv.set(&long, b"v").await, Err(Error::Invalid(_))));
         assert!(kv.compare_and_swap("k", None, Some(b"1")).await.unwrap());
         assert!(!kv.compare_and_swap("k", None, Some(b"2")).await.unwrap());
-        assert_eq!(kv.scan("", None, 10).await.unwrap(), vec![("k".to_string(), b"1".to_vec())]);
+        assert_eq!(
+            kv.scan("", None, 10).await.unwrap(),
+            vec![("k".to_string(), b"1".to_vec())]
+        );
     }
 }

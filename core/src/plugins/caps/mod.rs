@@ -170,7 +170,10 @@ impl CallCtx {
                 self.info.world
             )));
         }
-        self.info.conns.connect(&self.info.name, host, port, tls).await
+        self.info
+            .conns
+            .connect(&self.info.name, host, port, tls)
+            .await
     }
 
     /// Where granted directory `name` is on the host (native plugins).
@@ -191,9 +194,11 @@ impl CallCtx {
             HostCall::KvGet { key } => encode(&kv.get(&key).await),
             HostCall::KvSet { key, value } => encode(&kv.set(&key, &value).await),
             HostCall::KvDelete { key } => encode(&kv.delete(&key).await),
-            HostCall::KvScan { prefix, after, limit } => {
-                encode(&kv.scan(&prefix, after.as_deref(), limit).await)
-            }
+            HostCall::KvScan {
+                prefix,
+                after,
+                limit,
+            } => encode(&kv.scan(&prefix, after.as_deref(), limit).await),
             HostCall::KvCompareAndSwap { key, expected, new } => encode(
                 &kv.compare_and_swap(&key, expected.as_deref(), new.as_deref())
                     .await,

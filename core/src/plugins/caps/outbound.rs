@@ -68,15 +68,28 @@ impl Connections {
     }
 
     /// Open a connection.
-    pub async fn connect(&self, plugin: &str, host: &str, port: u16, tls: bool) -> Result<u32, Error> {
+    pub async fn connect(
+        &self,
+        plugin: &str,
+        host: &str,
+        port: u16,
+        tls: bool,
+    ) -> Result<u32, Error> {
         if !self.allowed(host, port) {
-            tracing::warn!(plugin, host, port, "outbound connection refused: not granted");
+            tracing::warn!(
+                plugin,
+                host,
+                port,
+                "outbound connection refused: not granted"
+            );
             return Err(Error::Denied(format!(
                 "{host}:{port} is not granted to plugin {plugin} (manifest capabilities.outbound and plugins.{plugin}.outbound)"
             )));
         }
         if self.open.lock().unwrap_or_else(|p| p.into_inner()).len() >= MAX_CONNECTIONS {
-            return Err(Error::Quota(format!("at most {MAX_CONNECTIONS} open connections per plugin")));
+            return Err(Error::Quota(format!(
+                "at most {MAX_CONNECTIONS} open connections per plugin"
+            )));
         }
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
             .await
@@ -129,7 +142,10 @@ impl Connections {
 
     /// Close (dropping the socket).
     pub fn close(&self, conn: u32) {
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).remove(&conn);
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&conn);
     }
 
     /// Connections open now.
@@ -188,9 +204,18 @@ mod tests {
         conns.close(id);
         assert!(matches!(conns.read(id, 1).await, Err(Error::NotFound(_))));
 
-        let err = conns.connect("p", "127.0.0.2", port, false).await.unwrap_err();
-        assert!(matches!(err, Error::Denied(ref t) if t.contains("not granted")), "{err}");
-        let err = conns.connect("p", "127.0.0.1", port.wrapping_add(1), false).await.unwrap_err();
+        let err = conns
+            .connect("p", "127.0.0.2", port, false)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Denied(ref t) if t.contains("not granted")),
+            "{err}"
+        );
+        let err = conns
+            .connect("p", "127.0.0.1", port.wrapping_add(1), false)
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Denied(_)), "{err}");
         assert_eq!(conns.count(), 0);
     }

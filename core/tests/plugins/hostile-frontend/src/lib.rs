@@ -60,7 +60,8 @@ impl HttpFrontend for Hostile {
                 Err(e) => reply(500, &e.to_string()),
             },
             "other-mailbox" => {
-                let victim = switchboard_sdk::Principal::parse("bob@example.com").unwrap_or_else(|| unreachable!());
+                let victim = switchboard_sdk::Principal::parse("bob@example.com")
+                    .unwrap_or_else(|| unreachable!());
                 match host::mailstore::list_folders(&victim) {
                     Ok(_) => reply(200, "read someone else's mailbox"),
                     Err(Error::Denied(e)) => reply(403, &e),
