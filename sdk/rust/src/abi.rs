@@ -416,6 +416,38 @@ mod tests {
         assert_eq!(text, env!("CARGO_PKG_VERSION"));
     }
 
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever bytes arrive across the native boundary, decoding fails cleanly.
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode::<HostCall>(&bytes);
+            let _ = decode::<PluginCall>(&bytes);
+            let _ = decode::<crate::http::Outcome>(&bytes);
+        }
+
+        /// Requests survive the trip through the ABI encoding unchanged.
+        #[test]
+        fn requests_round_trip(
+            path in "/[a-z/]{0,40}",
+            headers in proptest::collection::vec(("[a-z-]{1,12}", "[ -~]{0,30}"), 0..6),
+            body in proptest::collection::vec(any::<u8>(), 0..2048),
+        ) {
+            let call = PluginCall::HttpHandle(Request {
+                method: "POST".into(),
+                path,
+                query: String::new(),
+                headers,
+                principal: crate::Principal::parse("a@b.example"),
+                peer: "127.0.0.1:1".into(),
+                body,
+                body_complete: true,
+            });
+            prop_assert_eq!(decode::<PluginCall>(&encode(&call)).unwrap(), call);
+        }
+    }
+
     #[test]
     fn world_codes_round_trip() {
         for w in [

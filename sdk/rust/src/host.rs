@@ -4,7 +4,7 @@
 //!
 //! The host enforces what the manifest and the admin grant: a `kv` call without a
 //! `kv_quota_bytes`, an event topic not listed, or an outbound host not granted comes back as
-//! [`Error::Denied`](crate::Error::Denied).
+//! [`Error::Denied`].
 
 use serde::de::DeserializeOwned;
 
