@@ -91,9 +91,10 @@ pub enum PluginCommand {
         #[arg(long)]
         sdk_path: Option<PathBuf>,
     },
-    /// Show what a plugin manifest declares: world, SDK version, capabilities, settings.
+    /// Show what a plugin manifest declares (world, SDK version, capabilities, settings), or,
+    /// given a `.wasm` / `.so` file, what the file itself imports and exports.
     Inspect {
-        /// The manifest.
+        /// The manifest, or a plugin file.
         manifest: PathBuf,
     },
 }
@@ -468,6 +469,23 @@ async fn plugin_command(cmd: PluginCommand) -> ExitCode {
     let (PluginCommand::Verify { manifest } | PluginCommand::Inspect { manifest }) = &cmd else {
         return ExitCode::from(2);
     };
+    let ext = manifest.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if matches!(cmd, PluginCommand::Inspect { .. })
+        && matches!(ext, "wasm" | "so" | "dylib" | "dll")
+    {
+        return match crate::plugins::set::inspect_file(manifest) {
+            Ok(lines) => {
+                for l in lines {
+                    println!("{l}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", manifest.display());
+                ExitCode::from(1)
+            }
+        };
+    }
     let m = match load_manifest(manifest) {
         Ok(m) => m,
         Err(e) => {

@@ -45,13 +45,46 @@ pub struct Stamp {
 }
 
 impl NativePlugin {
+    /// The stamp of the library at `path`, whatever its world.
+    pub fn stamp(path: &Path) -> Result<Stamp, PluginError> {
+        Self::open(path).map(|(_, _, stamp)| stamp)
+    }
+
     /// Load `path` and check its ABI stamp and world.
-    #[allow(unsafe_code)]
     pub fn load(
         path: &Path,
         world: World,
         deadline: Duration,
     ) -> Result<(NativePlugin, Stamp), PluginError> {
+        let (lib, entry, stamp) = Self::open(path)?;
+        if stamp.world != Some(world.as_str()) {
+            return Err(PluginError::WorldMismatch(format!(
+                "the library implements {}, the manifest says {world}",
+                stamp.world.unwrap_or("an unknown world")
+            )));
+        }
+        if !super::manifest::sdk_compatible(&stamp.sdk) {
+            return Err(PluginError::Native(format!(
+                "the library was built with SDK {}, which this server (SDK {}) cannot load",
+                stamp.sdk,
+                super::manifest::HOST_SDK_VERSION
+            )));
+        }
+        Ok((
+            NativePlugin {
+                _lib: lib,
+                entry,
+                deadline,
+            },
+            stamp,
+        ))
+    }
+
+    /// Load the library and read its stamp (the ABI version first).
+    #[allow(unsafe_code)]
+    fn open(
+        path: &Path,
+    ) -> Result<(libloading::Library, &'static PluginEntry, Stamp), PluginError> {
         // SAFETY: loading a library runs its initialisers; native plugins are trusted code by
         // definition (the docs and `plugin inspect` say so), the admin configured this path.
         let lib = unsafe { libloading::Library::new(path) }
@@ -90,27 +123,7 @@ impl NativePlugin {
             world: abi::world_name(entry.world),
             sdk: semver::Version::new(major as u64, minor as u64, patch as u64),
         };
-        if stamp.world != Some(world.as_str()) {
-            return Err(PluginError::WorldMismatch(format!(
-                "the library implements {}, the manifest says {world}",
-                stamp.world.unwrap_or("an unknown world")
-            )));
-        }
-        if !super::manifest::sdk_compatible(&stamp.sdk) {
-            return Err(PluginError::Native(format!(
-                "the library was built with SDK {}, which this server (SDK {}) cannot load",
-                stamp.sdk,
-                super::manifest::HOST_SDK_VERSION
-            )));
-        }
-        Ok((
-            NativePlugin {
-                _lib: lib,
-                entry,
-                deadline,
-            },
-            stamp,
-        ))
+        Ok((lib, entry, stamp))
     }
 
     /// Run one call on a blocking thread; host calls made by the plugin are answered on that

@@ -340,3 +340,49 @@ pub async fn verify(manifest: &super::manifest::Manifest) -> Result<Verified, Pl
         }
     }
 }
+
+/// Describe a plugin file without a manifest: a component's imports and exports, or a native
+/// library's ABI stamp. Nothing is instantiated or called (beyond the native entry symbol).
+pub fn inspect_file(path: &std::path::Path) -> Result<Vec<String>, PluginError> {
+    let is_wasm = path.extension().is_some_and(|e| e == "wasm");
+    if !is_wasm {
+        let stamp = NativePlugin::stamp(path)?;
+        return Ok(vec![
+            "kind:    native library (trusted code, not sandboxed)".into(),
+            format!("world:   {}", stamp.world.unwrap_or("unknown")),
+            format!("abi:     {}", stamp.abi),
+            format!("sdk:     {}", stamp.sdk),
+        ]);
+    }
+    let engine = WasmEngine::new(&EngineOptions {
+        instances: 1,
+        max_memory_bytes: 64 << 20,
+        cache_dir: None,
+    })?;
+    let bytes =
+        std::fs::read(path).map_err(|e| PluginError::Io(format!("{}: {e}", path.display())))?;
+    let component = engine.component(&bytes, &hex::encode(Sha256::digest(&bytes)))?;
+    let ty = component.component_type();
+    let mut out = vec![
+        "kind:    WebAssembly component (sandboxed)".to_string(),
+        format!("sha256:  {}", hex::encode(Sha256::digest(&bytes))),
+    ];
+    for (label, mut names) in [
+        (
+            "exports",
+            ty.exports(&engine.engine)
+                .map(|(n, _)| n.to_string())
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "imports",
+            ty.imports(&engine.engine)
+                .map(|(n, _)| n.to_string())
+                .collect::<Vec<_>>(),
+        ),
+    ] {
+        names.sort();
+        out.push(format!("{label}: {}", names.join(", ")));
+    }
+    Ok(out)
+}
