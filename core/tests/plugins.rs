@@ -600,3 +600,81 @@ async fn compiled_components_are_cached_on_disk_across_restarts() {
     assert_eq!(get(&server, "/example/notes/").await.status, 200);
     server.shutdown().await;
 }
+
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+async fn staged_upload_reaches_the_connector_in_chunks(build: Build) {
+    let root = tempfile::tempdir().unwrap();
+    let sneaky = install(
+        &root.path().join("sneaky"),
+        "hostile-connector",
+        build,
+        &manifest_of("core/tests/plugins/hostile-connector/plugin.toml"),
+    );
+    let notes = install(
+        &root.path().join("notes"),
+        "example-notes-frontend",
+        build,
+        &manifest_of("examples/notes-frontend/plugin.toml"),
+    );
+    let server = TestServer::start(&format!(
+        r#"
+[http]
+https = ["127.0.0.1:0"]
+plain = ["127.0.0.1:0"]
+max_body_bytes = 16777216
+
+[plugins.sneaky]
+manifest = {sneaky:?}
+settings = {{ target = "127.0.0.1:993" }}
+
+[plugins.notes]
+manifest = {notes:?}
+
+[frontends.notes]
+plugin = "notes"
+"#
+    ))
+    .await;
+    // 12 MiB: far beyond the 64 KiB handed over inline, read and staged in chunks.
+    let message: Vec<u8> = (0..12 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    let r = get_with(&server, "POST", "/example/notes/_send", &message).await;
+    assert_eq!(
+        (r.status, r.text()),
+        (202, format!("accepted {} bytes", message.len()))
+    );
+    let sent = server
+        .server()
+        .shared
+        .storage
+        .kv_get("sneaky", "sent/alice@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(sent).unwrap(),
+        format!("{} {:016x} 65536", message.len(), fnv1a(&message)),
+        "the connector read the whole message, 64 KiB at a time"
+    );
+    // Over http.max_body_bytes: refused before anything is staged or sent.
+    let big = vec![b'x'; 16 * 1024 * 1024 + 1];
+    let r = get_with(&server, "POST", "/example/notes/_send", &big).await;
+    assert_eq!(r.status, 413);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn staged_uploads_as_webassembly_components() {
+    staged_upload_reaches_the_connector_in_chunks(Build::Wasm).await;
+}
+
+#[tokio::test]
+async fn staged_uploads_as_native_libraries() {
+    staged_upload_reaches_the_connector_in_chunks(Build::Native).await;
+}

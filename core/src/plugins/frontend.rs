@@ -18,6 +18,7 @@ use switchboard_sdk::{Error, Principal};
 
 use super::caps::events::WaitOutcome;
 use super::caps::request_body::RequestBody;
+use super::caps::staging::Staging;
 use super::caps::Routes;
 use super::set::PluginSet;
 use super::{Fault, Plugin};
@@ -224,13 +225,16 @@ async fn respond(
     for part in &resp.body {
         if let BodyPart::Item(r) | BodyPart::ItemBase64(r) = part {
             let probe = set
-                .mail(MailCall::Fetch {
-                    who: r.who.clone(),
-                    item_id: r.item_id.clone(),
-                    part_id: r.part_id.clone(),
-                    offset: 0,
-                    max: 0,
-                })
+                .mail(
+                    MailCall::Fetch {
+                        who: r.who.clone(),
+                        item_id: r.item_id.clone(),
+                        part_id: r.part_id.clone(),
+                        offset: 0,
+                        max: 0,
+                    },
+                    no_staging(),
+                )
                 .await;
             if let Err(e) = probe {
                 let status = match e {
@@ -261,6 +265,11 @@ async fn respond(
 }
 
 type Chunk = Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Fetches stage nothing.
+fn no_staging() -> Arc<Staging> {
+    Arc::new(Staging::new(0))
+}
 
 /// A body fed by a task that fetches item chunks one at a time; the channel holds at most two
 /// chunks, so memory stays bounded whatever the item size.
@@ -309,13 +318,16 @@ async fn stream_item(
     };
     loop {
         let reply = set
-            .mail(MailCall::Fetch {
-                who: item.who.clone(),
-                item_id: item.item_id.clone(),
-                part_id: item.part_id.clone(),
-                offset,
-                max: STREAM_CHUNK,
-            })
+            .mail(
+                MailCall::Fetch {
+                    who: item.who.clone(),
+                    item_id: item.item_id.clone(),
+                    part_id: item.part_id.clone(),
+                    offset,
+                    max: STREAM_CHUNK,
+                },
+                no_staging(),
+            )
             .await?;
         let MailReply::Chunk(chunk) = reply else {
             return Err(Error::Internal(

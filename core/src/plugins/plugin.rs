@@ -13,6 +13,7 @@ use switchboard_sdk::{Error, Principal};
 
 use super::caps::events::EventHub;
 use super::caps::request_body::RequestBody;
+use super::caps::staging::Staging;
 use super::caps::{CallCtx, PluginInfo, Routes};
 use super::manifest::{Artifact, Manifest};
 use super::native::NativePlugin;
@@ -187,14 +188,17 @@ impl Plugin {
 
     /// A call context for this plugin acting for `principal` (no routing, no body).
     pub fn call_ctx(&self, principal: Option<Principal>) -> CallCtx {
-        self.ctx(None, principal, None)
+        self.ctx(None, principal, None, None)
     }
 
+    /// A context; `staging` is the calling request's when this call is routed from another
+    /// plugin, else a fresh one.
     fn ctx(
         &self,
         routes: Option<Arc<dyn Routes>>,
         principal: Option<Principal>,
         body: Option<RequestBody>,
+        staging: Option<Arc<Staging>>,
     ) -> CallCtx {
         CallCtx {
             info: self.info.clone(),
@@ -202,6 +206,7 @@ impl Plugin {
             routes,
             principal,
             body: body.map(|b| Arc::new(tokio::sync::Mutex::new(b))),
+            staging: staging.unwrap_or_else(|| Arc::new(Staging::new(self.info.upload_limit))),
         }
     }
 
@@ -265,7 +270,7 @@ impl Plugin {
             .as_ref()
             .map(|p| p.domain.clone())
             .unwrap_or_default();
-        let ctx = self.ctx(routes, req.principal.clone(), body);
+        let ctx = self.ctx(routes, req.principal.clone(), body, None);
         self.guard("handle", async {
             match &self.runtime {
                 Runtime::Wasm(w) => w.http_handle(&tenant, ctx, req).await,
@@ -287,7 +292,7 @@ impl Plugin {
             .as_ref()
             .map(|p| p.domain.clone())
             .unwrap_or_default();
-        let ctx = self.ctx(routes, principal, None);
+        let ctx = self.ctx(routes, principal, None, None);
         self.guard("resume", async {
             match &self.runtime {
                 Runtime::Wasm(w) => w.http_resume(&tenant, ctx, state, fired).await,
@@ -297,9 +302,10 @@ impl Plugin {
         .await
     }
 
-    /// A mailstore call on this connector; faults become `unavailable` errors for the caller.
-    pub async fn mail(&self, call: MailCall) -> Result<MailReply, Error> {
-        let ctx = self.ctx(None, Some(call.who().clone()), None);
+    /// A mailstore call on this connector, with the calling request's staged uploads; faults
+    /// become `unavailable` errors for the caller.
+    pub async fn mail(&self, call: MailCall, staging: Arc<Staging>) -> Result<MailReply, Error> {
+        let ctx = self.ctx(None, Some(call.who().clone()), None, Some(staging));
         let op = call.name();
         let result = self
             .guard(op, async {
@@ -320,7 +326,7 @@ impl Plugin {
             }
             DirectoryCall::Search { .. } => None,
         };
-        let ctx = self.ctx(None, principal, None);
+        let ctx = self.ctx(None, principal, None, None);
         let op = call.name();
         let result = self
             .guard(op, async {

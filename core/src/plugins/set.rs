@@ -16,6 +16,7 @@ use switchboard_storage::Storage;
 use super::caps::events::EventHub;
 use super::caps::kv::Kv;
 use super::caps::outbound::{Connections, Grant};
+use super::caps::staging::Staging;
 use super::caps::{PluginInfo, Routes};
 use super::engine::{EngineOptions, WasmEngine};
 use super::manifest::{Artifact, World};
@@ -133,10 +134,14 @@ impl PluginSet {
 }
 
 impl Routes for PluginSet {
-    fn mail(&self, call: MailCall) -> BoxFuture<'static, Result<MailReply, Error>> {
+    fn mail(
+        &self,
+        call: MailCall,
+        staging: Arc<Staging>,
+    ) -> BoxFuture<'static, Result<MailReply, Error>> {
         let domain = call.who().domain.clone();
         match self.connector(World::MailConnector, &domain).cloned() {
-            Some(p) => async move { p.mail(call).await }.boxed(),
+            Some(p) => async move { p.mail(call, staging).await }.boxed(),
             None => futures_util::future::ready(Err(Error::Unavailable(format!(
                 "no mail connector serves {domain} (set plugins.<name>.domains)"
             ))))
@@ -213,6 +218,7 @@ async fn load_one(
         conns: Connections::new(grants),
         dirs,
         settings: values,
+        upload_limit: settings.config.http.max_body_bytes,
     });
     let deadline = Duration::from_millis(cfg.deadline_ms);
     let rt = match manifest.artifact {
@@ -290,6 +296,7 @@ pub async fn verify(manifest: &super::manifest::Manifest) -> Result<Verified, Pl
         conns: Connections::new(Vec::new()),
         dirs: BTreeMap::new(),
         settings: BTreeMap::new(),
+        upload_limit: 1 << 20,
     });
     match manifest.artifact {
         Artifact::Wasm => {

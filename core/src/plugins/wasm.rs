@@ -191,11 +191,11 @@ pub fn linker(engine: &WasmEngine, world: World) -> wasmtime::Result<Linker<Stor
             MailReply::Chunk(p) => Some(p),
             _ => None,
         }).await);
-        host_fn!(i, "create-item", |c, (who: Principal, folder_id: String, content: Vec<u8>)| mail(&c, MailCall::CreateItem { who, folder_id, content }, |r| match r {
+        host_fn!(i, "create-item", |c, (who: Principal, folder_id: String, content: u32)| mail(&c, MailCall::CreateItem { who, folder_id, content }, |r| match r {
             MailReply::Item(p) => Some(p),
             _ => None,
         }).await);
-        host_fn!(i, "replace-item", |c, (who: Principal, item_id: String, content: Vec<u8>)| mail(&c, MailCall::ReplaceItem { who, item_id, content }, |r| match r {
+        host_fn!(i, "replace-item", |c, (who: Principal, item_id: String, content: u32)| mail(&c, MailCall::ReplaceItem { who, item_id, content }, |r| match r {
             MailReply::Item(p) => Some(p),
             _ => None,
         }).await);
@@ -205,13 +205,43 @@ pub fn linker(engine: &WasmEngine, world: World) -> wasmtime::Result<Linker<Stor
             _ => None,
         }).await);
         host_fn!(i, "delete-item", |c, (who: Principal, item_id: String)| mail(&c, MailCall::DeleteItem { who, item_id }, unit).await);
-        host_fn!(i, "send", |c, (who: Principal, mime: Vec<u8>, save_copy: bool)| mail(&c, MailCall::Send { who, mime, save_copy }, unit).await);
+        host_fn!(i, "send", |c, (who: Principal, mime: u32, save_copy: bool)| mail(&c, MailCall::Send { who, mime, save_copy }, unit).await);
         host_fn!(i, "search", |c, (who: Principal, folder_id: Option<String>, query: String, max: u32)| mail(&c, MailCall::Search { who, folder_id, query, max }, |r| match r {
             MailReply::Items(p) => Some(p),
             _ => None,
         }).await);
         let mut i = linker.instance(&iface("request-body"))?;
         host_fn!(i, "read", |c, (max: u32)| c.read_body(max).await);
+    }
+    if matches!(world, World::HttpFrontend | World::MailConnector) {
+        let mut i = linker.instance(&iface("staging"))?;
+        i.func_wrap("create", |store: StoreContextMut<'_, StoreData>, (): ()| {
+            Ok((with_ctx(&store, |c| c.staging().and_then(|s| s.create()))?,))
+        })?;
+        i.func_wrap(
+            "append",
+            |store: StoreContextMut<'_, StoreData>, (upload, data): (u32, Vec<u8>)| {
+                Ok((with_ctx(&store, |c| {
+                    c.staging().and_then(|s| s.append(upload, &data))
+                })?,))
+            },
+        )?;
+        i.func_wrap(
+            "read",
+            |store: StoreContextMut<'_, StoreData>, (upload, offset, max): (u32, u64, u32)| {
+                Ok((with_ctx(&store, |c| {
+                    c.staging().and_then(|s| s.read(upload, offset, max))
+                })?,))
+            },
+        )?;
+        i.func_wrap(
+            "size",
+            |store: StoreContextMut<'_, StoreData>, (upload,): (u32,)| {
+                Ok((with_ctx(&store, |c| {
+                    c.staging().and_then(|s| s.size(upload))
+                })?,))
+            },
+        )?;
     }
     if matches!(world, World::HttpFrontend | World::SipFrontend) {
         let mut i = linker.instance(&iface("directory"))?;

@@ -7,9 +7,12 @@
 //! - `GET  /example/notes/_mail` lists the user's folders and Inbox through the mailstore
 //!   (routed by the server to the connector of the user's domain);
 //!   `GET /example/notes/_mail/ITEM` streams one message via a body part.
+//! - `POST /example/notes/_send` stages the body (a MIME message) in chunks and submits it
+//!   through the mailstore — bounded memory for any size.
 //! - `POST /example/notes/_echo` answers with the request body (the benchmark handler).
 //! - `GET /example/notes/_config` shows a setting.
 
+use switchboard_sdk::host::staging::Upload;
 use switchboard_sdk::http::{BodyPart, ItemRef, Outcome, Park, Request, Response};
 use switchboard_sdk::{host, Change, HttpFrontend, Principal};
 
@@ -52,6 +55,31 @@ fn read_body(req: &Request, limit: usize) -> Result<Vec<u8>, Response> {
         ));
     }
     Ok(body)
+}
+
+/// Stage the request body (a MIME message) chunk by chunk and hand it to the mailstore's
+/// `send`: however big the message, neither this plugin nor the host holds it whole.
+fn send(who: &Principal, req: &Request) -> Response {
+    let staged = (|| {
+        let upload = Upload::create()?;
+        upload.append(&req.body)?;
+        if !req.body_complete {
+            loop {
+                let chunk = host::request_body::read(256 * 1024)?;
+                if chunk.is_empty() {
+                    break;
+                }
+                upload.append(&chunk)?;
+            }
+        }
+        host::mailstore::send(who, &upload, true)?;
+        upload.size()
+    })();
+    match staged {
+        Ok(size) => Response::text(202, format!("accepted {size} bytes")),
+        Err(switchboard_sdk::Error::Quota(e)) => Response::text(413, e),
+        Err(e) => Response::text(502, e.to_string()),
+    }
 }
 
 fn show_note(who: &Principal, name: &str) -> Response {
@@ -133,6 +161,7 @@ impl HttpFrontend for Notes {
                         .with_header("x-checksum", &format!("{sum:08x}")),
                 )
             }
+            ("POST", "_send") => reply(send(&who, &req)),
             ("GET", "_config") => reply(Response::text(200, format!("max_note_bytes={limit}"))),
             ("GET", r) if r == "_mail" || r.starts_with("_mail/") => reply(mail(
                 &who,

@@ -165,14 +165,14 @@ pub enum MailCall {
     CreateItem {
         who: Principal,
         folder_id: String,
-        #[serde(with = "serde_bytes")]
-        content: Vec<u8>,
+        /// A staged upload (see [`crate::host::staging`]).
+        content: u32,
     },
     ReplaceItem {
         who: Principal,
         item_id: String,
-        #[serde(with = "serde_bytes")]
-        content: Vec<u8>,
+        /// A staged upload.
+        content: u32,
     },
     SetFlags {
         who: Principal,
@@ -191,8 +191,8 @@ pub enum MailCall {
     },
     Send {
         who: Principal,
-        #[serde(with = "serde_bytes")]
-        mime: Vec<u8>,
+        /// A staged upload.
+        mime: u32,
         save_copy: bool,
     },
     Search {
@@ -370,6 +370,18 @@ pub enum HostCall {
     /// → `Option<String>` (native builds only; WebAssembly sees granted directories as
     /// preopened paths instead)
     FilesDir { name: String },
+    /// → `Result<u32>`
+    StagingCreate,
+    /// → `Result<()>`
+    StagingAppend {
+        upload: u32,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// → `Result<Vec<u8>>`
+    StagingRead { upload: u32, offset: u64, max: u32 },
+    /// → `Result<u64>`
+    StagingSize { upload: u32 },
 }
 
 /// Encode a value for the other side (postcard). Encoding plain data into a `Vec` cannot fail.

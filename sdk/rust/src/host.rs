@@ -263,23 +263,31 @@ pub mod mailstore {
             _ => Err(mismatch()),
         }
     }
-    /// Store a new item.
-    pub fn create_item(who: &Principal, folder_id: &str, content: &[u8]) -> Result<ItemSummary> {
+    /// Store a new item from staged content.
+    pub fn create_item(
+        who: &Principal,
+        folder_id: &str,
+        content: &super::staging::Upload,
+    ) -> Result<ItemSummary> {
         match mail(MailCall::CreateItem {
             who: who.clone(),
             folder_id: folder_id.into(),
-            content: content.to_vec(),
+            content: content.handle(),
         })? {
             MailReply::Item(i) => Ok(i),
             _ => Err(mismatch()),
         }
     }
-    /// Replace an item's content.
-    pub fn replace_item(who: &Principal, item_id: &str, content: &[u8]) -> Result<ItemSummary> {
+    /// Replace an item's content with staged content.
+    pub fn replace_item(
+        who: &Principal,
+        item_id: &str,
+        content: &super::staging::Upload,
+    ) -> Result<ItemSummary> {
         match mail(MailCall::ReplaceItem {
             who: who.clone(),
             item_id: item_id.into(),
-            content: content.to_vec(),
+            content: content.handle(),
         })? {
             MailReply::Item(i) => Ok(i),
             _ => Err(mismatch()),
@@ -319,11 +327,11 @@ pub mod mailstore {
         })
         .map(drop)
     }
-    /// Submit a message.
-    pub fn send(who: &Principal, mime: &[u8], save_copy: bool) -> Result<()> {
+    /// Submit a staged MIME message.
+    pub fn send(who: &Principal, mime: &super::staging::Upload, save_copy: bool) -> Result<()> {
         mail(MailCall::Send {
             who: who.clone(),
-            mime: mime.to_vec(),
+            mime: mime.handle(),
             save_copy,
         })
         .map(drop)
@@ -521,5 +529,122 @@ pub mod files {
             crate::wasm::files_dir(name)
         );
         dir.flatten().map(PathBuf::from)
+    }
+}
+
+/// Content on its way into a mailbox, staged by the host in a temporary file for the length of
+/// the request. Frontends [`create`](staging::Upload::create) an upload and append to it as
+/// they decode the client's request; connectors read it back in chunks. Neither side holds
+/// the whole content in memory.
+pub mod staging {
+    #[allow(unused_imports)] // HostCall is only built natively
+    use super::*;
+
+    /// A staged upload (a handle valid until the request ends).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Upload {
+        handle: u32,
+    }
+
+    impl Upload {
+        /// A new, empty upload.
+        pub fn create() -> Result<Upload> {
+            let handle = call!(HostCall::StagingCreate, crate::wasm::staging_create())?;
+            Ok(Upload { handle })
+        }
+
+        /// An upload from bytes already in memory (small items).
+        pub fn from_bytes(data: &[u8]) -> Result<Upload> {
+            let u = Upload::create()?;
+            for chunk in data.chunks(256 * 1024) {
+                u.append(chunk)?;
+            }
+            Ok(u)
+        }
+
+        /// The upload behind a handle received from the host.
+        pub fn from_handle(handle: u32) -> Upload {
+            Upload { handle }
+        }
+
+        /// Its handle.
+        pub fn handle(&self) -> u32 {
+            self.handle
+        }
+
+        /// Append bytes.
+        pub fn append(&self, data: &[u8]) -> Result<()> {
+            call!(
+                HostCall::StagingAppend {
+                    upload: self.handle,
+                    data: data.to_vec(),
+                },
+                crate::wasm::staging_append(self.handle, data)
+            )
+        }
+
+        /// Up to `max` bytes from `offset`; empty at the end.
+        pub fn read(&self, offset: u64, max: u32) -> Result<Vec<u8>> {
+            call!(
+                HostCall::StagingRead {
+                    upload: self.handle,
+                    offset,
+                    max,
+                },
+                crate::wasm::staging_read(self.handle, offset, max)
+            )
+        }
+
+        /// Bytes staged.
+        pub fn size(&self) -> Result<u64> {
+            call!(
+                HostCall::StagingSize {
+                    upload: self.handle
+                },
+                crate::wasm::staging_size(self.handle)
+            )
+        }
+
+        /// The chunks from the start, `chunk` bytes at a time.
+        pub fn chunks(&self, chunk: u32) -> Chunks {
+            Chunks {
+                upload: *self,
+                offset: 0,
+                chunk,
+                done: false,
+            }
+        }
+    }
+
+    /// Iterator over an upload's content; see [`Upload::chunks`].
+    #[derive(Debug)]
+    pub struct Chunks {
+        upload: Upload,
+        offset: u64,
+        chunk: u32,
+        done: bool,
+    }
+
+    impl Iterator for Chunks {
+        type Item = Result<Vec<u8>>;
+        fn next(&mut self) -> Option<Self::Item> {
+            if self.done {
+                return None;
+            }
+            match self.upload.read(self.offset, self.chunk) {
+                Ok(data) if data.is_empty() => {
+                    self.done = true;
+                    None
+                }
+                Ok(data) => {
+                    self.offset += data.len() as u64;
+                    Some(Ok(data))
+                }
+                Err(e) => {
+                    self.done = true;
+                    Some(Err(e))
+                }
+            }
+        }
     }
 }

@@ -139,13 +139,13 @@ macro_rules! __mail_connector_glue {
                     _ => None,
                 })
             }
-            fn create_item(who: __m::Principal, folder_id: String, content: Vec<u8>) -> Result<__m::ItemSummary, __m::Error> {
+            fn create_item(who: __m::Principal, folder_id: String, content: u32) -> Result<__m::ItemSummary, __m::Error> {
                 __go(__M::CreateItem { who: __c(&who), folder_id, content }, |r| match r {
                     __R::Item(i) => Some(__c(&i)),
                     _ => None,
                 })
             }
-            fn replace_item(who: __m::Principal, item_id: String, content: Vec<u8>) -> Result<__m::ItemSummary, __m::Error> {
+            fn replace_item(who: __m::Principal, item_id: String, content: u32) -> Result<__m::ItemSummary, __m::Error> {
                 __go(__M::ReplaceItem { who: __c(&who), item_id, content }, |r| match r {
                     __R::Item(i) => Some(__c(&i)),
                     _ => None,
@@ -163,7 +163,7 @@ macro_rules! __mail_connector_glue {
             fn delete_item(who: __m::Principal, item_id: String) -> Result<(), __m::Error> {
                 __go(__M::DeleteItem { who: __c(&who), item_id }, |r| matches!(r, __R::Unit).then_some(()))
             }
-            fn send(who: __m::Principal, mime: Vec<u8>, save_copy: bool) -> Result<(), __m::Error> {
+            fn send(who: __m::Principal, mime: u32, save_copy: bool) -> Result<(), __m::Error> {
                 __go(__M::Send { who: __c(&who), mime, save_copy }, |r| matches!(r, __R::Unit).then_some(()))
             }
             fn search(who: __m::Principal, folder_id: Option<String>, query: String, max: u32) -> Result<Vec<__m::ItemSummary>, __m::Error> {

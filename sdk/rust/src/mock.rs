@@ -33,6 +33,7 @@ struct State {
     logs: Vec<(Level, String)>,
     body: VecDeque<u8>,
     dirs: BTreeMap<String, String>,
+    staged: Vec<Vec<u8>>,
     sip_sent: Vec<(String, Vec<u8>)>,
 }
 
@@ -209,9 +210,14 @@ impl HostApi for MockHost {
                 encode(&Ok::<_, Error>(()))
             }
             HostCall::Mail(call) => {
+                // Both sides of one request share its staging area, as in the server.
+                let staged = st.staged.clone();
                 drop(st);
                 let reply = match &self.inner.mail {
-                    Some((f, host)) => host.run(|| f(call)),
+                    Some((f, host)) => {
+                        host.inner.state.borrow_mut().staged = staged;
+                        host.run(|| f(call))
+                    }
                     None => Err(Error::Unavailable(
                         "no mail connector in this MockHost".into(),
                     )),
@@ -241,6 +247,39 @@ impl HostApi for MockHost {
                 encode(&Ok::<_, Error>(chunk))
             }
             HostCall::FilesDir { name } => encode(&st.dirs.get(&name).cloned()),
+            HostCall::StagingCreate => {
+                st.staged.push(Vec::new());
+                encode(&Ok::<u32, Error>(st.staged.len() as u32 - 1))
+            }
+            HostCall::StagingAppend { upload, data } => match st.staged.get_mut(upload as usize) {
+                Some(buf) => {
+                    buf.extend_from_slice(&data);
+                    encode(&Ok::<(), Error>(()))
+                }
+                None => encode(&Err::<(), _>(Error::NotFound(format!(
+                    "no upload {upload}"
+                )))),
+            },
+            HostCall::StagingRead {
+                upload,
+                offset,
+                max,
+            } => match st.staged.get(upload as usize) {
+                Some(buf) => {
+                    let start = (offset as usize).min(buf.len());
+                    let end = start.saturating_add(max as usize).min(buf.len());
+                    encode(&Ok::<Vec<u8>, Error>(buf[start..end].to_vec()))
+                }
+                None => encode(&Err::<Vec<u8>, _>(Error::NotFound(format!(
+                    "no upload {upload}"
+                )))),
+            },
+            HostCall::StagingSize { upload } => match st.staged.get(upload as usize) {
+                Some(buf) => encode(&Ok::<u64, Error>(buf.len() as u64)),
+                None => encode(&Err::<u64, _>(Error::NotFound(format!(
+                    "no upload {upload}"
+                )))),
+            },
             HostCall::SipSendFlow { flow, message } => {
                 st.sip_sent.push((format!("flow:{flow}"), message));
                 encode(&Ok::<_, Error>(()))

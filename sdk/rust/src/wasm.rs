@@ -29,6 +29,7 @@ pub mod bindings {
                     import switchboard:plugin/outbound@0.1.0;
                     import switchboard:plugin/request-body@0.1.0;
                     import switchboard:plugin/sip-transport@0.1.0;
+                    import switchboard:plugin/staging@0.1.0;
                 }
             ",
             world: "switchboard:sdk-glue/common",
@@ -122,6 +123,7 @@ pub fn convert<A: Serialize, B: DeserializeOwned>(value: &A) -> B {
 }
 
 use bindings::common::switchboard::plugin as common;
+use bindings::common::switchboard::plugin::staging;
 use bindings::directory_import::switchboard::plugin::directory as dir_import;
 use bindings::mail_import::switchboard::plugin::mailstore as mail_import;
 
@@ -176,6 +178,18 @@ pub(crate) fn sip_send_flow(flow: u64, message: &[u8]) -> Vec<u8> {
 }
 pub(crate) fn sip_send_to(transport: &str, target: &str, message: &[u8]) -> Vec<u8> {
     encode(&common::sip_transport::send_to(transport, target, message))
+}
+pub(crate) fn staging_create() -> Vec<u8> {
+    encode(&staging::create())
+}
+pub(crate) fn staging_append(upload: u32, data: &[u8]) -> Vec<u8> {
+    encode(&staging::append(upload, data))
+}
+pub(crate) fn staging_read(upload: u32, offset: u64, max: u32) -> Vec<u8> {
+    encode(&staging::read(upload, offset, max))
+}
+pub(crate) fn staging_size(upload: u32) -> Vec<u8> {
+    encode(&staging::size(upload))
 }
 pub(crate) fn files_dir(name: &str) -> Vec<u8> {
     encode(&Some(format!("/{name}")))
@@ -257,7 +271,7 @@ pub(crate) fn mail(call: MailCall) -> Vec<u8> {
             folder_id,
             content,
         } => done(
-            mail_import::create_item(&convert(&who), &folder_id, &content),
+            mail_import::create_item(&convert(&who), &folder_id, content),
             |i| R::Item(convert(&i)),
         ),
         MailCall::ReplaceItem {
@@ -265,7 +279,7 @@ pub(crate) fn mail(call: MailCall) -> Vec<u8> {
             item_id,
             content,
         } => done(
-            mail_import::replace_item(&convert(&who), &item_id, &content),
+            mail_import::replace_item(&convert(&who), &item_id, content),
             |i| R::Item(convert(&i)),
         ),
         MailCall::SetFlags {
@@ -294,7 +308,7 @@ pub(crate) fn mail(call: MailCall) -> Vec<u8> {
             who,
             mime,
             save_copy,
-        } => done(mail_import::send(&convert(&who), &mime, save_copy), |_| {
+        } => done(mail_import::send(&convert(&who), mime, save_copy), |_| {
             R::Unit
         }),
         MailCall::Search {

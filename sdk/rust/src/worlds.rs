@@ -72,13 +72,21 @@ pub trait MailConnector {
         let _ = (who, id);
         Err(unsupported("deleting folders"))
     }
-    /// Store a new item.
-    fn create_item(who: &Principal, folder_id: &str, content: Vec<u8>) -> Result<ItemSummary> {
+    /// Store a new item; read its content in chunks with [`crate::host::staging::Upload`].
+    fn create_item(
+        who: &Principal,
+        folder_id: &str,
+        content: crate::host::staging::Upload,
+    ) -> Result<ItemSummary> {
         let _ = (who, folder_id, content);
         Err(unsupported("creating items"))
     }
-    /// Replace an item's content.
-    fn replace_item(who: &Principal, item_id: &str, content: Vec<u8>) -> Result<ItemSummary> {
+    /// Replace an item's content (staged, read in chunks).
+    fn replace_item(
+        who: &Principal,
+        item_id: &str,
+        content: crate::host::staging::Upload,
+    ) -> Result<ItemSummary> {
         let _ = (who, item_id, content);
         Err(unsupported("changing items"))
     }
@@ -102,8 +110,8 @@ pub trait MailConnector {
         let _ = (who, item_id);
         Err(unsupported("deleting items"))
     }
-    /// Submit a message for delivery.
-    fn send(who: &Principal, mime: Vec<u8>, save_copy: bool) -> Result<()> {
+    /// Submit a message for delivery (staged MIME, read in chunks).
+    fn send(who: &Principal, mime: crate::host::staging::Upload, save_copy: bool) -> Result<()> {
         let _ = (who, mime, save_copy);
         Err(unsupported("sending mail"))
     }
@@ -166,12 +174,20 @@ pub fn dispatch_mail<T: MailConnector>(call: MailCall) -> Result<MailReply> {
             who,
             folder_id,
             content,
-        } => MailReply::Item(T::create_item(&who, &folder_id, content)?),
+        } => MailReply::Item(T::create_item(
+            &who,
+            &folder_id,
+            crate::host::staging::Upload::from_handle(content),
+        )?),
         MailCall::ReplaceItem {
             who,
             item_id,
             content,
-        } => MailReply::Item(T::replace_item(&who, &item_id, content)?),
+        } => MailReply::Item(T::replace_item(
+            &who,
+            &item_id,
+            crate::host::staging::Upload::from_handle(content),
+        )?),
         MailCall::SetFlags {
             who,
             item_id,
@@ -195,7 +211,11 @@ pub fn dispatch_mail<T: MailConnector>(call: MailCall) -> Result<MailReply> {
             mime,
             save_copy,
         } => {
-            T::send(&who, mime, save_copy)?;
+            T::send(
+                &who,
+                crate::host::staging::Upload::from_handle(mime),
+                save_copy,
+            )?;
             MailReply::Unit
         }
         MailCall::Search {

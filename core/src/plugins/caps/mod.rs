@@ -6,6 +6,7 @@ pub mod events;
 pub mod kv;
 pub mod outbound;
 pub mod request_body;
+pub mod staging;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,13 +21,19 @@ use self::events::EventHub;
 use self::kv::Kv;
 use self::outbound::Connections;
 use self::request_body::RequestBody;
+use self::staging::Staging;
 use crate::plugins::manifest::World;
 
 /// Where mailstore and directory calls go: the plugin set of the current snapshot, which
 /// knows which connector serves which domain.
 pub trait Routes: Send + Sync + std::fmt::Debug {
-    /// Run a mailstore call on the connector for `call.who()`'s domain.
-    fn mail(&self, call: MailCall) -> BoxFuture<'static, Result<MailReply, Error>>;
+    /// Run a mailstore call on the connector for `call.who()`'s domain; staged uploads the
+    /// call names live in `staging` (the calling request's).
+    fn mail(
+        &self,
+        call: MailCall,
+        staging: Arc<Staging>,
+    ) -> BoxFuture<'static, Result<MailReply, Error>>;
     /// Run a directory call on the connector for its domain.
     fn directory(&self, call: DirectoryCall) -> BoxFuture<'static, Result<DirectoryReply, Error>>;
 }
@@ -48,6 +55,8 @@ pub struct PluginInfo {
     pub dirs: BTreeMap<String, PathBuf>,
     /// Its settings as text.
     pub settings: BTreeMap<String, String>,
+    /// Most bytes one request may stage (`http.max_body_bytes`).
+    pub upload_limit: u64,
 }
 
 /// Everything a host call needs to know about the call it is part of.
@@ -63,6 +72,8 @@ pub struct CallCtx {
     pub principal: Option<Principal>,
     /// The rest of the HTTP request body, if any.
     pub body: Option<Arc<tokio::sync::Mutex<RequestBody>>>,
+    /// Uploads staged during this request (shared with the connectors it calls).
+    pub staging: Arc<Staging>,
 }
 
 fn same_principal(a: &Principal, b: &Principal) -> bool {
@@ -131,7 +142,17 @@ impl CallCtx {
                 ))
             }
         }
-        self.routes()?.mail(call).await
+        self.routes()?.mail(call, self.staging.clone()).await
+    }
+
+    /// The staging area, for the worlds that import it.
+    pub fn staging(&self) -> Result<&Staging, Error> {
+        match self.info.world {
+            World::HttpFrontend | World::MailConnector => Ok(&self.staging),
+            w => Err(Error::Denied(format!(
+                "the {w} world does not import staging"
+            ))),
+        }
     }
 
     /// A directory import: frontends only; searches stay within the principal's domain.
@@ -222,6 +243,18 @@ impl CallCtx {
                 encode(&Err::<(), _>(sip_unavailable()))
             }
             HostCall::FilesDir { name } => encode(&self.dir(&name)),
+            HostCall::StagingCreate => encode(&self.staging().and_then(|s| s.create())),
+            HostCall::StagingAppend { upload, data } => {
+                encode(&self.staging().and_then(|s| s.append(upload, &data)))
+            }
+            HostCall::StagingRead {
+                upload,
+                offset,
+                max,
+            } => encode(&self.staging().and_then(|s| s.read(upload, offset, max))),
+            HostCall::StagingSize { upload } => {
+                encode(&self.staging().and_then(|s| s.size(upload)))
+            }
         }
     }
 }

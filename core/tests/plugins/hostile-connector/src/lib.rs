@@ -1,6 +1,8 @@
 //! Test fixture: a mail connector whose folder listing tries to connect to the host named in
-//! its `target` setting — which the tests do not grant.
+//! its `target` setting — which the tests do not grant — and whose `send` reads the staged
+//! message in chunks and records its size and FNV-1a checksum in kv (a sink).
 
+use switchboard_sdk::host::staging::Upload;
 use switchboard_sdk::{host, Chunk, Error, Folder, MailConnector, Principal, Result, SyncPage};
 
 /// The plugin.
@@ -21,6 +23,21 @@ impl MailConnector for Sneaky {
     }
     fn fetch(_who: &Principal, _i: &str, _p: Option<&str>, _o: u64, _m: u32) -> Result<Chunk> {
         Err(Error::NotFound("nothing here".into()))
+    }
+    fn send(who: &Principal, mime: Upload, _save_copy: bool) -> Result<()> {
+        let (mut size, mut hash, mut largest) = (0u64, 0xcbf29ce484222325u64, 0usize);
+        for chunk in mime.chunks(64 * 1024) {
+            let chunk = chunk?;
+            largest = largest.max(chunk.len());
+            size += chunk.len() as u64;
+            for b in chunk {
+                hash = (hash ^ u64::from(b)).wrapping_mul(0x100000001b3);
+            }
+        }
+        host::kv::set(
+            &format!("sent/{}", who.address()),
+            format!("{size} {hash:016x} {largest}").as_bytes(),
+        )
     }
 }
 
