@@ -163,13 +163,24 @@ impl CallCtx {
                 self.info.world
             )));
         }
-        if let (Some(p), DirectoryCall::Search { domain, .. }) = (&self.principal, &call) {
-            if !p.domain.eq_ignore_ascii_case(domain) {
-                return Err(Error::Denied(format!(
-                    "{} may only search the directory of {}",
-                    p.address(),
-                    p.domain
-                )));
+        if let Some(p) = &self.principal {
+            match &call {
+                DirectoryCall::Search { domain, .. } if !p.domain.eq_ignore_ascii_case(domain) => {
+                    return Err(Error::Denied(format!(
+                        "{} may only search the directory of {}",
+                        p.address(),
+                        p.domain
+                    )))
+                }
+                // A request of one user must not become a password oracle for others.
+                DirectoryCall::Authenticate { who, .. } if !same_principal(p, who) => {
+                    return Err(Error::Denied(format!(
+                        "a request of {} cannot check the password of {}",
+                        p.address(),
+                        who.address()
+                    )))
+                }
+                _ => {}
             }
         }
         self.routes()?.directory(call).await
@@ -263,4 +274,109 @@ impl CallCtx {
 /// frontend milestone; until then sending is refused with this error.
 pub fn sip_unavailable() -> Error {
     Error::Unavailable("SIP sending is not wired to the core's SIP listeners yet".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn ctx(world: World) -> (tempfile::TempDir, CallCtx) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+        let storage = switchboard_storage::Storage::connect(&url, 1)
+            .await
+            .unwrap();
+        storage.migrate().await.unwrap();
+        let info = Arc::new(PluginInfo {
+            name: "p".into(),
+            world,
+            kv: Kv::new(storage, "p", 1024),
+            event_topics: vec!["mailbox".into()],
+            conns: Connections::new(vec![]),
+            dirs: BTreeMap::new(),
+            settings: BTreeMap::new(),
+            upload_limit: 1024,
+        });
+        let c = CallCtx {
+            info,
+            hub: Arc::new(EventHub::new()),
+            routes: None,
+            principal: Principal::parse("alice@example.com"),
+            body: None,
+            staging: Arc::new(Staging::new(1024)),
+        };
+        (dir, c)
+    }
+
+    fn denied(r: Result<impl std::fmt::Debug, Error>, contains: &str) {
+        match r {
+            Err(Error::Denied(t)) => assert!(t.contains(contains), "{t}"),
+            other => panic!("expected denied ({contains}), got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn frontends_act_only_for_their_user() {
+        let (_d, c) = ctx(World::HttpFrontend).await;
+        let bob = Principal::parse("bob@example.com").unwrap();
+        denied(
+            c.mail(MailCall::ListFolders { who: bob.clone() }).await,
+            "cannot reach the mailbox of bob@example.com",
+        );
+        denied(
+            c.directory(DirectoryCall::Authenticate {
+                who: bob,
+                password: "x".into(),
+            })
+            .await,
+            "cannot check the password of bob@example.com",
+        );
+        denied(
+            c.directory(DirectoryCall::Search {
+                domain: "other.example".into(),
+                query: "a".into(),
+                max: 5,
+            })
+            .await,
+            "may only search the directory of example.com",
+        );
+        // Allowed calls pass the checks and reach routing (none in this context).
+        let own = MailCall::ListFolders {
+            who: Principal::parse("Alice@Example.com").unwrap(),
+        };
+        assert!(matches!(c.mail(own).await, Err(Error::Unavailable(_))));
+        denied(
+            c.publish("presence:alice@example.com"),
+            "topic \"presence\" is not in its manifest",
+        );
+        c.publish("mailbox:alice@example.com/inbox").unwrap();
+        denied(
+            c.connect("127.0.0.1", 993, false).await,
+            "has no outbound connections",
+        );
+    }
+
+    #[tokio::test]
+    async fn worlds_limit_what_a_plugin_imports() {
+        let (_d, c) = ctx(World::MailConnector).await;
+        denied(
+            c.mail(MailCall::ListFolders {
+                who: c.principal.clone().unwrap(),
+            })
+            .await,
+            "does not import the mailstore",
+        );
+        denied(
+            c.directory(DirectoryCall::Search {
+                domain: "example.com".into(),
+                query: "a".into(),
+                max: 1,
+            })
+            .await,
+            "does not import the directory",
+        );
+        assert!(c.staging().is_ok());
+        let (_d, c) = ctx(World::DirectoryConnector).await;
+        denied(c.staging().map(|_| ()), "does not import staging");
+    }
 }
