@@ -53,7 +53,9 @@
 //! - Long waits (EAS Ping, MAPI NotificationWait) are not loops: return
 //!   [`http::Outcome::Park`] and the server holds the request without your plugin.
 //! - Big content moves in chunks: connectors answer `fetch` by ranges, frontends put
-//!   [`http::BodyPart::Item`] in responses and the server streams it.
+//!   [`http::BodyPart::Item`] in responses and the server streams it; content going into a
+//!   mailbox is appended to a [`host::staging::Upload`] and read back by the connector in
+//!   chunks.
 //! - A panic, trap or overrun fails the one request; a plugin that keeps failing is
 //!   disabled by the server and shown as such to the admin.
 //!
