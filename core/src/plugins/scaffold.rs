@@ -119,8 +119,9 @@ const REGISTRY_DEV_DEPENDENCY: &str =
 /// Not a template: the same for every world, and build output must not be committed.
 const GITIGNORE: &str = "/target\n*.wasm\n*.so\n*.dylib\n*.dll\n";
 
-/// Rust keywords (strict and reserved, all editions): such a crate or struct name does not
-/// compile, so the generated crate would be broken from the start.
+/// Rust keywords (strict and reserved, all editions), which `cargo new` refuses as package
+/// names too: Rust code cannot name such a crate plainly, and `self` would
+/// make the plugin's struct `Self`, which does not compile.
 const KEYWORDS: &[&str] = &[
     "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
     "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl",
@@ -129,7 +130,8 @@ const KEYWORDS: &[&str] = &[
     "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
 ];
 
-/// Crate names that clash with the standard library or with the SDK the crate depends on.
+/// Crate names that clash with the standard library (`cargo new` refuses or warns about these
+/// too) or with the SDK the crate depends on.
 const TAKEN: &[&str] = &[
     "alloc",
     "core",
