@@ -96,6 +96,48 @@ async fn examples_behave(build: Build) {
         .request("GET", "/example/notes/", &[("Authorization", &a)], b"")
         .await;
     assert_eq!(r.text(), "todo");
+    // The count moves with new and deleted notes only, through atomic multi-key commits.
+    c.request(
+        "PUT",
+        "/example/notes/todo",
+        &[("Authorization", &a)],
+        b"milk",
+    )
+    .await;
+    c.request(
+        "PUT",
+        "/example/notes/other",
+        &[("Authorization", &a)],
+        b"x",
+    )
+    .await;
+    let r = c
+        .request(
+            "GET",
+            "/example/notes/_count",
+            &[("Authorization", &a)],
+            b"",
+        )
+        .await;
+    assert_eq!(r.text(), "2");
+    let r = c
+        .request(
+            "DELETE",
+            "/example/notes/other",
+            &[("Authorization", &a)],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let r = c
+        .request(
+            "GET",
+            "/example/notes/_count",
+            &[("Authorization", &a)],
+            b"",
+        )
+        .await;
+    assert_eq!(r.text(), "1");
     let r = c
         .request(
             "GET",

@@ -158,6 +158,11 @@ pub fn linker(engine: &WasmEngine, world: World) -> wasmtime::Result<Linker<Stor
             .kv
             .compare_and_swap(&key, expected.as_deref(), new.as_deref())
             .await);
+        host_fn!(i, "commit", |c, (checks: Vec<(String, Option<Vec<u8>>)>, writes: Vec<(String, Option<Vec<u8>>)>)| c
+            .info
+            .kv
+            .commit(&checks, &writes)
+            .await);
     }
     if world != World::DirectoryConnector {
         let mut i = linker.instance(&iface("events"))?;

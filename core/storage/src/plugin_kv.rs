@@ -7,7 +7,7 @@
 
 use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder};
-use sea_orm::{QuerySelect, Value};
+use sea_orm::{DbErr, QuerySelect, Value};
 
 use crate::entity::plugin_kv;
 use crate::error::DbResultExt;
@@ -72,35 +72,147 @@ impl Storage {
 
     /// Stores `value` under `key` for `plugin`, replacing any previous value.
     pub async fn kv_set(&self, plugin: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        use plugin_kv::Column as C;
         check_plugin(plugin)?;
         check_key("key", key)?;
         let context = || format!("writing key {key:?} of plugin {plugin:?}");
-        let mut insert = Query::insert();
-        insert
-            .into_table(plugin_kv::Entity)
-            .columns([C::Plugin, C::Key, C::Value, C::Version])
-            .values([
-                plugin.into(),
-                key.into(),
-                value.to_vec().into(),
-                1i64.into(),
-            ])
-            .map_err(|e| StorageError::Internal(format!("{}: {e}", context())))?
-            .on_conflict(
-                OnConflict::columns([C::Plugin, C::Key])
-                    .update_column(C::Value)
-                    .value(
-                        C::Version,
-                        Expr::col((plugin_kv::Entity, C::Version)).add(1),
-                    )
-                    .to_owned(),
-            );
-        let stmt = self.db.get_database_backend().build(&insert);
+        let stmt = upsert(self.db.get_database_backend(), plugin, key, value)
+            .map_err(|e| StorageError::Internal(format!("{}: {e}", context())))?;
         self.db.execute(stmt).await.ctx(context)?;
         Ok(())
     }
 
+    /// Applies `writes` (`Some`: set, `None`: delete) atomically, and only if every check
+    /// holds (`Some(v)`: the key holds `v`; `None`: the key is absent). Returns `false`, having
+    /// written nothing, when a check fails or a concurrent commit got in the way (retry from a
+    /// fresh read). The whole commit is one serializable transaction: on SQLite the write lock
+    /// is taken before the checks are read; on PostgreSQL the transaction is SERIALIZABLE.
+    pub async fn kv_commit(
+        &self,
+        plugin: &str,
+        checks: &[(String, Option<Vec<u8>>)],
+        writes: &[(String, Option<Vec<u8>>)],
+    ) -> Result<bool, StorageError> {
+        use sea_orm::{IsolationLevel, TransactionTrait};
+        check_plugin(plugin)?;
+        for (key, _) in checks.iter().chain(writes) {
+            check_key("key", key)?;
+        }
+        let context = || {
+            format!(
+                "atomic commit of {} checks and {} writes for plugin {plugin:?}",
+                checks.len(),
+                writes.len()
+            )
+        };
+        let backend = self.db.get_database_backend();
+        let txn = match backend {
+            DbBackend::Postgres => {
+                self.db
+                    .begin_with_config(Some(IsolationLevel::Serializable), None)
+                    .await
+            }
+            _ => self.db.begin().await,
+        }
+        .ctx(context)?;
+        let run = async {
+            if backend == DbBackend::Sqlite {
+                // A write statement takes SQLite's write lock now, so the checks below read
+                // what no other writer can change before this commit ends.
+                txn.execute_unprepared("UPDATE plugin_kv SET version = version WHERE 0 = 1")
+                    .await?;
+            }
+            for (key, expected) in checks {
+                let row = plugin_kv::Entity::find_by_id((plugin.to_owned(), key.clone()))
+                    .one(&txn)
+                    .await?;
+                if row.map(|r| r.value) != *expected {
+                    return Ok(false);
+                }
+            }
+            for (key, value) in writes {
+                match value {
+                    Some(v) => {
+                        let stmt = upsert(backend, plugin, key, v)
+                            .map_err(|e| DbErr::Custom(e.to_string()))?;
+                        txn.execute(stmt).await?;
+                    }
+                    None => {
+                        plugin_kv::Entity::delete_by_id((plugin.to_owned(), key.clone()))
+                            .exec(&txn)
+                            .await?;
+                    }
+                }
+            }
+            Ok::<bool, DbErr>(true)
+        };
+        match run.await {
+            Ok(true) => match txn.commit().await {
+                Ok(()) => Ok(true),
+                Err(e) if is_conflict(&e) => Ok(false),
+                Err(e) => Err(e).ctx(context),
+            },
+            Ok(false) => {
+                txn.rollback().await.ctx(context)?;
+                Ok(false)
+            }
+            Err(e) => {
+                let _ = txn.rollback().await;
+                if is_conflict(&e) {
+                    Ok(false)
+                } else {
+                    Err(e).ctx(context)
+                }
+            }
+        }
+    }
+}
+
+/// A serialization failure or lock conflict: the commit lost a race and may be retried.
+fn is_conflict(e: &DbErr) -> bool {
+    let text = e.to_string();
+    [
+        "40001",
+        "could not serialize",
+        "deadlock detected",
+        "database is locked",
+        "23505",
+        "duplicate key",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+/// `INSERT .. ON CONFLICT DO UPDATE` of one key, bumping its version.
+fn upsert(
+    backend: DbBackend,
+    plugin: &str,
+    key: &str,
+    value: &[u8],
+) -> Result<sea_orm::Statement, sea_orm::sea_query::error::Error> {
+    use plugin_kv::Column as C;
+    let mut insert = Query::insert();
+    insert
+        .into_table(plugin_kv::Entity)
+        .columns([C::Plugin, C::Key, C::Value, C::Version])
+        .values([
+            plugin.into(),
+            key.into(),
+            value.to_vec().into(),
+            1i64.into(),
+        ])?
+        .on_conflict(
+            OnConflict::columns([C::Plugin, C::Key])
+                .update_column(C::Value)
+                .value(
+                    C::Version,
+                    Expr::col((plugin_kv::Entity, C::Version)).add(1),
+                )
+                .to_owned(),
+        );
+    Ok(backend.build(&insert))
+}
+
+impl Storage {
     /// Deletes `key` of `plugin`. Returns whether it existed.
     pub async fn kv_delete(&self, plugin: &str, key: &str) -> Result<bool, StorageError> {
         check_plugin(plugin)?;

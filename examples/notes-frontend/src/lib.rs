@@ -10,7 +10,8 @@
 //! - `POST /example/notes/_send` stages the body (a MIME message) in chunks and submits it
 //!   through the mailstore — bounded memory for any size.
 //! - `POST /example/notes/_echo` answers with the request body (the benchmark handler).
-//! - `GET /example/notes/_config` shows a setting.
+//! - `GET /example/notes/_config` shows a setting; `GET /example/notes/_count` the number of
+//!   notes, kept in step with the notes by atomic `kv::commit`s.
 
 use switchboard_sdk::host::staging::Upload;
 use switchboard_sdk::http::{BodyPart, ItemRef, Outcome, Park, Request, Response};
@@ -79,6 +80,57 @@ fn send(who: &Principal, req: &Request) -> Response {
         Ok(size) => Response::text(202, format!("accepted {size} bytes")),
         Err(switchboard_sdk::Error::Quota(e)) => Response::text(413, e),
         Err(e) => Response::text(502, e.to_string()),
+    }
+}
+
+fn count_key(who: &Principal) -> String {
+    format!("count/{}", who.address())
+}
+
+/// Store a note and keep the user's note count in step, atomically: one `kv::commit` checks
+/// what was read and writes both keys, and a lost race is simply retried.
+fn store_note(who: &Principal, name: &str, body: &[u8]) -> switchboard_sdk::Result<()> {
+    loop {
+        let old_note = host::kv::get(&note_key(who, name))?;
+        let old_count = host::kv::get(&count_key(who))?;
+        let count: u64 = old_count
+            .as_deref()
+            .and_then(|c| std::str::from_utf8(c).ok()?.parse().ok())
+            .unwrap_or(0);
+        let new_count = count + u64::from(old_note.is_none());
+        let commit = host::kv::Commit::new()
+            .check(&note_key(who, name), old_note.as_deref())
+            .check(&count_key(who), old_count.as_deref())
+            .set(&note_key(who, name), body)
+            .set(&count_key(who), new_count.to_string().as_bytes());
+        if host::kv::commit(&commit)? {
+            return Ok(());
+        }
+    }
+}
+
+/// Delete a note and decrement the count in one commit; `false` if there was no such note.
+fn delete_note(who: &Principal, name: &str) -> switchboard_sdk::Result<bool> {
+    loop {
+        let Some(old_note) = host::kv::get(&note_key(who, name))? else {
+            return Ok(false);
+        };
+        let old_count = host::kv::get(&count_key(who))?;
+        let count: u64 = old_count
+            .as_deref()
+            .and_then(|c| std::str::from_utf8(c).ok()?.parse().ok())
+            .unwrap_or(1);
+        let commit = host::kv::Commit::new()
+            .check(&note_key(who, name), Some(&old_note))
+            .check(&count_key(who), old_count.as_deref())
+            .delete(&note_key(who, name))
+            .set(
+                &count_key(who),
+                count.saturating_sub(1).to_string().as_bytes(),
+            );
+        if host::kv::commit(&commit)? {
+            return Ok(true);
+        }
     }
 }
 
@@ -162,6 +214,14 @@ impl HttpFrontend for Notes {
                 )
             }
             ("POST", "_send") => reply(send(&who, &req)),
+            ("GET", "_count") => match host::kv::get(&count_key(&who)) {
+                Ok(v) => reply(Response::new(
+                    200,
+                    "text/plain",
+                    v.unwrap_or_else(|| b"0".to_vec()),
+                )),
+                Err(e) => reply(Response::text(500, e.to_string())),
+            },
             ("GET", "_config") => reply(Response::text(200, format!("max_note_bytes={limit}"))),
             ("GET", r) if r == "_mail" || r.starts_with("_mail/") => reply(mail(
                 &who,
@@ -193,7 +253,7 @@ impl HttpFrontend for Notes {
                     Ok(b) => b,
                     Err(r) => return reply(r),
                 };
-                if let Err(e) = host::kv::set(&note_key(&who, name), &body) {
+                if let Err(e) = store_note(&who, name, &body) {
                     return reply(Response::text(500, e.to_string()));
                 }
                 if let Err(e) = host::events::publish(&event_key(&who, name)) {
@@ -201,7 +261,7 @@ impl HttpFrontend for Notes {
                 }
                 reply(Response::text(204, ""))
             }
-            ("DELETE", name) if !name.is_empty() => match host::kv::delete(&note_key(&who, name)) {
+            ("DELETE", name) if !name.is_empty() => match delete_note(&who, name) {
                 Ok(true) => reply(Response::text(204, "")),
                 Ok(false) => reply(Response::text(404, format!("no note named {name}"))),
                 Err(e) => reply(Response::text(500, e.to_string())),

@@ -334,6 +334,11 @@ pub enum HostCall {
         expected: Option<Vec<u8>>,
         new: Option<Vec<u8>>,
     },
+    /// → `Result<bool>`
+    KvCommit {
+        checks: Vec<(String, Option<Vec<u8>>)>,
+        writes: Vec<(String, Option<Vec<u8>>)>,
+    },
     /// → `Result<()>`
     EventsPublish { key: String },
     /// → `Result<MailReply>`

@@ -99,6 +99,20 @@ pub mod config {
 
 /// Durable key-value storage private to this plugin, in the server's database.
 pub mod kv {
+    pub use super::Commit;
+
+    /// Apply a [`Commit`] atomically: `Ok(false)` (nothing written) when a check failed or a
+    /// concurrent commit got in the way — read again and retry.
+    pub fn commit(c: &Commit) -> Result<bool> {
+        call!(
+            HostCall::KvCommit {
+                checks: c.checks.clone(),
+                writes: c.writes.clone(),
+            },
+            crate::wasm::kv_commit(&c.checks, &c.writes)
+        )
+    }
+
     #[allow(unused_imports)] // HostCall is only built natively
     use super::*;
 
@@ -151,6 +165,37 @@ pub mod kv {
             },
             crate::wasm::kv_cas(key, expected, new)
         )
+    }
+}
+
+/// Several key-value changes applied atomically; see [`kv::commit`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Commit {
+    /// Conditions: the key holds this value (`None`: is absent).
+    pub checks: Vec<(String, Option<Vec<u8>>)>,
+    /// Changes: set to this value (`None`: delete).
+    pub writes: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Commit {
+    /// An empty commit.
+    pub fn new() -> Commit {
+        Commit::default()
+    }
+    /// Require `key` to hold `value` (`None`: to be absent).
+    pub fn check(mut self, key: &str, value: Option<&[u8]>) -> Commit {
+        self.checks.push((key.into(), value.map(<[u8]>::to_vec)));
+        self
+    }
+    /// Set `key`.
+    pub fn set(mut self, key: &str, value: &[u8]) -> Commit {
+        self.writes.push((key.into(), Some(value.to_vec())));
+        self
+    }
+    /// Delete `key`.
+    pub fn delete(mut self, key: &str) -> Commit {
+        self.writes.push((key.into(), None));
+        self
     }
 }
 

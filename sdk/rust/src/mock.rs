@@ -205,6 +205,18 @@ impl HostApi for MockHost {
                 }
                 encode(&Ok::<_, Error>(swapped))
             }
+            HostCall::KvCommit { checks, writes } => {
+                let holds = checks.iter().all(|(k, v)| st.kv.get(k) == v.as_ref());
+                if holds {
+                    for (k, v) in writes {
+                        match v {
+                            Some(v) => st.kv.insert(k, v),
+                            None => st.kv.remove(&k),
+                        };
+                    }
+                }
+                encode(&Ok::<_, Error>(holds))
+            }
             HostCall::EventsPublish { key } => {
                 st.events.push(key);
                 encode(&Ok::<_, Error>(()))

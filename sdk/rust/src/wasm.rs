@@ -154,6 +154,12 @@ pub(crate) fn kv_scan(prefix: &str, after: Option<&str>, limit: u32) -> Vec<u8> 
 pub(crate) fn kv_cas(key: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> Vec<u8> {
     encode(&common::kv::compare_and_swap(key, expected, new))
 }
+pub(crate) fn kv_commit(
+    checks: &[(String, Option<Vec<u8>>)],
+    writes: &[(String, Option<Vec<u8>>)],
+) -> Vec<u8> {
+    encode(&common::kv::commit(checks, writes))
+}
 pub(crate) fn events_publish(key: &str) -> Vec<u8> {
     encode(&common::events::publish(key))
 }

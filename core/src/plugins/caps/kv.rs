@@ -6,6 +6,8 @@ use switchboard_storage::Storage;
 
 /// Longest key accepted (keys are indexed; absurd keys are a plugin bug, not data).
 pub const MAX_KEY_BYTES: usize = 512;
+/// Most keys one atomic commit may check and write together.
+pub const MAX_COMMIT_KEYS: usize = 1000;
 
 /// A plugin's view of the store.
 #[derive(Debug, Clone)]
@@ -114,6 +116,46 @@ impl Kv {
             .map_err(internal)
     }
 
+    /// Atomic multi-key commit (see the WIT `kv.commit`). The quota counts every set as if it
+    /// added its key and value (a slight overestimate for replacements, never an underestimate).
+    pub async fn commit(
+        &self,
+        checks: &[(String, Option<Vec<u8>>)],
+        writes: &[(String, Option<Vec<u8>>)],
+    ) -> Result<bool, Error> {
+        if writes.len() + checks.len() > MAX_COMMIT_KEYS {
+            return Err(Error::Invalid(format!(
+                "a commit may name at most {MAX_COMMIT_KEYS} keys"
+            )));
+        }
+        for (key, _) in checks.iter().chain(writes) {
+            self.check(key)?;
+        }
+        let adding: usize = writes
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| k.len() + v.len()))
+            .sum();
+        if adding > 0 {
+            let used = self
+                .storage
+                .kv_usage_bytes(&self.plugin)
+                .await
+                .map_err(internal)?;
+            if used + adding as u64 > self.quota {
+                return Err(Error::Quota(format!(
+                    "kv quota of plugin {} is {} bytes; this commit would use up to {}",
+                    self.plugin,
+                    self.quota,
+                    used + adding as u64
+                )));
+            }
+        }
+        self.storage
+            .kv_commit(&self.plugin, checks, writes)
+            .await
+            .map_err(internal)
+    }
+
     /// Compare-and-swap.
     pub async fn compare_and_swap(
         &self,
@@ -175,10 +217,24 @@ mod tests {
         let long = "k".repeat(MAX_KEY_BYTES + 1);
         assert!(matches!(kv.set(&long, b"v").await, Err(Error::Invalid(_))));
         assert!(kv.compare_and_swap("k", None, Some(b"1")).await.unwrap());
+        let counter = vec![("c".to_string(), None)];
+        let writes = vec![
+            ("c".to_string(), Some(b"1".to_vec())),
+            ("log/1".to_string(), Some(b"x".to_vec())),
+        ];
+        assert!(kv.commit(&counter, &writes).await.unwrap());
+        assert!(
+            !kv.commit(&counter, &writes).await.unwrap(),
+            "the check no longer holds"
+        );
         assert!(!kv.compare_and_swap("k", None, Some(b"2")).await.unwrap());
         assert_eq!(
             kv.scan("", None, 10).await.unwrap(),
-            vec![("k".to_string(), b"1".to_vec())]
+            vec![
+                ("c".to_string(), b"1".to_vec()),
+                ("k".to_string(), b"1".to_vec()),
+                ("log/1".to_string(), b"x".to_vec())
+            ]
         );
     }
 }

@@ -235,6 +235,7 @@ impl CallCtx {
                 &kv.compare_and_swap(&key, expected.as_deref(), new.as_deref())
                     .await,
             ),
+            HostCall::KvCommit { checks, writes } => encode(&kv.commit(&checks, &writes).await),
             HostCall::EventsPublish { key } => encode(&self.publish(&key)),
             HostCall::Mail(call) => encode(&self.mail(call).await),
             HostCall::Directory(call) => encode(&self.directory(call).await),

@@ -59,6 +59,8 @@ both_backends! {
     kv::kv_scan_order_matches_rust,
     kv::kv_invalid_input,
     kv::kv_cas_semantics,
+    kv::kv_commit_semantics,
+    kv::kv_commit_under_concurrency,
     kv::kv_cas_concurrent_counter,
     kv::kv_cas_concurrent_create,
     devices::device_lifecycle,
