@@ -30,8 +30,34 @@ pub fn artifact(package: &str, build: Build) -> PathBuf {
     artifact_with(package, build, false)
 }
 
+/// Make sure the WebAssembly target is installed, so `cargo nextest run` works on a machine
+/// that has only the host toolchain (as `.ci/run` does, but for anyone running the tests).
+fn ensure_wasm_target() {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == "wasm32-wasip2")
+        })
+        .unwrap_or(true); // no rustup: let cargo report what is missing
+    if !installed {
+        let status = Command::new("rustup")
+            .args(["target", "add", "wasm32-wasip2"])
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "the plugin tests need the wasm32-wasip2 target: run `rustup target add wasm32-wasip2`"
+        );
+    }
+}
+
 /// Like [`artifact`]; `release_native` builds the native library optimised (benchmarks).
 pub fn artifact_with(package: &str, build: Build, release_native: bool) -> PathBuf {
+    if build == Build::Wasm {
+        ensure_wasm_target();
+    }
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(workspace())
         .args(["build", "--quiet", "-p", package, "--lib"]);
