@@ -73,107 +73,45 @@ async fn get(server: &TestServer, path: &str) -> support::Response {
         .await
 }
 
+/// One authenticated request on an open connection.
+async fn call(c: &mut Conn<TcpStream>, method: &str, path: &str, body: &[u8]) -> support::Response {
+    c.request(method, path, &[("Authorization", &auth())], body)
+        .await
+}
+
 async fn examples_behave(build: Build) {
     let root = tempfile::tempdir().unwrap();
     let server = TestServer::start(&plugin_config(root.path(), build)).await;
-    let a = auth();
     let mut c = http(&server).await;
 
-    let r = c
-        .request(
-            "PUT",
-            "/example/notes/todo",
-            &[("Authorization", &a)],
-            b"milk",
-        )
-        .await;
+    let r = call(&mut c, "PUT", "/example/notes/todo", b"milk").await;
     assert_eq!(r.status, 204, "{}", r.text());
-    let r = c
-        .request("GET", "/example/notes/todo", &[("Authorization", &a)], b"")
-        .await;
+    let r = call(&mut c, "GET", "/example/notes/todo", b"").await;
     assert_eq!((r.status, r.text().as_str()), (200, "milk"));
-    let r = c
-        .request("GET", "/example/notes/", &[("Authorization", &a)], b"")
-        .await;
+    let r = call(&mut c, "GET", "/example/notes/", b"").await;
     assert_eq!(r.text(), "todo");
     // The count moves with new and deleted notes only, through atomic multi-key commits.
-    c.request(
-        "PUT",
-        "/example/notes/todo",
-        &[("Authorization", &a)],
-        b"milk",
-    )
-    .await;
-    c.request(
-        "PUT",
-        "/example/notes/other",
-        &[("Authorization", &a)],
-        b"x",
-    )
-    .await;
-    let r = c
-        .request(
-            "GET",
-            "/example/notes/_count",
-            &[("Authorization", &a)],
-            b"",
-        )
-        .await;
+    call(&mut c, "PUT", "/example/notes/todo", b"milk").await;
+    call(&mut c, "PUT", "/example/notes/other", b"x").await;
+    let r = call(&mut c, "GET", "/example/notes/_count", b"").await;
     assert_eq!(r.text(), "2");
-    let r = c
-        .request(
-            "DELETE",
-            "/example/notes/other",
-            &[("Authorization", &a)],
-            b"",
-        )
-        .await;
+    let r = call(&mut c, "DELETE", "/example/notes/other", b"").await;
     assert_eq!(r.status, 204);
-    let r = c
-        .request(
-            "GET",
-            "/example/notes/_count",
-            &[("Authorization", &a)],
-            b"",
-        )
-        .await;
+    let r = call(&mut c, "GET", "/example/notes/_count", b"").await;
     assert_eq!(r.text(), "1");
-    let r = c
-        .request(
-            "GET",
-            "/example/notes/missing",
-            &[("Authorization", &a)],
-            b"",
-        )
-        .await;
+    let r = call(&mut c, "GET", "/example/notes/missing", b"").await;
     assert_eq!(r.status, 404);
     // The admin's setting reached the plugin, and its limit holds.
-    let r = c
-        .request(
-            "GET",
-            "/example/notes/_config",
-            &[("Authorization", &a)],
-            b"",
-        )
-        .await;
+    let r = call(&mut c, "GET", "/example/notes/_config", b"").await;
     assert_eq!(r.text(), "max_note_bytes=4096");
-    let r = c
-        .request(
-            "PUT",
-            "/example/notes/huge",
-            &[("Authorization", &a)],
-            &[b'x'; 5000],
-        )
-        .await;
+    let r = call(&mut c, "PUT", "/example/notes/huge", &[b'x'; 5000]).await;
     assert_eq!(r.status, 413);
     // Unauthenticated requests never reach the plugin.
     let r = c.request("GET", "/example/notes/todo", &[], b"").await;
     assert_eq!(r.status, 401);
 
     // Mailbox through the host's routing to the eml connector.
-    let r = c
-        .request("GET", "/example/notes/_mail", &[("Authorization", &a)], b"")
-        .await;
+    let r = call(&mut c, "GET", "/example/notes/_mail", b"").await;
     assert_eq!(r.status, 200, "{}", r.text());
     let listing = r.text();
     assert!(listing.contains("folder Inbox Inbox Inbox"), "{listing}");
@@ -184,38 +122,23 @@ async fn examples_behave(build: Build) {
     assert!(listing.contains("| Lunch?"), "{listing}");
     assert!(listing.contains("| Big one"), "{listing}");
     // A 3 MiB message streamed by the core from the connector in chunks.
-    let r = c
-        .request(
-            "GET",
-            "/example/notes/_mail/Inbox/big.eml",
-            &[("Authorization", &a)],
-            b"",
-        )
-        .await;
+    let r = call(&mut c, "GET", "/example/notes/_mail/Inbox/big.eml", b"").await;
     assert_eq!(r.status, 200);
     assert_eq!(
         r.body,
         std::fs::read(root.path().join("maildir/Inbox/big.eml")).unwrap()
     );
     // Items that fail before streaming starts get a clear error, not a cut connection.
-    let r = c
-        .request(
-            "GET",
-            "/example/notes/_mail/Inbox/../../etc/passwd",
-            &[("Authorization", &a)],
-            b"",
-        )
-        .await;
+    let r = call(
+        &mut c,
+        "GET",
+        "/example/notes/_mail/Inbox/../../etc/passwd",
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().starts_with("invalid: bad id"), "{}", r.text());
-    let r = c
-        .request(
-            "GET",
-            "/example/notes/_mail/Inbox/none.eml",
-            &[("Authorization", &a)],
-            b"",
-        )
-        .await;
+    let r = call(&mut c, "GET", "/example/notes/_mail/Inbox/none.eml", b"").await;
     assert_eq!(r.status, 404, "{}", r.text());
     assert_eq!(
         r.text(),

@@ -221,29 +221,26 @@ async fn respond(
         }
     }
     // Probe each item before the status line goes out, so a missing or forbidden item gets
-    // a clear error response instead of a connection cut mid-body.
+    // a clear error response instead of a connection cut mid-body. The first item's probe
+    // fetches its first chunk, which streaming then starts from (no second round trip for the
+    // common one-item response); later items are probed with an empty range, keeping what is
+    // held before streaming to one chunk.
+    let mut first: Option<switchboard_sdk::Chunk> = None;
     for part in &resp.body {
         if let BodyPart::Item(r) | BodyPart::ItemBase64(r) = part {
-            let probe = set
-                .mail(
-                    MailCall::Fetch {
-                        who: r.who.clone(),
-                        item_id: r.item_id.clone(),
-                        part_id: r.part_id.clone(),
-                        offset: 0,
-                        max: 0,
-                    },
-                    no_staging(),
-                )
-                .await;
-            if let Err(e) = probe {
-                let status = match e {
-                    Error::NotFound(_) => StatusCode::NOT_FOUND,
-                    Error::Invalid(_) => StatusCode::BAD_REQUEST,
-                    Error::Denied(_) => StatusCode::FORBIDDEN,
-                    _ => StatusCode::BAD_GATEWAY,
-                };
-                return body::text(status, format!("{e}\n"));
+            let max = if first.is_none() { STREAM_CHUNK } else { 0 };
+            match fetch_chunk(&set, r, 0, max).await {
+                Ok(chunk) if first.is_none() => first = Some(chunk),
+                Ok(_) => {}
+                Err(e) => {
+                    let status = match e {
+                        Error::NotFound(_) => StatusCode::NOT_FOUND,
+                        Error::Invalid(_) => StatusCode::BAD_REQUEST,
+                        Error::Denied(_) => StatusCode::FORBIDDEN,
+                        _ => StatusCode::BAD_GATEWAY,
+                    };
+                    return body::text(status, format!("{e}\n"));
+                }
             }
         }
     }
@@ -257,7 +254,7 @@ async fn respond(
         }
         body::full(buf.freeze())
     } else {
-        stream_body(resp.body, set)
+        stream_body(resp.body, first, set)
     };
     builder
         .body(body)
@@ -273,7 +270,11 @@ fn no_staging() -> Arc<Staging> {
 
 /// A body fed by a task that fetches item chunks one at a time; the channel holds at most two
 /// chunks, so memory stays bounded whatever the item size.
-fn stream_body(parts: Vec<BodyPart>, set: Arc<PluginSet>) -> Body {
+fn stream_body(
+    parts: Vec<BodyPart>,
+    mut first: Option<switchboard_sdk::Chunk>,
+    set: Arc<PluginSet>,
+) -> Body {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(2);
     tokio::spawn(async move {
         for part in parts {
@@ -287,7 +288,7 @@ fn stream_body(parts: Vec<BodyPart>, set: Arc<PluginSet>) -> Body {
                 BodyPart::Item(r) => (r, false),
                 BodyPart::ItemBase64(r) => (r, true),
             };
-            if let Err(e) = stream_item(&item, b64, &set, &tx).await {
+            if let Err(e) = stream_item(&item, b64, first.take(), &set, &tx).await {
                 tracing::error!(item = %item.item_id, "streaming an item failed: {e}");
                 let _ = tx.send(Err(Box::new(e))).await;
                 return;
@@ -297,9 +298,38 @@ fn stream_body(parts: Vec<BodyPart>, set: Arc<PluginSet>) -> Body {
     StreamBody::new(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))).boxed()
 }
 
+/// One `fetch` of `item` through the connector routing.
+async fn fetch_chunk(
+    set: &PluginSet,
+    item: &ItemRef,
+    offset: u64,
+    max: u32,
+) -> Result<switchboard_sdk::Chunk, Error> {
+    let reply = set
+        .mail(
+            MailCall::Fetch {
+                who: item.who.clone(),
+                item_id: item.item_id.clone(),
+                part_id: item.part_id.clone(),
+                offset,
+                max,
+            },
+            no_staging(),
+        )
+        .await?;
+    match reply {
+        MailReply::Chunk(chunk) => Ok(chunk),
+        _ => Err(Error::Internal(
+            "connector answered fetch with the wrong reply".into(),
+        )),
+    }
+}
+
+/// Stream one item, starting from `first` (its chunk at offset 0) when already fetched.
 async fn stream_item(
     item: &ItemRef,
     b64: bool,
+    mut first: Option<switchboard_sdk::Chunk>,
     set: &PluginSet,
     tx: &tokio::sync::mpsc::Sender<Chunk>,
 ) -> Result<(), Error> {
@@ -317,22 +347,9 @@ async fn stream_item(
         Bytes::from(encoded)
     };
     loop {
-        let reply = set
-            .mail(
-                MailCall::Fetch {
-                    who: item.who.clone(),
-                    item_id: item.item_id.clone(),
-                    part_id: item.part_id.clone(),
-                    offset,
-                    max: STREAM_CHUNK,
-                },
-                no_staging(),
-            )
-            .await?;
-        let MailReply::Chunk(chunk) = reply else {
-            return Err(Error::Internal(
-                "connector answered fetch with the wrong reply".into(),
-            ));
+        let chunk = match first.take() {
+            Some(chunk) => chunk,
+            None => fetch_chunk(set, item, offset, STREAM_CHUNK).await?,
         };
         let done = chunk.data.is_empty() || offset + chunk.data.len() as u64 >= chunk.total;
         offset += chunk.data.len() as u64;
