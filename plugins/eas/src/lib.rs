@@ -1,0 +1,151 @@
+//! # Exchange ActiveSync frontend
+//!
+//! Serves `/Microsoft-Server-ActiveSync` for phones (iOS Mail, Gmail, Outlook for
+//! iOS/Android, Samsung Email…) speaking protocol 12.1, 14.0, 14.1, 16.0 or 16.1. Mail,
+//! calendars and contacts come from the host's `mailstore` (routed by the core to the user's
+//! connector), people from `directory`; per-device state lives in kv (layout in [`state`]).
+//!
+//! Layers, each sans-IO and unit-tested on bytes:
+//!
+//! - [`http`] — the query value (plain and base64), versions, OPTIONS, the policy gate and
+//!   HTTP-level answers;
+//! - [`state`] — kv keys and device records;
+//! - [`status`] — common status codes and the mapping of host errors.
+
+pub mod http;
+pub mod state;
+pub mod status;
+
+use switchboard_sdk::http::{Outcome, Request, Response};
+use switchboard_sdk::{host, HttpFrontend};
+
+use http::policy::{self, Gate, Wire};
+use http::query::{self, QueryError};
+use http::{Command, Version};
+use state::{Device, DeviceKey};
+
+/// The plugin.
+#[derive(Debug)]
+pub struct Eas;
+
+/// The newest version, assumed when a plain query comes without `MS-ASProtocolVersion`.
+const DEFAULT_VERSION: Version = Version::V14_1;
+
+/// Everything a command handler needs about the request.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// Who and which device.
+    pub dk: DeviceKey,
+    /// The negotiated protocol version.
+    pub version: Version,
+    /// The parsed query.
+    pub query: query::EasQuery,
+}
+
+fn setting_bool(key: &str, default: bool) -> bool {
+    match host::config::get(key) {
+        Some(v) => matches!(v.trim(), "true" | "1" | "yes"),
+        None => default,
+    }
+}
+
+fn reply(r: Response) -> Outcome {
+    Outcome::Reply(r)
+}
+
+impl HttpFrontend for Eas {
+    fn handle(req: Request) -> Outcome {
+        if let Some(url) = host::config::get("redirect_url").filter(|u| !u.trim().is_empty()) {
+            return reply(http::redirect(url.trim()));
+        }
+        match req.method.as_str() {
+            "OPTIONS" => return reply(http::options::response()),
+            "POST" => {}
+            _ => return reply(http::empty(405).with_header("allow", "OPTIONS,POST")),
+        }
+        let Some(who) = req.principal.clone() else {
+            return reply(http::unauthorized());
+        };
+        let q = match query::parse(&req.query, &req.headers) {
+            Ok(q) => q,
+            Err(e @ QueryError::UnsupportedVersion(_)) => {
+                return reply(http::unsupported_version(&e.to_string()))
+            }
+            Err(e) => return reply(http::bad_request(&e.to_string())),
+        };
+        let ctx = Ctx {
+            dk: DeviceKey {
+                who,
+                device_id: q.device_id.clone(),
+            },
+            version: q.version.unwrap_or(DEFAULT_VERSION),
+            query: q,
+        };
+        match dispatch(&ctx, &req) {
+            Ok(o) => o,
+            Err(e) => {
+                host::log::warn(&format!(
+                    "eas: {} for {} device {} failed: {e}",
+                    ctx.query.command.name(),
+                    ctx.dk.who.address(),
+                    ctx.dk.device_id
+                ));
+                let m = status::map_host_error(&e);
+                reply(match m.http {
+                    503 => http::unavailable(),
+                    code => http::empty(code),
+                })
+            }
+        }
+    }
+}
+
+/// Gate the request on the device's policy state, then run the command.
+fn dispatch(ctx: &Ctx, req: &Request) -> switchboard_sdk::Result<Outcome> {
+    let device: Option<Device> = state::load(&ctx.dk.device())?;
+    let wipe = state::wipe_state(&ctx.dk)?;
+    let gate = policy::check(
+        ctx.query.command,
+        ctx.version,
+        ctx.query.policy_key,
+        device.as_ref(),
+        wipe,
+        setting_bool("require_provisioning", true),
+    );
+    match gate {
+        Gate::Pass => {}
+        Gate::Blocked => return Ok(reply(http::empty(403))),
+        Gate::Provision(refusal) => {
+            return Ok(reply(match refusal.wire(ctx.version) {
+                Wire::Http449 => http::need_provision(),
+                Wire::Status(code) => commands::status_only(ctx.query.command, code),
+            }))
+        }
+    }
+    commands::run(ctx, req, device)
+}
+
+mod commands {
+    //! Command dispatch (filled in as the command layers land).
+    use super::*;
+
+    /// A command response that is only a `Status` (policy refusals from 14.0).
+    pub fn status_only(_command: Command, _code: u8) -> Response {
+        http::need_provision()
+    }
+
+    /// Run the command.
+    pub fn run(
+        _ctx: &Ctx,
+        _req: &Request,
+        _device: Option<Device>,
+    ) -> switchboard_sdk::Result<Outcome> {
+        Ok(reply(http::empty(501)))
+    }
+}
+
+switchboard_sdk::export_wasm!(http_frontend: Eas);
+switchboard_sdk::export_native!(http_frontend: Eas);
+
+#[cfg(test)]
+mod tests;

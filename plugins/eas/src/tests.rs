@@ -1,0 +1,116 @@
+//! End-to-end tests of the plugin against the mock host: requests in, responses out.
+
+use super::*;
+use switchboard_sdk::mock::MockHost;
+use switchboard_sdk::Principal;
+
+pub(crate) fn request(method: &str, query: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
+    Request {
+        method: method.into(),
+        path: "/Microsoft-Server-ActiveSync".into(),
+        query: query.into(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+            .collect(),
+        principal: Principal::parse("alice@example.com"),
+        peer: "192.0.2.1:40000".into(),
+        body: body.to_vec(),
+        body_complete: true,
+    }
+}
+
+pub(crate) fn response(o: Outcome) -> Response {
+    match o {
+        Outcome::Reply(r) => r,
+        Outcome::Park(p) => panic!("parked: {p:?}"),
+    }
+}
+
+fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
+    r.headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn options_needs_no_query() {
+    let r = response(MockHost::new().handle::<Eas>(request("OPTIONS", "", &[], b"")));
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        header(&r, "ms-asprotocolversions"),
+        Some("12.1,14.0,14.1,16.0,16.1")
+    );
+}
+
+#[test]
+fn http_level_refusals() {
+    let host = MockHost::new();
+    let mut anon = request("POST", "Cmd=Sync&DeviceId=A&DeviceType=x", &[], b"");
+    anon.principal = None;
+    assert_eq!(response(host.handle::<Eas>(anon)).status, 401);
+    let r = response(host.handle::<Eas>(request("GET", "", &[], b"")));
+    assert_eq!(r.status, 405);
+    let r = response(host.handle::<Eas>(request(
+        "POST",
+        "Cmd=Nope&DeviceId=A&DeviceType=x",
+        &[],
+        b"",
+    )));
+    assert_eq!(r.status, 400);
+    let r = response(host.handle::<Eas>(request(
+        "POST",
+        "Cmd=Sync&DeviceId=A&DeviceType=x",
+        &[("MS-ASProtocolVersion", "2.5")],
+        b"",
+    )));
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        header(&r, "ms-asprotocolversions"),
+        Some("12.1,14.0,14.1,16.0,16.1")
+    );
+}
+
+#[test]
+fn unprovisioned_12_1_device_gets_449() {
+    let r = response(MockHost::new().handle::<Eas>(request(
+        "POST",
+        "Cmd=FolderSync&DeviceId=A&DeviceType=x",
+        &[("MS-ASProtocolVersion", "12.1")],
+        b"",
+    )));
+    assert_eq!(r.status, 449);
+}
+
+#[test]
+fn redirect_setting_answers_451() {
+    let host = MockHost::new().with_config(
+        "redirect_url",
+        "https://mail2.example.com/Microsoft-Server-ActiveSync",
+    );
+    let r = response(host.handle::<Eas>(request(
+        "POST",
+        "Cmd=Sync&DeviceId=A&DeviceType=x",
+        &[],
+        b"",
+    )));
+    assert_eq!(r.status, 451);
+    assert_eq!(
+        header(&r, "x-ms-location"),
+        Some("https://mail2.example.com/Microsoft-Server-ActiveSync")
+    );
+}
+
+#[test]
+fn wiped_device_is_blocked() {
+    let host = MockHost::new();
+    host.run(|| switchboard_sdk::host::kv::set("wipe/alice@example.com/A", b"done").unwrap());
+    let r = response(host.handle::<Eas>(request(
+        "POST",
+        "Cmd=Provision&DeviceId=A&DeviceType=x",
+        &[("MS-ASProtocolVersion", "14.1")],
+        b"",
+    )));
+    assert_eq!(r.status, 403);
+}
