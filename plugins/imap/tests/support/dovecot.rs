@@ -1,0 +1,256 @@
+//! A throwaway Dovecot: its own `dovecot.conf`, runtime, state, log and maildirs in a temp
+//! directory, IMAP (and LMTP) on a free loopback port, started as a child process (`dovecot
+//! -F`) and stopped when dropped.
+//!
+//! Users (passwd-file, plain passwords): `alice@example.com` / `secret`,
+//! `bob@example.com` / `secret`; master user `switchboard` / `mastersecret` (log in as
+//! `alice@example.com*switchboard`). Mail is stored as maildir under the temp directory.
+//!
+//! When the tests run as root, mail is owned by `nobody` (Dovecot refuses UID 0 for mail
+//! access) and Dovecot's own unprivileged users (`dovenull`, `dovecot`, created by the Debian
+//! package) run its login and internal processes; otherwise everything runs as the current
+//! user.
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Password of the test users.
+pub const PASSWORD: &str = "secret";
+/// Dovecot master user (`user*master` logins).
+pub const MASTER_USER: &str = "switchboard";
+/// Its password.
+pub const MASTER_PASSWORD: &str = "mastersecret";
+
+/// A running Dovecot. Stopped (SIGTERM, then SIGKILL) on drop.
+pub struct Dovecot {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    /// IMAP port on 127.0.0.1.
+    pub port: u16,
+}
+
+fn dovecot_binary() -> PathBuf {
+    for p in ["/usr/sbin/dovecot", "/usr/local/sbin/dovecot"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    PathBuf::from("dovecot")
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+impl Dovecot {
+    /// Start a fresh server with empty mailboxes (INBOX, Drafts, Sent, Trash, Junk, Archive).
+    pub fn start() -> Dovecot {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        for sub in ["run", "state", "mail"] {
+            std::fs::create_dir_all(root.join(sub)).expect("mkdir");
+        }
+        let me = std::fs::metadata(root).expect("stat temp dir");
+        let (uid, gid, login_user, internal_user) = if me.uid() == 0 {
+            // Mail may not be accessed as root: hand the maildirs to nobody.
+            std::os::unix::fs::chown(root.join("mail"), Some(65534), Some(65534))
+                .expect("chown mail dir");
+            (65534, 65534, "dovenull".to_string(), "dovecot".to_string())
+        } else {
+            let name = String::from_utf8(
+                Command::new("id")
+                    .arg("-un")
+                    .output()
+                    .expect("id -un")
+                    .stdout,
+            )
+            .expect("user name")
+            .trim()
+            .to_string();
+            (me.uid(), me.gid(), name.clone(), name)
+        };
+        std::fs::write(
+            root.join("users"),
+            format!("alice@example.com:{{PLAIN}}{PASSWORD}\nbob@example.com:{{PLAIN}}{PASSWORD}\n"),
+        )
+        .expect("users");
+        std::fs::write(
+            root.join("masters"),
+            format!("{MASTER_USER}:{{PLAIN}}{MASTER_PASSWORD}\n"),
+        )
+        .expect("masters");
+        let port = free_port();
+        let r = root.display();
+        let conf = format!(
+            r#"# throwaway test server
+base_dir = {r}/run
+state_dir = {r}/state
+log_path = {r}/dovecot.log
+info_log_path = {r}/dovecot.log
+listen = 127.0.0.1
+protocols = imap lmtp
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+auth_master_user_separator = *
+default_login_user = {login_user}
+default_internal_user = {internal_user}
+first_valid_uid = 1
+mail_uid = {uid}
+mail_gid = {gid}
+mail_location = maildir:{r}/mail/%u
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service lmtp {{
+  unix_listener lmtp {{
+    mode = 0666
+  }}
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {r}/users
+}}
+passdb {{
+  driver = passwd-file
+  master = yes
+  pass = yes
+  args = scheme=PLAIN {r}/masters
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={r}/mail/%u
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox Drafts {{
+    special_use = \Drafts
+    auto = subscribe
+  }}
+  mailbox Sent {{
+    special_use = \Sent
+    auto = subscribe
+  }}
+  mailbox Trash {{
+    special_use = \Trash
+    auto = subscribe
+  }}
+  mailbox Junk {{
+    special_use = \Junk
+    auto = subscribe
+  }}
+  mailbox Archive {{
+    special_use = \Archive
+    auto = subscribe
+  }}
+}}
+"#
+        );
+        std::fs::write(root.join("dovecot.conf"), conf).expect("dovecot.conf");
+        let mut d = Dovecot {
+            dir,
+            child: None,
+            port,
+        };
+        d.run();
+        d
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("dovecot.conf")
+    }
+
+    /// The server's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
+    }
+
+    fn run(&mut self) {
+        let mut child = Command::new(dovecot_binary())
+            .arg("-F")
+            .arg("-c")
+            .arg(self.conf())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start dovecot (apt-get install dovecot-imapd dovecot-lmtpd)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                // Wait for the greeting: the listener may be bound before login processes run.
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 64];
+                if matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                    break;
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("dovecot exited ({status}): {err}\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dovecot did not answer on port {}:\n{}",
+                self.port,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child = Some(child);
+    }
+
+    /// Stop the server (SIGTERM; SIGKILL if it lingers) and wait until it has exited.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), "-TERM");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Stop and start again on the same port with the same mail (a server restart).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.run();
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
