@@ -10,11 +10,15 @@
 use crate::encode::{ATTRIBUTES, CONTENT, END, ENTITY, OPAQUE, STR_I, STR_T, SWITCH_PAGE};
 use crate::{page, DecodeError, Element, Node, Tag};
 
+/// The hard ceiling on [`Limits::max_depth`].
+pub const MAX_DEPTH_CAP: usize = 256;
+
 /// Bounds on what [`decode_with`] accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Deepest allowed nesting; the root is depth 1. Default 64 (real EAS documents stay
-    /// under 12).
+    /// under 12). Values above [`MAX_DEPTH_CAP`] count as the cap: the tree's derived
+    /// `Drop`, `Clone`, `PartialEq` and `Display` recurse, so depth must stay stack-safe.
     pub max_depth: usize,
     /// Most elements in one document. Default 100 000.
     pub max_elements: usize,
@@ -288,10 +292,11 @@ impl<'a> Decoder<'a> {
                             limit: limits.max_elements,
                         });
                     }
-                    if stack.len() >= limits.max_depth {
+                    let max_depth = limits.max_depth.min(MAX_DEPTH_CAP);
+                    if stack.len() >= max_depth {
                         return Err(DecodeError::TooDeep {
                             offset: at,
-                            limit: limits.max_depth,
+                            limit: max_depth,
                         });
                     }
                     let element = Element::new(tag);

@@ -35,7 +35,7 @@ mod error;
 mod model;
 mod pages;
 
-pub use decode::{decode, decode_with, Limits};
+pub use decode::{decode, decode_with, Limits, MAX_DEPTH_CAP};
 pub use encode::{encode, Encoder, HEADER};
 pub use error::{DecodeError, EncodeError};
 pub use model::{Element, Node};

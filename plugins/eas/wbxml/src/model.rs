@@ -180,18 +180,19 @@ impl Element {
         pretty: bool,
         depth: usize,
     ) -> fmt::Result {
-        let indent = |f: &mut fmt::Formatter<'_>, d: usize| -> fmt::Result {
+        // Pretty form: every tag that starts a line is preceded by a newline, except the root.
+        let indent = |f: &mut fmt::Formatter<'_>, newline: bool| -> fmt::Result {
             if pretty {
-                if d > 0 || parent_page.is_some() {
+                if newline {
                     f.write_str("\n")?;
                 }
-                for _ in 0..d {
+                for _ in 0..depth {
                     f.write_str("  ")?;
                 }
             }
             Ok(())
         };
-        indent(f, depth)?;
+        indent(f, depth > 0)?;
         write!(f, "<{}", self.name())?;
         if parent_page != Some(self.tag.page()) {
             write!(f, " xmlns=\"{}\"", self.namespace())?;
@@ -209,7 +210,7 @@ impl Element {
             }
         }
         if !inline {
-            indent(f, depth)?;
+            indent(f, true)?;
         }
         write!(f, "</{}>", self.name())
     }
