@@ -10,11 +10,15 @@
 //! - [`http`] — the query value (plain and base64), versions, OPTIONS, the policy gate and
 //!   HTTP-level answers;
 //! - [`state`] — kv keys and device records;
-//! - [`status`] — common status codes and the mapping of host errors.
+//! - [`status`] — common status codes and the mapping of host errors;
+//! - [`wire`] — bounded body reading, WBXML decode/encode, command-level error answers;
+//! - [`provision`] — policy download/acknowledgement and remote wipe.
 
 pub mod http;
+pub mod provision;
 pub mod state;
 pub mod status;
+pub mod wire;
 
 use switchboard_sdk::http::{Outcome, Request, Response};
 use switchboard_sdk::{host, HttpFrontend};
@@ -104,13 +108,17 @@ impl HttpFrontend for Eas {
 fn dispatch(ctx: &Ctx, req: &Request) -> switchboard_sdk::Result<Outcome> {
     let device: Option<Device> = state::load(&ctx.dk.device())?;
     let wipe = state::wipe_state(&ctx.dk)?;
+    let expect = policy::Expect {
+        require: setting_bool("require_provisioning", true),
+        policy_hash: provision::Policy::from_config().fingerprint(),
+    };
     let gate = policy::check(
         ctx.query.command,
         ctx.version,
         ctx.query.policy_key,
         device.as_ref(),
         wipe,
-        setting_bool("require_provisioning", true),
+        expect,
     );
     match gate {
         Gate::Pass => {}
@@ -118,7 +126,7 @@ fn dispatch(ctx: &Ctx, req: &Request) -> switchboard_sdk::Result<Outcome> {
         Gate::Provision(refusal) => {
             return Ok(reply(match refusal.wire(ctx.version) {
                 Wire::Http449 => http::need_provision(),
-                Wire::Status(code) => commands::status_only(ctx.query.command, code),
+                Wire::Status(code) => wire::status_only(ctx.query.command, code, 449),
             }))
         }
     }
@@ -129,18 +137,20 @@ mod commands {
     //! Command dispatch (filled in as the command layers land).
     use super::*;
 
-    /// A command response that is only a `Status` (policy refusals from 14.0).
-    pub fn status_only(_command: Command, _code: u8) -> Response {
-        http::need_provision()
-    }
-
     /// Run the command.
     pub fn run(
-        _ctx: &Ctx,
-        _req: &Request,
-        _device: Option<Device>,
+        ctx: &Ctx,
+        req: &Request,
+        device: Option<Device>,
     ) -> switchboard_sdk::Result<Outcome> {
-        Ok(reply(http::empty(501)))
+        Ok(match ctx.query.command {
+            Command::Provision => reply(provision::handle(ctx, req, device)?),
+            other => reply(wire::status_only(
+                other,
+                status::common::COMMAND_NOT_SUPPORTED,
+                501,
+            )),
+        })
     }
 }
 

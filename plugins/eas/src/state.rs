@@ -24,7 +24,7 @@
 //!
 //! On its next command the device is told to provision (HTTP 449, or Status 140 from 14.0);
 //! the Provision answer carries the wipe directive and the plugin rewrites the value to
-//! `sent`. When the device acknowledges, the value becomes `done`. While the value is `sent`
+//! `sent` (`account-sent`). When the device acknowledges, the value becomes `done`. While the value is `sent`
 //! or `done` every other command is answered 403; deleting the key (device remove / resync)
 //! lets the device start over.
 //!
@@ -96,6 +96,14 @@ pub struct Device {
     /// The protocol version of the last request.
     #[serde(default)]
     pub version: String,
+    /// The temporary key the current `policy_key` was issued for (a repeated acknowledgement
+    /// gets the same final key).
+    #[serde(default)]
+    pub acked_from: Option<u32>,
+    /// Fingerprint of the policy the device acknowledged; a different one means the admin
+    /// changed the policy and the device must provision again (Status 143).
+    #[serde(default)]
+    pub policy_hash: u32,
     /// `settings:DeviceInformation` as sent (Model, IMEI, FriendlyName, OS, UserAgent…).
     #[serde(default)]
     pub info: BTreeMap<String, String>,
@@ -108,8 +116,10 @@ pub enum Wipe {
     Full,
     /// Account-only wipe requested, not yet sent.
     AccountOnly,
-    /// The directive went out; waiting for the acknowledgement.
+    /// The full-wipe directive went out; waiting for the acknowledgement.
     Sent,
+    /// The account-only directive went out; waiting for the acknowledgement.
+    AccountSent,
     /// The device acknowledged.
     Done,
 }
@@ -120,6 +130,7 @@ impl Wipe {
         match value.trim_ascii() {
             b"account" => Wipe::AccountOnly,
             b"sent" => Wipe::Sent,
+            b"account-sent" => Wipe::AccountSent,
             b"done" => Wipe::Done,
             _ => Wipe::Full,
         }
@@ -131,6 +142,7 @@ impl Wipe {
             Wipe::Full => b"wipe",
             Wipe::AccountOnly => b"account",
             Wipe::Sent => b"sent",
+            Wipe::AccountSent => b"account-sent",
             Wipe::Done => b"done",
         }
     }
@@ -201,7 +213,13 @@ mod tests {
             kv::set(&dk().wipe(), b"account\n").unwrap();
             assert_eq!(wipe_state(&dk()).unwrap(), Some(Wipe::AccountOnly));
         });
-        for w in [Wipe::Full, Wipe::AccountOnly, Wipe::Sent, Wipe::Done] {
+        for w in [
+            Wipe::Full,
+            Wipe::AccountOnly,
+            Wipe::Sent,
+            Wipe::AccountSent,
+            Wipe::Done,
+        ] {
             assert_eq!(Wipe::parse(w.as_bytes()), w);
         }
         assert_eq!(Wipe::parse(b"yes please"), Wipe::Full);

@@ -50,22 +50,32 @@ impl Refusal {
     }
 }
 
-/// Decide. `require` is the `require_provisioning` setting.
+/// What the server expects of devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expect {
+    /// The `require_provisioning` setting.
+    pub require: bool,
+    /// Fingerprint of the current policy ([`crate::provision::Policy::fingerprint`]).
+    pub policy_hash: u32,
+}
+
+/// Decide.
 pub fn check(
     command: Command,
     version: Version,
     presented: Option<u32>,
     device: Option<&Device>,
     wipe: Option<Wipe>,
-    require: bool,
+    expect: Expect,
 ) -> Gate {
+    let require = expect.require;
     match wipe {
         Some(Wipe::Done) => return Gate::Blocked,
         Some(Wipe::AccountOnly) if version < Version::V16_1 => return Gate::Blocked,
-        Some(Wipe::Full | Wipe::AccountOnly | Wipe::Sent) => {
+        Some(Wipe::Full | Wipe::AccountOnly | Wipe::Sent | Wipe::AccountSent) => {
             return if command == Command::Provision {
                 Gate::Pass
-            } else if wipe == Some(Wipe::Sent) {
+            } else if matches!(wipe, Some(Wipe::Sent | Wipe::AccountSent)) {
                 Gate::Blocked
             } else {
                 Gate::Provision(Refusal(common::REMOTE_WIPE_REQUESTED))
@@ -79,8 +89,11 @@ pub fn check(
     let Some(key) = presented else {
         return Gate::Provision(Refusal(common::DEVICE_NOT_PROVISIONED));
     };
-    match device.and_then(|d| d.policy_key) {
-        Some(current) if current == key => Gate::Pass,
+    match device {
+        Some(d) if d.policy_key == Some(key) && d.policy_hash != expect.policy_hash => {
+            Gate::Provision(Refusal(common::POLICY_REFRESH))
+        }
+        Some(d) if d.policy_key == Some(key) => Gate::Pass,
         _ => Gate::Provision(Refusal(common::INVALID_POLICY_KEY)),
     }
 }
@@ -92,8 +105,36 @@ mod tests {
     fn dev(key: u32) -> Device {
         Device {
             policy_key: Some(key),
+            policy_hash: 9,
             ..Device::default()
         }
+    }
+
+    const T: Expect = Expect {
+        require: true,
+        policy_hash: 9,
+    };
+    const F: Expect = Expect {
+        require: false,
+        policy_hash: 9,
+    };
+
+    #[test]
+    fn changed_policy_asks_for_a_refresh() {
+        let d = dev(7);
+        let changed = Expect {
+            require: true,
+            policy_hash: 10,
+        };
+        let g = check(
+            Command::Sync,
+            Version::V14_1,
+            Some(7),
+            Some(&d),
+            None,
+            changed,
+        );
+        assert_eq!(g, Gate::Provision(Refusal(143)));
     }
 
     #[test]
@@ -106,7 +147,7 @@ mod tests {
             Command::Provision,
         ] {
             assert_eq!(
-                check(c, Version::V14_1, Some(7), Some(&d), None, true),
+                check(c, Version::V14_1, Some(7), Some(&d), None, T),
                 Gate::Pass
             );
         }
@@ -115,9 +156,9 @@ mod tests {
     #[test]
     fn missing_and_stale_keys_send_the_device_to_provision() {
         let d = dev(7);
-        let g = check(Command::Sync, Version::V14_1, None, Some(&d), None, true);
+        let g = check(Command::Sync, Version::V14_1, None, Some(&d), None, T);
         assert_eq!(g, Gate::Provision(Refusal(142)));
-        let g = check(Command::Sync, Version::V16_1, Some(8), Some(&d), None, true);
+        let g = check(Command::Sync, Version::V16_1, Some(8), Some(&d), None, T);
         assert_eq!(g, Gate::Provision(Refusal(144)));
         let g = check(
             Command::FolderSync,
@@ -125,7 +166,7 @@ mod tests {
             Some(8),
             None,
             None,
-            true,
+            T,
         );
         assert_eq!(g, Gate::Provision(Refusal(144)));
         // 12.1 learns it through HTTP 449, newer versions through the command's Status.
@@ -133,15 +174,15 @@ mod tests {
         assert_eq!(Refusal(142).wire(Version::V14_1), Wire::Status(142));
         // Provision and Ping need no key; a server without the requirement lets all pass.
         assert_eq!(
-            check(Command::Provision, Version::V14_1, None, None, None, true),
+            check(Command::Provision, Version::V14_1, None, None, None, T),
             Gate::Pass
         );
         assert_eq!(
-            check(Command::Ping, Version::V14_1, None, None, None, true),
+            check(Command::Ping, Version::V14_1, None, None, None, T),
             Gate::Pass
         );
         assert_eq!(
-            check(Command::Sync, Version::V14_1, None, None, None, false),
+            check(Command::Sync, Version::V14_1, None, None, None, F),
             Gate::Pass
         );
     }
@@ -150,25 +191,25 @@ mod tests {
     fn wipe_states() {
         let d = dev(7);
         let v = Version::V14_1;
-        let g = check(Command::Sync, v, Some(7), Some(&d), Some(Wipe::Full), true);
+        let g = check(Command::Sync, v, Some(7), Some(&d), Some(Wipe::Full), T);
         assert_eq!(g, Gate::Provision(Refusal(140)));
         // Even a device that never sent a key, and even when provisioning is not required.
-        let g = check(Command::Ping, v, None, None, Some(Wipe::Full), false);
+        let g = check(Command::Ping, v, None, None, Some(Wipe::Full), F);
         assert_eq!(g, Gate::Provision(Refusal(140)));
         assert_eq!(
-            check(Command::Provision, v, None, None, Some(Wipe::Full), true),
+            check(Command::Provision, v, None, None, Some(Wipe::Full), T),
             Gate::Pass
         );
         assert_eq!(
-            check(Command::Provision, v, None, None, Some(Wipe::Sent), true),
+            check(Command::Provision, v, None, None, Some(Wipe::Sent), T),
             Gate::Pass
         );
         assert_eq!(
-            check(Command::Sync, v, Some(7), Some(&d), Some(Wipe::Sent), true),
+            check(Command::Sync, v, Some(7), Some(&d), Some(Wipe::Sent), T),
             Gate::Blocked
         );
         assert_eq!(
-            check(Command::Provision, v, None, None, Some(Wipe::Done), true),
+            check(Command::Provision, v, None, None, Some(Wipe::Done), T),
             Gate::Blocked
         );
         // Account-only wipes exist from 16.1; older devices are blocked, never fully wiped.
@@ -178,7 +219,7 @@ mod tests {
             None,
             None,
             Some(Wipe::AccountOnly),
-            true,
+            T,
         );
         assert_eq!(g, Gate::Blocked);
         let g = check(
@@ -187,7 +228,7 @@ mod tests {
             Some(7),
             Some(&d),
             Some(Wipe::AccountOnly),
-            true,
+            T,
         );
         assert_eq!(g, Gate::Provision(Refusal(140)));
     }
