@@ -12,13 +12,22 @@
 //! - [`state`] — kv keys and device records;
 //! - [`status`] — common status codes and the mapping of host errors;
 //! - [`wire`] — bounded body reading, WBXML decode/encode, command-level error answers;
-//! - [`provision`] — policy download/acknowledgement and remote wipe.
+//! - [`provision`] — policy download/acknowledgement and remote wipe;
+//! - [`synckey`] — sync keys that a forged or stale key can never match;
+//! - [`folders`], [`foldersync`] — the hierarchy: short ids, EAS types, FolderSync with
+//!   replayable answers, FolderCreate/Update/Delete.
 
+pub mod folders;
+pub mod foldersync;
 pub mod http;
 pub mod provision;
 pub mod state;
 pub mod status;
+pub mod synckey;
 pub mod wire;
+
+#[cfg(test)]
+mod testkit;
 
 use switchboard_sdk::http::{Outcome, Request, Response};
 use switchboard_sdk::{host, HttpFrontend};
@@ -145,6 +154,10 @@ mod commands {
     ) -> switchboard_sdk::Result<Outcome> {
         Ok(match ctx.query.command {
             Command::Provision => reply(provision::handle(ctx, req, device)?),
+            Command::FolderSync => reply(foldersync::sync(ctx, req)?),
+            Command::FolderCreate => reply(foldersync::create(ctx, req)?),
+            Command::FolderUpdate => reply(foldersync::update(ctx, req)?),
+            Command::FolderDelete => reply(foldersync::delete(ctx, req)?),
             other => reply(wire::status_only(
                 other,
                 status::common::COMMAND_NOT_SUPPORTED,

@@ -160,14 +160,7 @@ mod tests {
         assert_eq!(g, Gate::Provision(Refusal(142)));
         let g = check(Command::Sync, Version::V16_1, Some(8), Some(&d), None, T);
         assert_eq!(g, Gate::Provision(Refusal(144)));
-        let g = check(
-            Command::FolderSync,
-            Version::V14_0,
-            Some(8),
-            None,
-            None,
-            T,
-        );
+        let g = check(Command::FolderSync, Version::V14_0, Some(8), None, None, T);
         assert_eq!(g, Gate::Provision(Refusal(144)));
         // 12.1 learns it through HTTP 449, newer versions through the command's Status.
         assert_eq!(Refusal(142).wire(Version::V12_1), Wire::Http449);

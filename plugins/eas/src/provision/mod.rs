@@ -357,4 +357,4 @@ pub fn store_device_information(dev: &mut Device, info: &Element) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
