@@ -20,10 +20,14 @@
 pub mod folders;
 pub mod foldersync;
 pub mod http;
+pub mod ids;
+pub mod item;
+pub mod mime;
 pub mod provision;
 pub mod state;
 pub mod status;
 pub mod synckey;
+pub mod time;
 pub mod wire;
 
 #[cfg(test)]

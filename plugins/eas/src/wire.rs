@@ -155,3 +155,71 @@ pub fn body_error(command: Command, version: http::Version, e: &BodyError) -> Re
 pub fn text<'a>(e: &'a Element, name: &str) -> Option<&'a str> {
     e.child_text(name).map(str::trim)
 }
+
+/// Content streamed by the core into a response where a text placeholder stood: big MIME
+/// bodies and attachments never pass through the plugin's memory.
+#[derive(Debug)]
+pub struct Streams {
+    nonce: u32,
+    parts: Vec<switchboard_sdk::http::BodyPart>,
+}
+
+impl Default for Streams {
+    fn default() -> Self {
+        Streams::new()
+    }
+}
+
+impl Streams {
+    /// A new set; the placeholders carry a per-response nonce so message text cannot forge
+    /// one.
+    pub fn new() -> Streams {
+        Streams {
+            nonce: crate::provision::fnv(format!("{}", crate::time::now_ms()).as_bytes())
+                | 0x8000_0000,
+            parts: Vec::new(),
+        }
+    }
+
+    /// A placeholder text for `part`; put it as the only text of an element.
+    pub fn placeholder(&mut self, part: switchboard_sdk::http::BodyPart) -> String {
+        self.parts.push(part);
+        self.marker(self.parts.len() - 1)
+    }
+
+    fn marker(&self, i: usize) -> String {
+        format!("\u{1}SB{:08x}#{i}\u{1}", self.nonce)
+    }
+
+    /// Whether any placeholder was handed out.
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+}
+
+/// Encode `doc`, replacing placeholders with their streamed parts.
+pub fn respond_streaming(doc: &Element, streams: Streams) -> Response {
+    use switchboard_sdk::http::BodyPart;
+    let mut r = respond(doc);
+    if streams.is_empty() || r.status != 200 {
+        return r;
+    }
+    let bytes = r.body_bytes();
+    let mut out: Vec<BodyPart> = Vec::new();
+    let mut rest: &[u8] = &bytes;
+    for (i, part) in streams.parts.iter().enumerate() {
+        let marker = streams.marker(i);
+        let m = marker.as_bytes();
+        match rest.windows(m.len()).position(|w| w == m) {
+            Some(at) => {
+                out.push(BodyPart::Bytes(rest[..at].to_vec()));
+                out.push(part.clone());
+                rest = &rest[at + m.len()..];
+            }
+            None => host::log::warn("eas: a stream placeholder went missing"),
+        }
+    }
+    out.push(BodyPart::Bytes(rest.to_vec()));
+    r.body = out;
+    r
+}

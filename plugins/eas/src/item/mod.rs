@@ -1,0 +1,47 @@
+//! Items as the device sees them: the `ApplicationData` of mail (and contacts), and bodies
+//! shaped by the client's `BodyPreference` ([MS-ASAIRS]).
+
+pub mod body;
+pub mod contact;
+pub mod email;
+
+use switchboard_sdk::{host, ItemSummary, Principal, Result};
+
+/// How much of an item is read to show it (headers, text parts); bigger items are shown
+/// from this much and their MIME streamed by the core when asked for whole.
+pub const PARSE_CAP: u32 = 512 * 1024;
+
+/// The first bytes of an item's content.
+#[derive(Debug, Clone)]
+pub struct Content {
+    /// Up to [`PARSE_CAP`] bytes.
+    pub bytes: Vec<u8>,
+    /// The full size.
+    pub total: u64,
+}
+
+impl Content {
+    /// Whether `bytes` is the whole item.
+    pub fn complete(&self) -> bool {
+        self.bytes.len() as u64 >= self.total
+    }
+}
+
+/// Read the start of an item.
+pub fn load(who: &Principal, item: &ItemSummary) -> Result<Content> {
+    let mut bytes = Vec::new();
+    let mut total = item.size;
+    while bytes.len() < PARSE_CAP as usize {
+        let want = PARSE_CAP - bytes.len() as u32;
+        let chunk = host::mailstore::fetch(who, &item.id, None, bytes.len() as u64, want)?;
+        total = chunk.total;
+        if chunk.data.is_empty() {
+            break;
+        }
+        bytes.extend_from_slice(&chunk.data);
+        if bytes.len() as u64 >= total {
+            break;
+        }
+    }
+    Ok(Content { bytes, total })
+}
