@@ -1,2 +1,671 @@
-//! The Scalix / standards connector: a `mail-connector` plugin over IMAP (and SMTP
-//! submission) for Scalix and any standards-based mail store.
+//! The Scalix / standards connector: a `mail-connector` plugin for Scalix and any
+//! standards-based mail store, over IMAP (and SMTP submission for sending).
+//!
+//! **Native only, trusted code.** The plugin opens its own TCP connections from a tokio
+//! runtime of its own (connection pools and timeouts outlive a single call), which the
+//! WebAssembly sandbox cannot offer; so it is built and loaded as a native library, with no
+//! sandbox — like every native plugin, it runs with the server's rights.
+//!
+//! How IMAP maps onto the mailstore interface:
+//!
+//! - **Folders** are IMAP mailboxes; the id is the wire name (modified UTF-7), the display
+//!   name its decoded last segment. Kinds come from SPECIAL-USE (`\Sent`, `\Drafts`,
+//!   `\Trash`, `\Junk`) and, failing that, from well-known top-level names (`Sent Items`,
+//!   `Deleted Items`, …, as Scalix names them); each kind goes to one folder only.
+//! - **Items** are messages: id `{UIDVALIDITY}.{UID}.{folder id}`.
+//! - **Sync** tokens encode UIDVALIDITY, HIGHESTMODSEQ and the highest UID handed out, plus a
+//!   hash naming the record of known UIDs and flags kept in kv (see [`state`]). With
+//!   CONDSTORE, flag changes come from `CHANGEDSINCE`; with QRESYNC, deletions from
+//!   `VANISHED`; without them the connector lists UIDs and flags and diffs against the
+//!   record. Pages are replay-safe. **When UIDVALIDITY changes** (the server rebuilt the
+//!   mailbox) every id the client holds is void: sync answers `conflict`, and the frontend
+//!   starts over from no state (a full resync, as EAS does for an invalid SyncKey).
+//! - **Fetch** reads `BODY.PEEK[]<offset.max>` (whole message) or, per MIME part number from
+//!   BODYSTRUCTURE, `BINARY.PEEK[part]<offset.max>` (decoded; encoded without BINARY), never
+//!   more than one bounded chunk in memory.
+//! - **Changes** are UID STORE / UID MOVE (COPY + STORE + UID EXPUNGE without MOVE) / UID
+//!   EXPUNGE, and APPEND streamed from the staged upload.
+//!
+//! Credentials: see [`settings`] (a service account with Dovecot's master-user syntax by
+//! default). Passwords are never logged or put into error texts.
+
+pub mod error;
+pub mod imap;
+pub mod mapping;
+pub mod runtime;
+pub mod settings;
+pub mod state;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use switchboard_sdk::host::staging::Upload;
+use switchboard_sdk::{
+    host, Change, Chunk, Error, Folder, FolderKind, ItemClass, ItemSummary, MailConnector,
+    Principal, Result, SyncPage,
+};
+
+use crate::error::ImapError;
+use crate::imap::frame;
+use crate::imap::pool::{self, OpFuture};
+use crate::imap::{Session, Target};
+use crate::mapping::MessageMeta;
+use crate::settings::Settings;
+use crate::state::{Delta, Known, ServerView, Token};
+
+/// The plugin.
+#[derive(Debug)]
+pub struct Imap;
+
+/// Largest chunk one fetch returns, whatever the caller asks (bounds memory per call).
+const MAX_CHUNK: u32 = 4 * 1024 * 1024;
+/// Known-set records kept per folder and user (the newest ones; older tokens then answer
+/// `conflict`).
+const KEEP_SETS: usize = 8;
+
+fn setup(who: &Principal) -> Result<(Settings, Target)> {
+    let s = Settings::load()?;
+    let t = s.target(who);
+    Ok((s, t))
+}
+
+/// Run an operation on a pooled connection of `t`, on the connector runtime.
+fn with_session<T, F>(s: &Settings, t: Target, retry: bool, op: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: for<'a> FnMut(&'a mut Session) -> OpFuture<'a, T> + Send + 'static,
+{
+    let max = s.max_connections;
+    Ok(runtime::block(async move {
+        pool::global().run(&t, max, retry, op).await
+    })?)
+}
+
+fn summary(uid_validity: u32, folder: &str, m: &MessageMeta) -> ItemSummary {
+    ItemSummary {
+        id: mapping::item_id(uid_validity, m.uid, folder),
+        folder_id: folder.to_string(),
+        class: ItemClass::Email,
+        size: m.size,
+        timestamp_ms: m.timestamp_ms,
+        subject: m.subject.clone(),
+        sender: m.sender.clone(),
+        read: m.flags.seen,
+        flagged: m.flags.flagged,
+        attachments: m.attachments.clone(),
+    }
+}
+
+fn parse_item(id: &str) -> Result<(u32, u32, String)> {
+    mapping::parse_item_id(id)
+        .map(|(uv, uid, f)| (uv, uid, f.to_string()))
+        .ok_or_else(|| Error::Invalid(format!("bad item id {id:?}")))
+}
+
+fn folder_ok(id: &str) -> Result<()> {
+    if id.is_empty() || frame::quoted(id).is_none() {
+        return Err(Error::Invalid(format!("bad folder id {id:?}")));
+    }
+    Ok(())
+}
+
+/// Folders from LIST, with parents, display names and unique kinds.
+pub fn folders_from_list(entries: &[imap::session::ListEntry]) -> Vec<Folder> {
+    let names: std::collections::HashSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    let mut sorted: Vec<&imap::session::ListEntry> = entries
+        .iter()
+        .filter(|e| !e.attributes.iter().any(|a| a == "\\nonexistent"))
+        .collect();
+    sorted.sort_by_key(|e| (!e.name.eq_ignore_ascii_case("INBOX"), e.name.clone()));
+    let mut taken = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for e in sorted {
+        let (parent, leaf) = match e.delimiter.and_then(|d| e.name.rsplit_once(d)) {
+            Some((p, l)) if names.contains(p) => (p.to_string(), l.to_string()),
+            _ => (String::new(), e.name.clone()),
+        };
+        let top = parent.is_empty() || parent.eq_ignore_ascii_case("INBOX");
+        let mut kind = mapping::folder_kind(&e.name, top, &e.attributes);
+        if kind != FolderKind::UserMail && !taken.insert(kind) {
+            kind = FolderKind::UserMail;
+        }
+        out.push(Folder {
+            id: e.name.clone(),
+            parent_id: parent,
+            name: mapping::mutf7_decode(&leaf),
+            kind,
+        });
+    }
+    out
+}
+
+// ---- known-set records in kv ----
+//
+// `k/{address}/{len}:{folder}/{hash}`: a record of known UIDs and flags (state::Known);
+// `ki/{address}/{len}:{folder}`: the newest record hashes of that folder, oldest first.
+// The length prefix keeps one folder's prefix from matching another's ("A" vs "A/B").
+
+fn folder_key(who: &Principal, folder: &str) -> String {
+    format!("{}/{}:{folder}", who.address(), folder.len())
+}
+
+fn set_key(who: &Principal, folder: &str, hash: &[u8; 8]) -> String {
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("k/{}/{hex}", folder_key(who, folder))
+}
+
+fn load_known(who: &Principal, folder: &str, t: &Token) -> Result<Known> {
+    match host::kv::get(&set_key(who, folder, &t.set_hash))? {
+        Some(bytes) => Known::decode(&bytes)
+            .ok_or_else(|| Error::Internal(format!("corrupt sync record for {folder:?}"))),
+        None => Err(Error::Conflict(
+            "sync state expired or unknown; sync again from no state".into(),
+        )),
+    }
+}
+
+/// Store a record (content-addressed) and keep only the newest [`KEEP_SETS`] per folder.
+fn save_known(who: &Principal, folder: &str, known: &Known) -> Result<[u8; 8]> {
+    let bytes = known.encode();
+    let hash = Known::hash(&bytes);
+    let key = set_key(who, folder, &hash);
+    if host::kv::get(&key)?.is_none() {
+        host::kv::set(&key, &bytes)?;
+    }
+    let index_key = format!("ki/{}", folder_key(who, folder));
+    for _ in 0..5 {
+        let old = host::kv::get(&index_key)?;
+        let mut list: Vec<[u8; 8]> = old
+            .as_deref()
+            .unwrap_or(&[])
+            .chunks_exact(8)
+            .filter_map(|c| c.try_into().ok())
+            .collect();
+        list.retain(|h| h != &hash);
+        list.push(hash);
+        let evicted: Vec<[u8; 8]> = if list.len() > KEEP_SETS {
+            list.drain(..list.len() - KEEP_SETS).collect()
+        } else {
+            Vec::new()
+        };
+        let new: Vec<u8> = list.concat();
+        let mut commit = host::Commit::new().check(&index_key, old.as_deref());
+        commit = commit.set(&index_key, &new);
+        for h in &evicted {
+            commit = commit.delete(&set_key(who, folder, h));
+        }
+        if host::kv::commit(&commit)? {
+            break;
+        }
+    }
+    Ok(hash)
+}
+
+// ---- sync ----
+
+struct SyncOutcome {
+    changes: Vec<Change>,
+    known: Known,
+    uid_validity: u32,
+    modseq: u64,
+    last_uid: u32,
+    more: bool,
+    unchanged: bool,
+}
+
+async fn sync_io(
+    s: &mut Session,
+    folder: &str,
+    token: Option<Token>,
+    mut known: Known,
+    max: usize,
+) -> Result<SyncOutcome, ImapError> {
+    let sel = s.select(folder, false, true).await?;
+    if let Some(t) = token {
+        if t.uid_validity != sel.uid_validity {
+            return Err(ImapError::Conflict(format!(
+                "UIDVALIDITY of {folder:?} changed; sync again from no state"
+            )));
+        }
+    }
+    let base = token.map(|t| t.modseq).unwrap_or(0);
+    let mut last = token.map(|t| t.last_uid).unwrap_or(0);
+    let hms = sel.highest_modseq;
+    let mut out = SyncOutcome {
+        changes: Vec::new(),
+        known: Known::default(),
+        uid_validity: sel.uid_validity,
+        modseq: base,
+        last_uid: last,
+        more: false,
+        unchanged: false,
+    };
+    if token.is_some() && base != 0 && hms == Some(base) {
+        out.unchanged = true;
+        out.known = known;
+        return Ok(out);
+    }
+    let mut view = ServerView::default();
+    if sel.exists == 0 {
+        view.gone = known.0.keys().copied().collect();
+    } else if let (Some(_), true) = (hms, base != 0) {
+        if last > 0 {
+            let (flags, vanished) = s.uid_flags(&format!("1:{last}"), Some(base)).await?;
+            view.flags = flags.iter().map(|f| (f.uid, f.flags)).collect();
+            if s.qresync() {
+                view.gone = vanished;
+            } else {
+                let present = s.uid_search(format!("UID 1:{last}").as_bytes()).await?;
+                let present: std::collections::HashSet<u32> = present.into_iter().collect();
+                view.gone = known
+                    .0
+                    .keys()
+                    .copied()
+                    .filter(|u| !present.contains(u))
+                    .collect();
+            }
+        }
+        view.new = s
+            .uid_search(format!("UID {}:*", last + 1).as_bytes())
+            .await?
+            .into_iter()
+            .filter(|&u| u > last)
+            .collect();
+    } else {
+        let (flags, _) = s.uid_flags("1:*", None).await?;
+        let present: std::collections::HashSet<u32> = flags.iter().map(|f| f.uid).collect();
+        view.gone = known
+            .0
+            .keys()
+            .copied()
+            .filter(|u| !present.contains(u))
+            .collect();
+        view.new = flags
+            .iter()
+            .map(|f| f.uid)
+            .filter(|u| !known.0.contains_key(u))
+            .collect();
+        view.flags = flags.iter().map(|f| (f.uid, f.flags)).collect();
+    }
+    let (page, more) = state::plan(&known, &view, max);
+    let wanted: Vec<u32> = page
+        .iter()
+        .filter_map(|d| match d {
+            Delta::Added(u) | Delta::Changed(u, _) => Some(*u),
+            Delta::Deleted(_) => None,
+        })
+        .collect();
+    let metas: HashMap<u32, MessageMeta> = if wanted.is_empty() {
+        HashMap::new()
+    } else {
+        s.uid_meta(&frame::uid_set(&wanted))
+            .await?
+            .into_iter()
+            .map(|m| (m.uid, m))
+            .collect()
+    };
+    for d in page {
+        match d {
+            Delta::Deleted(u) => {
+                known.0.remove(&u);
+                out.changes.push(Change::Deleted(mapping::item_id(
+                    sel.uid_validity,
+                    u,
+                    folder,
+                )));
+            }
+            Delta::Changed(u, _) => {
+                if let Some(m) = metas.get(&u) {
+                    known.0.insert(u, m.flags);
+                    out.changes
+                        .push(Change::Changed(summary(sel.uid_validity, folder, m)));
+                }
+            }
+            Delta::Added(u) => {
+                last = last.max(u);
+                if let Some(m) = metas.get(&u) {
+                    known.0.insert(u, m.flags);
+                    out.changes
+                        .push(Change::Added(summary(sel.uid_validity, folder, m)));
+                }
+            }
+        }
+    }
+    out.more = more;
+    out.last_uid = last;
+    out.modseq = if more { base } else { hms.unwrap_or(0) };
+    out.known = known;
+    Ok(out)
+}
+
+// ---- the other operations' IO ----
+
+/// Select `folder` and check the item's UIDVALIDITY and existence.
+async fn locate(
+    s: &mut Session,
+    folder: &str,
+    uv: u32,
+    uid: u32,
+    writable: bool,
+    id: &str,
+) -> Result<(), ImapError> {
+    let sel = s.select(folder, writable, false).await?;
+    if sel.uid_validity != uv {
+        return Err(ImapError::NoItem(id.to_string()));
+    }
+    let (flags, _) = s.uid_flags(&uid.to_string(), None).await?;
+    if !flags.iter().any(|f| f.uid == uid) {
+        return Err(ImapError::NoItem(id.to_string()));
+    }
+    Ok(())
+}
+
+fn search_criteria(s: &Session, query: &str) -> Result<Vec<u8>, ImapError> {
+    let query = query.trim();
+    if query.is_empty() {
+        return Ok(b"ALL".to_vec());
+    }
+    if let Some(q) = frame::quoted(query) {
+        return Ok(format!("TEXT {q}").into_bytes());
+    }
+    if query.contains(['\r', '\n', '\0']) {
+        return Err(ImapError::Invalid("search text with line breaks".into()));
+    }
+    if !s.has("LITERAL+") {
+        return Err(ImapError::Unsupported(
+            "LITERAL+ (for non-ASCII search text)",
+        ));
+    }
+    let mut c = format!("CHARSET UTF-8 TEXT {{{}+}}\r\n", query.len()).into_bytes();
+    c.extend_from_slice(query.as_bytes());
+    Ok(c)
+}
+
+impl MailConnector for Imap {
+    fn list_folders(who: &Principal) -> Result<Vec<Folder>> {
+        let (s, t) = setup(who)?;
+        let entries = with_session(&s, t, true, |sess| Box::pin(sess.list()))?;
+        Ok(folders_from_list(&entries))
+    }
+
+    fn sync(who: &Principal, folder_id: &str, state: Option<&str>, max: u32) -> Result<SyncPage> {
+        folder_ok(folder_id)?;
+        let token = match state {
+            None => None,
+            Some(s) => Some(
+                Token::decode(s).ok_or_else(|| Error::Invalid(format!("bad sync state {s:?}")))?,
+            ),
+        };
+        let known = match &token {
+            Some(t) => load_known(who, folder_id, t)?,
+            None => Known::default(),
+        };
+        let (s, t) = setup(who)?;
+        let folder = folder_id.to_string();
+        let max = if max == 0 { 100 } else { max as usize };
+        let out = with_session(&s, t, true, move |sess| {
+            let folder = folder.clone();
+            let known = known.clone();
+            Box::pin(async move { sync_io(sess, &folder, token, known, max).await })
+        })?;
+        if out.unchanged {
+            if let (Some(state), false) = (state, out.more) {
+                return Ok(SyncPage {
+                    changes: Vec::new(),
+                    state: state.to_string(),
+                    more: false,
+                });
+            }
+        }
+        let set_hash = save_known(who, folder_id, &out.known)?;
+        let token = Token {
+            uid_validity: out.uid_validity,
+            modseq: out.modseq,
+            last_uid: out.last_uid,
+            set_hash,
+        };
+        Ok(SyncPage {
+            changes: out.changes,
+            state: token.encode(),
+            more: out.more,
+        })
+    }
+
+    fn fetch(
+        who: &Principal,
+        item_id: &str,
+        part_id: Option<&str>,
+        offset: u64,
+        max: u32,
+    ) -> Result<Chunk> {
+        let (uv, uid, folder) = parse_item(item_id)?;
+        let section = match part_id {
+            None => String::new(),
+            Some(p) if mapping::valid_part(p) => p.to_string(),
+            Some(p) => return Err(Error::Invalid(format!("bad part id {p:?}"))),
+        };
+        let max = max.min(MAX_CHUNK);
+        let (s, t) = setup(who)?;
+        let id = item_id.to_string();
+        let (data, total) = with_session(&s, t, true, move |sess| {
+            let (folder, section, id) = (folder.clone(), section.clone(), id.clone());
+            Box::pin(async move {
+                let sel = sess.select(&folder, false, false).await?;
+                if sel.uid_validity != uv {
+                    return Err(ImapError::NoItem(id));
+                }
+                sess.fetch_chunk(uid, &section, offset, max)
+                    .await?
+                    .ok_or(ImapError::NoItem(id))
+            })
+        })?;
+        Ok(Chunk { data, total })
+    }
+
+    fn set_flags(
+        who: &Principal,
+        item_id: &str,
+        read: Option<bool>,
+        flagged: Option<bool>,
+    ) -> Result<()> {
+        let (uv, uid, folder) = parse_item(item_id)?;
+        let mut stores = Vec::new();
+        for (value, flag) in [(read, "\\Seen"), (flagged, "\\Flagged")] {
+            match value {
+                Some(true) => stores.push(format!("+FLAGS.SILENT ({flag})")),
+                Some(false) => stores.push(format!("-FLAGS.SILENT ({flag})")),
+                None => {}
+            }
+        }
+        if stores.is_empty() {
+            return Ok(());
+        }
+        let (s, t) = setup(who)?;
+        let id = item_id.to_string();
+        with_session(&s, t, true, move |sess| {
+            let (folder, id, stores) = (folder.clone(), id.clone(), stores.clone());
+            Box::pin(async move {
+                locate(sess, &folder, uv, uid, true, &id).await?;
+                for st in &stores {
+                    sess.uid_store(&uid.to_string(), st).await?;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn move_item(who: &Principal, item_id: &str, to_folder_id: &str) -> Result<String> {
+        let (uv, uid, folder) = parse_item(item_id)?;
+        folder_ok(to_folder_id)?;
+        if folder == to_folder_id {
+            return Ok(item_id.to_string());
+        }
+        let (s, t) = setup(who)?;
+        let (id, to) = (item_id.to_string(), to_folder_id.to_string());
+        with_session(&s, t, false, move |sess| {
+            let (folder, id, to) = (folder.clone(), id.clone(), to.clone());
+            Box::pin(async move {
+                locate(sess, &folder, uv, uid, true, &id).await?;
+                match sess.uid_move(&uid.to_string(), &to).await {
+                    Ok((Some(new_uv), uids)) if uids.len() == 1 => {
+                        Ok(mapping::item_id(new_uv, uids[0], &to))
+                    }
+                    Ok(_) => Err(ImapError::Unsupported(
+                        "UIDPLUS (the moved item's new id is unknown)",
+                    )),
+                    Err(ImapError::No { text, .. }) if text.contains("TRYCREATE") => {
+                        Err(ImapError::NoMailbox(to))
+                    }
+                    Err(ImapError::No { .. }) => Err(ImapError::NoMailbox(to)),
+                    Err(e) => Err(e),
+                }
+            })
+        })
+    }
+
+    fn delete_item(who: &Principal, item_id: &str) -> Result<()> {
+        let (uv, uid, folder) = parse_item(item_id)?;
+        let (s, t) = setup(who)?;
+        let id = item_id.to_string();
+        with_session(&s, t, true, move |sess| {
+            let (folder, id) = (folder.clone(), id.clone());
+            Box::pin(async move {
+                locate(sess, &folder, uv, uid, true, &id).await?;
+                sess.uid_delete(&uid.to_string()).await
+            })
+        })
+    }
+
+    fn create_item(who: &Principal, folder_id: &str, content: Upload) -> Result<ItemSummary> {
+        folder_ok(folder_id)?;
+        let (s, t) = setup(who)?;
+        let (uv, uid) = append_upload(&s, t.clone(), folder_id, "", &content)?;
+        let folder = folder_id.to_string();
+        let metas = with_session(&s, t, true, move |sess| {
+            let folder = folder.clone();
+            Box::pin(async move {
+                sess.select(&folder, false, true).await?;
+                sess.uid_meta(&uid.to_string()).await
+            })
+        })?;
+        let m = metas
+            .into_iter()
+            .find(|m| m.uid == uid)
+            .ok_or_else(|| Error::NotFound(format!("new item {uid} in {folder_id:?}")))?;
+        Ok(summary(uv, folder_id, &m))
+    }
+
+    fn search(
+        who: &Principal,
+        folder_id: Option<&str>,
+        query: &str,
+        max: u32,
+    ) -> Result<Vec<ItemSummary>> {
+        let folders: Vec<String> = match folder_id {
+            Some(f) => {
+                folder_ok(f)?;
+                vec![f.to_string()]
+            }
+            None => Self::list_folders(who)?.into_iter().map(|f| f.id).collect(),
+        };
+        let (s, t) = setup(who)?;
+        let max = (max.max(1) as usize).min(1000);
+        let query = query.to_string();
+        let mut found = with_session(&s, t, true, move |sess| {
+            let (folders, query) = (folders.clone(), query.clone());
+            Box::pin(async move {
+                let mut out = Vec::new();
+                let criteria = search_criteria(sess, &query)?;
+                for folder in &folders {
+                    let sel = match sess.select(folder, false, true).await {
+                        Ok(sel) => sel,
+                        Err(ImapError::NoMailbox(_)) if folders.len() > 1 => continue,
+                        Err(e) => return Err(e),
+                    };
+                    if sel.exists == 0 {
+                        continue;
+                    }
+                    let mut uids = sess.uid_search(&criteria).await?;
+                    uids.reverse();
+                    uids.truncate(max);
+                    if uids.is_empty() {
+                        continue;
+                    }
+                    for m in sess.uid_meta(&frame::uid_set(&uids)).await? {
+                        out.push(summary(sel.uid_validity, folder, &m));
+                    }
+                }
+                Ok(out)
+            })
+        })?;
+        found.sort_by(|a, b| b.timestamp_ms.cmp(&a.timestamp_ms).then(b.id.cmp(&a.id)));
+        found.truncate(max);
+        Ok(found)
+    }
+}
+
+/// APPEND a staged upload, reading it in chunks on this thread (host calls must stay here)
+/// while the connector runtime writes them to the server. Returns (UIDVALIDITY, UID).
+fn append_upload(
+    s: &Settings,
+    t: Target,
+    folder: &str,
+    flags: &str,
+    content: &Upload,
+) -> Result<(u32, u32)> {
+    const CHUNK: u32 = 64 * 1024;
+    let size = content.size()?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+    let rx = Arc::new(Mutex::new(rx));
+    let (folder_s, flags_s) = (folder.to_string(), flags.to_string());
+    let max = s.max_connections;
+    let result = runtime::spawn(async move {
+        pool::global()
+            .run(&t, max, false, move |sess| {
+                let (folder, flags, rx) = (folder_s.clone(), flags_s.clone(), rx.clone());
+                Box::pin(async move {
+                    sess.append(&folder, &flags, size, move || {
+                        let rx = rx.clone();
+                        async move {
+                            tokio::task::spawn_blocking(move || {
+                                rx.lock().ok().and_then(|r| r.recv().ok())
+                            })
+                            .await
+                            .ok()
+                            .flatten()
+                        }
+                    })
+                    .await
+                })
+            })
+            .await
+    })?;
+    let mut offset = 0u64;
+    let mut read_error = None;
+    while offset < size {
+        match content.read(offset, CHUNK) {
+            Ok(chunk) if chunk.is_empty() => break,
+            Ok(chunk) => {
+                offset += chunk.len() as u64;
+                if tx.send(chunk).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let appended = runtime::wait(result);
+    if let Some(e) = read_error {
+        return Err(e);
+    }
+    match appended? {
+        Some(ids) => Ok(ids),
+        None => Err(ImapError::Unsupported("UIDPLUS (APPENDUID)").into()),
+    }
+}
+
+switchboard_sdk::export_native!(mail_connector: Imap);

@@ -11,7 +11,11 @@ fn dovecot_starts_stores_and_restarts() {
     let mut d = Dovecot::start();
     let mut alice = Raw::login(d.port, "alice@example.com", PASSWORD);
     let list = alice.ok("LIST \"\" \"*\" RETURN (SPECIAL-USE)");
-    assert!(list.iter().any(|l| l.contains("\\Sent") && l.contains("Sent")), "{list:?}");
+    assert!(
+        list.iter()
+            .any(|l| l.contains("\\Sent") && l.contains("Sent")),
+        "{list:?}"
+    );
     let uid = alice.append("INBOX", "", &message("first", "bob@example.com", None));
     assert_eq!(uid, 1);
     let uid = alice.append(

@@ -54,6 +54,38 @@ fn signal(pid: u32, sig: &str) {
         .status();
 }
 
+/// All processes below `root` (from /proc), children first found first.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid …; comm may contain spaces, so split after the last ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out.remove(0);
+    out
+}
+
 impl Dovecot {
     /// Start a fresh server with empty mailboxes (INBOX, Drafts, Sent, Trash, Junk, Archive).
     pub fn start() -> Dovecot {
@@ -223,9 +255,12 @@ namespace inbox {{
         self.child = Some(child);
     }
 
-    /// Stop the server (SIGTERM; SIGKILL if it lingers) and wait until it has exited.
+    /// Stop the server (SIGTERM; SIGKILL if it lingers) and wait until it has exited; its
+    /// IMAP processes (which may outlive the master for a moment) are killed too, so open
+    /// connections drop as they would when a machine goes down.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let family = descendants(child.id());
             signal(child.id(), "-TERM");
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
@@ -238,6 +273,9 @@ namespace inbox {{
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
+            }
+            for pid in family {
+                signal(pid, "-KILL");
             }
         }
     }

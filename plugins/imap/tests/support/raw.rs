@@ -79,8 +79,11 @@ impl Raw {
         let tag = format!("R{}", self.tag);
         self.writer
             .write_all(
-                format!("{tag} APPEND \"{mailbox}\" ({flags}) {{{}+}}\r\n", message.len())
-                    .as_bytes(),
+                format!(
+                    "{tag} APPEND \"{mailbox}\" ({flags}) {{{}+}}\r\n",
+                    message.len()
+                )
+                .as_bytes(),
             )
             .expect("write");
         self.writer.write_all(message).expect("write");

@@ -1,0 +1,113 @@
+//! The connector's settings (`[plugins.imap] settings = { … }` in `switchboard.toml`,
+//! checked against `plugin.toml`'s schema by the host).
+//!
+//! Logging in: connectors are not given the user's own password, so the connector logs in
+//! with a **service (master) account** and names the user in the login: with Dovecot's
+//! master-user syntax this is `alice@example.com*switchboard` (`login_format =
+//! "{address}*{master}"`, the default). Placeholders: `{user}`, `{domain}`, `{address}`,
+//! `{master}`. One service account serves every domain this connector is routed for; per-domain
+//! accounts need per-domain plugin settings in the core (not there yet).
+
+use std::time::Duration;
+
+use switchboard_sdk::{host, Principal};
+
+use crate::error::{ImapError, Result};
+use crate::imap::Target;
+
+/// Parsed settings.
+#[derive(Clone)]
+pub struct Settings {
+    /// IMAP host.
+    pub host: String,
+    /// IMAP port.
+    pub port: u16,
+    /// Service account name.
+    pub master_user: String,
+    /// Service account password (never logged).
+    pub master_password: String,
+    /// How the login is formed.
+    pub login_format: String,
+    /// Per connect and per command.
+    pub timeout: Duration,
+    /// Open connections per login.
+    pub max_connections: usize,
+    /// Use CONDSTORE/QRESYNC when offered (off: the known-set fallback is used throughout).
+    pub condstore: bool,
+    /// Largest single response accepted.
+    pub max_response: usize,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("master_user", &self.master_user)
+            .field("master_password", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+fn get(key: &str) -> Option<String> {
+    host::config::get(key).filter(|v| !v.is_empty())
+}
+
+fn number<T: std::str::FromStr>(key: &str, default: T) -> Result<T> {
+    match get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| ImapError::Config(format!("{key}: not a number: {v:?}"))),
+    }
+}
+
+impl Settings {
+    /// Read the settings.
+    pub fn load() -> Result<Settings> {
+        let host = get("host").ok_or_else(|| ImapError::Config("host is not set".into()))?;
+        let master_user =
+            get("master_user").ok_or_else(|| ImapError::Config("master_user is not set".into()))?;
+        let master_password = get("master_password")
+            .ok_or_else(|| ImapError::Config("master_password is not set".into()))?;
+        let condstore = match get("condstore").as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(v) => {
+                return Err(ImapError::Config(format!(
+                    "condstore: not a boolean: {v:?}"
+                )))
+            }
+        };
+        Ok(Settings {
+            host,
+            port: number("port", 143)?,
+            master_user,
+            master_password,
+            login_format: get("login_format").unwrap_or_else(|| "{address}*{master}".into()),
+            timeout: Duration::from_secs(number("timeout_secs", 30u64)?.max(1)),
+            max_connections: number("max_connections", 4usize)?.max(1),
+            condstore,
+            max_response: 16 * 1024 * 1024,
+        })
+    }
+
+    /// Connection target for `who`.
+    pub fn target(&self, who: &Principal) -> Target {
+        let login = self
+            .login_format
+            .replace("{address}", &who.address())
+            .replace("{user}", &who.user)
+            .replace("{domain}", &who.domain)
+            .replace("{master}", &self.master_user);
+        Target {
+            host: self.host.clone(),
+            port: self.port,
+            login,
+            password: self.master_password.clone(),
+            timeout: self.timeout,
+            max_response: self.max_response,
+            condstore: self.condstore,
+        }
+    }
+}

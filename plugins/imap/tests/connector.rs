@@ -1,0 +1,385 @@
+//! The connector against a real Dovecot: folders, full and incremental sync after changes made
+//! directly on the server, flags, move, delete, ranged fetch, attachments, create, search,
+//! wrong password, unreachable server, a restart mid-sync and a UIDVALIDITY change. Each test
+//! has its own server; the connector runs under the SDK's mock host (kv, config, staging).
+
+mod support;
+
+use support::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER, PASSWORD};
+use support::raw::{message, Raw};
+use switchboard_imap::Imap;
+use switchboard_sdk::host::staging::Upload;
+use switchboard_sdk::mock::MockHost;
+use switchboard_sdk::{Change, Error, FolderKind, MailConnector, Principal};
+
+fn alice() -> Principal {
+    Principal::parse("alice@example.com").unwrap()
+}
+
+fn host_for(port: u16, condstore: bool) -> MockHost {
+    MockHost::new()
+        .with_config("host", "127.0.0.1")
+        .with_config("port", &port.to_string())
+        .with_config("master_user", MASTER_USER)
+        .with_config("master_password", MASTER_PASSWORD)
+        .with_config("timeout_secs", "10")
+        .with_config("condstore", if condstore { "true" } else { "false" })
+}
+
+fn raw(d: &Dovecot) -> Raw {
+    Raw::login(d.port, "alice@example.com", PASSWORD)
+}
+
+fn subjects(changes: &[Change]) -> Vec<String> {
+    changes
+        .iter()
+        .map(|c| match c {
+            Change::Added(i) => format!("+{}", i.subject),
+            Change::Changed(i) => format!("~{}{}", i.subject, if i.read { " read" } else { "" }),
+            Change::Deleted(id) => format!("-{}", id.split('.').nth(1).unwrap_or("?")),
+        })
+        .collect()
+}
+
+#[test]
+fn folders_with_kinds_hierarchy_and_names() {
+    let d = Dovecot::start();
+    let mut r = raw(&d);
+    r.ok("CREATE \"Projects/Q1\"");
+    r.ok("CREATE \"Entw&APw-rfe\"");
+    let host = host_for(d.port, true);
+    let folders = host.run(|| Imap::list_folders(&alice())).unwrap();
+    let find = |id: &str| {
+        folders
+            .iter()
+            .find(|f| f.id == id)
+            .unwrap_or_else(|| panic!("{id} missing from {folders:?}"))
+    };
+    assert_eq!(folders[0].id, "INBOX");
+    assert_eq!(find("INBOX").kind, FolderKind::Inbox);
+    assert_eq!(find("Sent").kind, FolderKind::Sent);
+    assert_eq!(find("Drafts").kind, FolderKind::Drafts);
+    assert_eq!(find("Trash").kind, FolderKind::Deleted);
+    assert_eq!(find("Junk").kind, FolderKind::Junk);
+    assert_eq!(find("Archive").kind, FolderKind::UserMail);
+    let q1 = find("Projects/Q1");
+    assert_eq!(
+        (q1.parent_id.as_str(), q1.name.as_str()),
+        ("Projects", "Q1")
+    );
+    assert_eq!(find("Entw&APw-rfe").name, "Entwürfe");
+}
+
+fn full_and_incremental(condstore: bool) {
+    let d = Dovecot::start();
+    let mut r = raw(&d);
+    for s in ["one", "two", "three"] {
+        r.append("INBOX", "", &message(s, "bob@example.com", None));
+    }
+    let host = host_for(d.port, condstore);
+    host.run(|| {
+        let who = alice();
+        let p1 = Imap::sync(&who, "INBOX", None, 2).unwrap();
+        assert!(p1.more);
+        assert_eq!(subjects(&p1.changes), ["+one", "+two"]);
+        // Replay-safe: the same state gives the same page and the same next state.
+        assert_eq!(Imap::sync(&who, "INBOX", None, 2).unwrap(), p1);
+        let p2 = Imap::sync(&who, "INBOX", Some(&p1.state), 10).unwrap();
+        assert!(!p2.more);
+        assert_eq!(subjects(&p2.changes), ["+three"]);
+        let Change::Added(first) = &p1.changes[0] else {
+            panic!()
+        };
+        assert_eq!(first.sender, "bob@example.com");
+        assert!(!first.read);
+        let idle = Imap::sync(&who, "INBOX", Some(&p2.state), 10).unwrap();
+        assert!(idle.changes.is_empty(), "{:?}", idle.changes);
+
+        // Changes made directly on the server by another client.
+        r.append("INBOX", "", &message("four", "carol@example.com", None));
+        r.ok("SELECT INBOX");
+        r.ok("UID STORE 1 +FLAGS (\\Seen)");
+        r.ok("UID STORE 2 +FLAGS (\\Deleted)");
+        r.ok("UID EXPUNGE 2");
+        let p3 = Imap::sync(&who, "INBOX", Some(&idle.state), 10).unwrap();
+        assert_eq!(subjects(&p3.changes), ["-2", "~one read", "+four"]);
+        assert_eq!(
+            Imap::sync(&who, "INBOX", Some(&idle.state), 10).unwrap(),
+            p3
+        );
+        // Paged incremental: one change per page, nothing repeated.
+        let mut state = idle.state.clone();
+        let mut seen = Vec::new();
+        loop {
+            let p = Imap::sync(&who, "INBOX", Some(&state), 1).unwrap();
+            seen.extend(subjects(&p.changes));
+            state = p.state;
+            if !p.more {
+                break;
+            }
+        }
+        assert_eq!(seen, ["-2", "~one read", "+four"]);
+        let after = Imap::sync(&who, "INBOX", Some(&state), 10).unwrap();
+        assert!(after.changes.is_empty(), "{:?}", after.changes);
+        assert!(matches!(
+            Imap::sync(&who, "INBOX", Some("forged"), 10),
+            Err(Error::Invalid(_))
+        ));
+    });
+}
+
+#[test]
+fn sync_full_and_incremental_with_condstore() {
+    full_and_incremental(true);
+}
+
+#[test]
+fn sync_full_and_incremental_without_condstore() {
+    full_and_incremental(false);
+}
+
+#[test]
+fn flags_move_and_delete_reach_the_server() {
+    let d = Dovecot::start();
+    let mut r = raw(&d);
+    r.append("INBOX", "", &message("keep", "bob@example.com", None));
+    r.append("INBOX", "", &message("move me", "bob@example.com", None));
+    r.append("INBOX", "", &message("delete me", "bob@example.com", None));
+    let host = host_for(d.port, true);
+    host.run(|| {
+        let who = alice();
+        let page = Imap::sync(&who, "INBOX", None, 10).unwrap();
+        let ids: Vec<String> = page
+            .changes
+            .iter()
+            .map(|c| match c {
+                Change::Added(i) => i.id.clone(),
+                _ => panic!("{c:?}"),
+            })
+            .collect();
+        Imap::set_flags(&who, &ids[0], Some(true), Some(true)).unwrap();
+        let moved = Imap::move_item(&who, &ids[1], "Archive").unwrap();
+        assert!(moved.ends_with(".1.Archive"), "{moved}");
+        Imap::delete_item(&who, &ids[2]).unwrap();
+        assert!(matches!(
+            Imap::delete_item(&who, &ids[2]),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            Imap::set_flags(&who, "1.99.INBOX", Some(true), None),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            Imap::move_item(&who, &ids[0], "Nowhere"),
+            Err(Error::NotFound(_))
+        ));
+
+        let fetched = r.ok("SELECT INBOX");
+        assert!(
+            fetched.iter().any(|l| l.contains("1 EXISTS")),
+            "{fetched:?}"
+        );
+        let flags = r.ok("UID FETCH 1:* (FLAGS)");
+        assert!(
+            flags[0].contains("\\Seen") && flags[0].contains("\\Flagged"),
+            "{flags:?}"
+        );
+        let archive = Imap::sync(&who, "Archive", None, 10).unwrap();
+        assert_eq!(subjects(&archive.changes), ["+move me"]);
+        match &archive.changes[0] {
+            Change::Added(i) => assert_eq!(i.id, moved),
+            c => panic!("{c:?}"),
+        }
+        let inbox = Imap::sync(&who, "INBOX", Some(&page.state), 10).unwrap();
+        assert_eq!(subjects(&inbox.changes), ["-2", "-3", "~keep read"]);
+        Imap::set_flags(&who, &ids[0], Some(false), None).unwrap();
+        let again = Imap::sync(&who, "INBOX", Some(&inbox.state), 10).unwrap();
+        match &again.changes[..] {
+            [Change::Changed(i)] => assert!(!i.read && i.flagged),
+            c => panic!("{c:?}"),
+        }
+    });
+}
+
+#[test]
+fn fetch_by_ranges_and_attachments() {
+    let d = Dovecot::start();
+    let mut r = raw(&d);
+    let blob: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let original = message("big", "bob@example.com", Some(("blob.bin", &blob)));
+    r.append("INBOX", "", &original);
+    let host = host_for(d.port, true);
+    host.run(|| {
+        let who = alice();
+        let page = Imap::sync(&who, "INBOX", None, 10).unwrap();
+        let Change::Added(item) = &page.changes[0] else {
+            panic!()
+        };
+        assert_eq!(item.size, original.len() as u64);
+        assert_eq!(item.attachments.len(), 1, "{:?}", item.attachments);
+        let att = &item.attachments[0];
+        assert_eq!(
+            (att.part_id.as_str(), att.file_name.as_str()),
+            ("2", "blob.bin")
+        );
+        // Whole message in 64 KiB chunks.
+        let mut got = Vec::new();
+        loop {
+            let c = Imap::fetch(&who, &item.id, None, got.len() as u64, 65_536).unwrap();
+            assert_eq!(c.total, original.len() as u64);
+            assert!(c.data.len() <= 65_536);
+            if c.data.is_empty() {
+                break;
+            }
+            got.extend(c.data);
+        }
+        assert_eq!(got, original);
+        // A range in the middle.
+        let c = Imap::fetch(&who, &item.id, None, 100, 50).unwrap();
+        assert_eq!(c.data, original[100..150]);
+        // The attachment, decoded, in chunks.
+        let mut part = Vec::new();
+        loop {
+            let c = Imap::fetch(&who, &item.id, Some("2"), part.len() as u64, 30_000).unwrap();
+            assert_eq!(c.total, blob.len() as u64);
+            if c.data.is_empty() {
+                break;
+            }
+            part.extend(c.data);
+        }
+        assert_eq!(part, blob);
+        assert!(matches!(
+            Imap::fetch(&who, "1.999.INBOX", None, 0, 10),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            Imap::fetch(&who, "nonsense", None, 0, 10),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            Imap::fetch(&who, &item.id, Some("HEADER"), 0, 10),
+            Err(Error::Invalid(_))
+        ));
+    });
+}
+
+#[test]
+fn create_item_from_staged_upload_and_search() {
+    let d = Dovecot::start();
+    let mut r = raw(&d);
+    r.append(
+        "INBOX",
+        "",
+        &message("quarterly report", "bob@example.com", None),
+    );
+    r.append("INBOX", "", &message("lunch", "carol@example.com", None));
+    let host = host_for(d.port, true);
+    host.run(|| {
+        let who = alice();
+        let draft = message("draft to send", "alice@example.com", None);
+        let upload = Upload::create().unwrap();
+        for chunk in draft.chunks(100) {
+            upload.append(chunk).unwrap();
+        }
+        let item = Imap::create_item(&who, "Drafts", upload).unwrap();
+        assert_eq!(item.subject, "draft to send");
+        assert_eq!(item.folder_id, "Drafts");
+        assert_eq!(item.size, draft.len() as u64);
+        let c = Imap::fetch(&who, &item.id, None, 0, 1 << 20).unwrap();
+        assert_eq!(c.data, draft);
+
+        let hits = Imap::search(&who, Some("INBOX"), "quarterly", 10).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].subject, "quarterly report");
+        let everywhere = Imap::search(&who, None, "draft", 10).unwrap();
+        assert_eq!(everywhere.len(), 1, "{everywhere:?}");
+        assert_eq!(everywhere[0].folder_id, "Drafts");
+        assert!(Imap::search(&who, None, "nothing-like-this", 10)
+            .unwrap()
+            .is_empty());
+    });
+}
+
+#[test]
+fn wrong_password_is_denied_and_unreachable_names_the_server() {
+    let d = Dovecot::start();
+    let host = MockHost::new()
+        .with_config("host", "127.0.0.1")
+        .with_config("port", &d.port.to_string())
+        .with_config("master_user", MASTER_USER)
+        .with_config("master_password", "not-the-password")
+        .with_config("timeout_secs", "10");
+    let err = host.run(|| Imap::list_folders(&alice())).unwrap_err();
+    assert!(matches!(err, Error::Denied(_)), "{err:?}");
+    assert!(!err.to_string().contains("not-the-password"), "{err}");
+
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let host = host_for(closed, true);
+    let err = host.run(|| Imap::list_folders(&alice())).unwrap_err();
+    match &err {
+        Error::Unavailable(text) => {
+            assert!(text.contains(&format!("127.0.0.1:{closed}")), "{text}")
+        }
+        e => panic!("{e:?}"),
+    }
+    let err = host_for(d.port, true)
+        .run(|| Imap::sync(&alice(), "No Such Folder", None, 10))
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+}
+
+#[test]
+fn server_restart_mid_sync_recovers() {
+    let mut d = Dovecot::start();
+    let mut r = raw(&d);
+    for i in 0..5 {
+        r.append(
+            "INBOX",
+            "",
+            &message(&format!("m{i}"), "bob@example.com", None),
+        );
+    }
+    drop(r);
+    let host = host_for(d.port, true);
+    let p1 = host.run(|| Imap::sync(&alice(), "INBOX", None, 2)).unwrap();
+    assert!(p1.more);
+    // The pooled connection dies with the server; the next call reconnects.
+    d.restart();
+    let p2 = host
+        .run(|| Imap::sync(&alice(), "INBOX", Some(&p1.state), 10))
+        .unwrap();
+    assert_eq!(subjects(&p2.changes), ["+m2", "+m3", "+m4"]);
+    // While it is down: unavailable, and the state still works afterwards.
+    d.stop();
+    let err = host
+        .run(|| Imap::sync(&alice(), "INBOX", Some(&p2.state), 10))
+        .unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    d.restart();
+    let p3 = host
+        .run(|| Imap::sync(&alice(), "INBOX", Some(&p2.state), 10))
+        .unwrap();
+    assert!(p3.changes.is_empty(), "{:?}", p3.changes);
+}
+
+#[test]
+fn uidvalidity_change_asks_for_a_full_resync() {
+    let d = Dovecot::start();
+    let mut r = raw(&d);
+    r.ok("CREATE \"Work\"");
+    r.append("Work", "", &message("old", "bob@example.com", None));
+    let host = host_for(d.port, true);
+    let p1 = host.run(|| Imap::sync(&alice(), "Work", None, 10)).unwrap();
+    r.ok("DELETE \"Work\"");
+    r.ok("CREATE \"Work\"");
+    r.append("Work", "", &message("new", "bob@example.com", None));
+    let err = host
+        .run(|| Imap::sync(&alice(), "Work", Some(&p1.state), 10))
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    let fresh = host.run(|| Imap::sync(&alice(), "Work", None, 10)).unwrap();
+    assert_eq!(subjects(&fresh.changes), ["+new"]);
+}
