@@ -45,6 +45,10 @@ pub fn decode(input: &[u8]) -> Result<Element, DecodeError> {
 /// of the [MS-ASWBXML] code pages. Rejects everything else with a [`DecodeError`] that names
 /// the byte offset: attributes, LITERAL/EXT/PI tokens, unknown pages and tags, bad UTF-8,
 /// unbalanced END, content outside the root, trailing bytes, and documents over the limits.
+///
+/// Leniency, for real clients: SWITCH_PAGE is accepted anywhere before the root closes (the
+/// WAP-192 grammar only places it before a start tag), a redundant SWITCH_PAGE is fine, and
+/// character data split over several STR_I/STR_T/ENTITY tokens becomes one text node.
 pub fn decode_with(input: &[u8], limits: &Limits) -> Result<Element, DecodeError> {
     Decoder {
         input,

@@ -6,6 +6,13 @@
 //! only for protocol version 2.5 (e.g. the pre-AirSyncBase `Body`/`BodySize` tokens) are
 //! deliberately absent: we do not speak 2.5, and a 2.5 token is rejected as unknown.
 //!
+//! Cross-checks: the [MS-ASWBXML] section 3 example (AirSync, AirSyncBase and Contacts
+//! tokens, byte for byte, see `tests/fixtures/`), the specification's own tables for pages 10
+//! (ResolveRecipients) and 12 (Contacts2), and independent published enumerations of pages 0,
+//! 1, 2, 4, 9, 17 and 22. Where sources disagree on a *name* (never on a token) the schema
+//! element name wins, e.g. `Calendar:Timezone` but `Email:TimeZone`, `Tasks:Type` rather than
+//! `Recurrence_Type`.
+//!
 //! Every page is a static table sorted by token plus a 64-entry token index built at compile
 //! time, so token → tag is one array access and tag → token a scan of at most ~60 names.
 //! The constants in [`crate::tags`] are the cheap way to name a tag in code.
