@@ -23,9 +23,11 @@ pub mod http;
 pub mod ids;
 pub mod item;
 pub mod mime;
+pub mod ping;
 pub mod provision;
 pub mod state;
 pub mod status;
+pub mod sync;
 pub mod synckey;
 pub mod time;
 pub mod wire;
@@ -57,6 +59,35 @@ pub struct Ctx {
     pub version: Version,
     /// The parsed query.
     pub query: query::EasQuery,
+}
+
+impl Ctx {
+    /// The context of a parked request being resumed (no query: only what the state kept).
+    pub fn resumed(
+        who: switchboard_sdk::Principal,
+        device_id: String,
+        device_type: String,
+        version: Version,
+    ) -> Ctx {
+        Ctx {
+            dk: DeviceKey {
+                who,
+                device_id: device_id.clone(),
+            },
+            version,
+            query: query::EasQuery {
+                form: query::QueryForm::Plain,
+                command: Command::Sync,
+                version: Some(version),
+                device_id,
+                device_type,
+                user: None,
+                policy_key: None,
+                locale: None,
+                params: query::CommandParams::default(),
+            },
+        }
+    }
 }
 
 fn setting_bool(key: &str, default: bool) -> bool {
@@ -100,21 +131,43 @@ impl HttpFrontend for Eas {
         };
         match dispatch(&ctx, &req) {
             Ok(o) => o,
-            Err(e) => {
-                host::log::warn(&format!(
-                    "eas: {} for {} device {} failed: {e}",
-                    ctx.query.command.name(),
-                    ctx.dk.who.address(),
-                    ctx.dk.device_id
-                ));
-                let m = status::map_host_error(&e);
-                reply(match m.http {
-                    503 => http::unavailable(),
-                    code => http::empty(code),
-                })
-            }
+            Err(e) => failed(ctx.query.command, &ctx.dk, &e),
         }
     }
+
+    fn resume(state: Vec<u8>, fired: Vec<String>) -> Outcome {
+        let parsed: Option<(String, serde_json::Value)> = serde_json::from_slice(&state).ok();
+        let result = match parsed {
+            Some((kind, v)) if kind == "sync" => match serde_json::from_value(v) {
+                Ok(p) => sync::resume(p),
+                Err(_) => return reply(http::empty(500)),
+            },
+            Some((kind, v)) if kind == "ping" => match serde_json::from_value(v) {
+                Ok(p) => return reply(ping::resume_with(p, &fired)),
+                Err(_) => return reply(http::empty(500)),
+            },
+            _ => return reply(http::empty(500)),
+        };
+        result.unwrap_or_else(|e| {
+            host::log::warn(&format!("eas: resuming a parked request failed: {e}"));
+            reply(http::unavailable())
+        })
+    }
+}
+
+/// A host error that ended a command: logged, answered with its HTTP form.
+fn failed(command: Command, dk: &DeviceKey, e: &switchboard_sdk::Error) -> Outcome {
+    host::log::warn(&format!(
+        "eas: {} for {} device {} failed: {e}",
+        command.name(),
+        dk.who.address(),
+        dk.device_id
+    ));
+    let m = status::map_host_error(e);
+    reply(match m.http {
+        503 => http::unavailable(),
+        code => http::empty(code),
+    })
 }
 
 /// Gate the request on the device's policy state, then run the command.
@@ -159,6 +212,8 @@ mod commands {
         Ok(match ctx.query.command {
             Command::Provision => reply(provision::handle(ctx, req, device)?),
             Command::FolderSync => reply(foldersync::sync(ctx, req)?),
+            Command::Sync => sync::handle(ctx, req)?,
+            Command::Ping => ping::handle(ctx, req)?,
             Command::FolderCreate => reply(foldersync::create(ctx, req)?),
             Command::FolderUpdate => reply(foldersync::update(ctx, req)?),
             Command::FolderDelete => reply(foldersync::delete(ctx, req)?),

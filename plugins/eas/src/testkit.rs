@@ -166,28 +166,20 @@ impl MailConnector for MemStore {
         if !folders.iter().any(|f| f.id == folder_id) {
             return Err(Error::NotFound(folder_id.into()));
         }
-        let (changes, from) = match state {
-            None => (
-                items(folder_id)
-                    .into_iter()
-                    .map(|s| Change::Added(s.summary))
-                    .collect::<Vec<_>>(),
-                None,
-            ),
-            Some(s) => {
-                let n: usize = s.parse().map_err(|_| Error::Invalid("state".into()))?;
-                (log(folder_id).into_iter().skip(n).collect(), Some(n))
-            }
+        // Every item's addition is in the log: a sync from nothing is the log from 0.
+        let n: usize = match state {
+            None => 0,
+            Some(s) => s.parse().map_err(|_| Error::Invalid("state".into()))?,
         };
-        let total_log = log(folder_id).len();
+        let all = log(folder_id);
+        if n > all.len() {
+            return Err(Error::Invalid("state from the future".into()));
+        }
         let max = max as usize;
-        let more = changes.len() > max;
-        let page: Vec<Change> = changes.into_iter().take(max).collect();
-        let state = match from {
-            None if !more => total_log,
-            None => 0, // first page of a full listing; simple stores restart from the log
-            Some(n) => n + page.len(),
-        };
+        let rest: Vec<Change> = all.into_iter().skip(n).collect();
+        let more = rest.len() > max;
+        let page: Vec<Change> = rest.into_iter().take(max).collect();
+        let state = n + page.len();
         Ok(SyncPage {
             changes: page,
             state: state.to_string(),

@@ -1,0 +1,761 @@
+//! Sync ([MS-ASCMD] 2.2.1.21): items of one or more collections, both ways.
+//!
+//! Per collection the device's state (`coll/…`) holds two points: the current sync key with
+//! the connector state it stands for, and the previous one. A client that did not receive an
+//! answer presents the previous key again: the connector (whose `sync` is replay-safe) yields
+//! the same changes, and client Adds are recognised by their ClientId and answered with the
+//! ServerIds already created — nothing is applied twice. Any other key gets Status 3 and the
+//! client starts over from key 0.
+//!
+//! Changes a client makes (flags, deletes, adds) come back from the connector as changes on
+//! the next sync; they are recognised ("echoes") and not sent back to the device that made
+//! them. With `Wait`/`HeartbeatInterval` and nothing to report, the request is parked on the
+//! collections' `mailbox:` events.
+
+pub mod request;
+#[cfg(test)]
+mod tests;
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use switchboard_sdk::host::staging::Upload;
+use switchboard_sdk::http::{Outcome, Park, Request, Response};
+use switchboard_sdk::{host, Change, Error as HostError, ItemSummary, Principal, Result};
+use switchboard_wbxml::{tags::airsync as a, Element};
+
+use crate::folders::{self, IdMap};
+use crate::http::{self as h, Version};
+use crate::ids;
+use crate::item::{self, contact, email};
+use crate::state::{self, DeviceKey};
+use crate::synckey::{self, ClientKey, SyncKey};
+use crate::wire::{self, Streams};
+use crate::Ctx;
+use request::{ClientCommand, Collection, SyncRequest};
+
+/// Sync status values ([MS-ASCMD] 2.2.3.177.17).
+pub mod status {
+    /// Success.
+    pub const OK: u8 = 1;
+    /// Invalid or mismatched sync key: start over from 0.
+    pub const INVALID_SYNC_KEY: u8 = 3;
+    /// Protocol error.
+    pub const PROTOCOL_ERROR: u8 = 4;
+    /// Server error.
+    pub const SERVER_ERROR: u8 = 5;
+    /// Conversion error (an item the server cannot store).
+    pub const CONVERSION: u8 = 6;
+    /// Object not found.
+    pub const NOT_FOUND: u8 = 8;
+    /// Mailbox full.
+    pub const FULL: u8 = 9;
+    /// The folder hierarchy changed: FolderSync first.
+    pub const HIERARCHY_CHANGED: u8 = 12;
+    /// An empty or partial request without a cached full request.
+    pub const NO_CACHED_REQUEST: u8 = 13;
+    /// Wait or HeartbeatInterval out of range.
+    pub const BAD_WAIT: u8 = 14;
+    /// Retry.
+    pub const RETRY: u8 = 16;
+}
+
+/// HeartbeatInterval bounds (seconds); Wait is 1–59 minutes.
+pub const HEARTBEAT_MIN: u32 = 60;
+/// See [`HEARTBEAT_MIN`].
+pub const HEARTBEAT_MAX: u32 = 3540;
+
+/// One sync point: a key, the connector state it stands for, and the client Adds that were
+/// applied on the way to it (ClientId → ServerId).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Point {
+    /// The key.
+    pub key: SyncKey,
+    /// The connector's state (`None`: nothing synced yet).
+    pub conn: Option<String>,
+    /// Client adds applied on the way here.
+    #[serde(default)]
+    pub adds: BTreeMap<String, String>,
+}
+
+/// What the echo of a client change looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Echo {
+    /// The client set these flags (read, flagged; `None`: left alone).
+    Flags(Option<bool>, Option<bool>),
+    /// The client created or deleted the item.
+    Item,
+}
+
+/// The state of one collection on one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollState {
+    /// The newest key handed out.
+    pub cur: Point,
+    /// The key before it.
+    pub prev: Option<Point>,
+    /// The connector folder id.
+    pub folder: String,
+    /// Changes the client made itself, by connector item id, not to be echoed.
+    #[serde(default)]
+    pub echo: BTreeMap<String, Echo>,
+}
+
+const MAX_ECHO: usize = 2000;
+
+/// What was asked of the device, kept for empty and partial requests and for parking.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Cached {
+    collections: Vec<Collection>,
+    heartbeat: Option<u32>,
+}
+
+fn cache_key(dk: &DeviceKey) -> String {
+    format!("sreq/{}/{}", dk.who.address(), dk.device_id)
+}
+
+/// What the parked request needs to run again.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Parked {
+    who: String,
+    device_id: String,
+    device_type: String,
+    version: String,
+}
+
+/// Handle a Sync request.
+pub fn handle(ctx: &Ctx, req: &Request) -> Result<Outcome> {
+    let doc = match wire::decode_body(req, a::Sync) {
+        Ok(d) => d,
+        Err(e) => {
+            return Ok(Outcome::Reply(wire::body_error(
+                ctx.query.command,
+                ctx.version,
+                &e,
+            )))
+        }
+    };
+    let cached: Option<Cached> = state::load(&cache_key(&ctx.dk))?;
+    let request = match doc {
+        None => match cached {
+            // An empty request repeats the last one (14.0+).
+            Some(c) => {
+                let mut collections = c.collections;
+                // The keys are those of the last answer: the states' current keys.
+                for col in &mut collections {
+                    if let Ok(Some(st)) = state::load::<CollState>(&ctx.dk.collection(&col.id)) {
+                        col.sync_key = st.cur.key.to_string();
+                    }
+                }
+                SyncRequest {
+                    collections,
+                    heartbeat: c.heartbeat,
+                    ..SyncRequest::default()
+                }
+            }
+            None => return Ok(Outcome::Reply(top_status(status::NO_CACHED_REQUEST))),
+        },
+        Some(doc) => match request::parse(&doc) {
+            Ok(mut r) => {
+                if r.partial {
+                    let Some(c) = cached else {
+                        return Ok(Outcome::Reply(top_status(status::NO_CACHED_REQUEST)));
+                    };
+                    for old in c.collections {
+                        if !r.collections.iter().any(|n| n.id == old.id) {
+                            r.collections.push(old);
+                        }
+                    }
+                    if r.heartbeat.is_none() && r.wait.is_none() {
+                        r.heartbeat = c.heartbeat;
+                    }
+                }
+                r
+            }
+            Err(request::Invalid(what)) => {
+                host::log::info(&format!("eas: Sync request refused: {what}"));
+                return Ok(Outcome::Reply(top_status(status::PROTOCOL_ERROR)));
+            }
+        },
+    };
+    let mut request = request;
+    for c in &mut request.collections {
+        c.options.restore();
+    }
+    // Long-poll bounds ([MS-ASCMD] 2.2.3.81, 2.2.3.198).
+    let wait_secs = match (request.wait, request.heartbeat) {
+        (Some(w), _) if !(1..=59).contains(&w) => {
+            return Ok(Outcome::Reply(bad_wait(if w < 1 { 1 } else { 59 })))
+        }
+        (_, Some(hb)) if !(HEARTBEAT_MIN..=HEARTBEAT_MAX).contains(&hb) => {
+            return Ok(Outcome::Reply(bad_wait(if hb < HEARTBEAT_MIN {
+                HEARTBEAT_MIN
+            } else {
+                HEARTBEAT_MAX
+            })))
+        }
+        (Some(w), _) => Some(w * 60),
+        (_, Some(hb)) => Some(hb),
+        _ => None,
+    };
+    if !request.collections.is_empty() {
+        let keep = Cached {
+            collections: request.collections.clone(),
+            heartbeat: wait_secs,
+        };
+        state::store(&cache_key(&ctx.dk), &keep)?;
+    }
+    run(ctx, &request, wait_secs)
+}
+
+/// Run the request; park when nothing is to be said and the client will wait.
+fn run(ctx: &Ctx, request: &SyncRequest, wait_secs: Option<u32>) -> Result<Outcome> {
+    let (list, map) = match crate::foldersync::current(&ctx.dk.who) {
+        Ok(x) => x,
+        Err(e) => {
+            host::log::warn(&format!("eas: Sync: folders: {e}"));
+            return Ok(Outcome::Reply(top_status(status::SERVER_ERROR)));
+        }
+    };
+    let mut streams = Streams::new();
+    let mut cols = Element::new(a::Collections);
+    let mut anything = false;
+    let mut watch = Vec::new();
+    for c in &request.collections {
+        let Some(folder) = map.connector_id(&c.id).map(str::to_string) else {
+            cols.push(collection_status(c, status::HIERARCHY_CHANGED, ctx.version));
+            anything = true;
+            continue;
+        };
+        let kind = list.iter().find(|f| f.id == c.id).map_or(1, |f| f.kind);
+        watch.push(format!("mailbox:{}/{folder}", ctx.dk.who.address()));
+        let (el, said) = collection(ctx, c, &folder, kind, &map, &mut streams)?;
+        anything |= said;
+        cols.push(el);
+    }
+    if !anything {
+        if let Some(secs) = wait_secs {
+            watch.push(format!("mailbox:{}", ctx.dk.who.address()));
+            let parked = Parked {
+                who: ctx.dk.who.address(),
+                device_id: ctx.dk.device_id.clone(),
+                device_type: ctx.query.device_type.clone(),
+                version: ctx.version.to_string(),
+            };
+            return Ok(Outcome::Park(Park {
+                watch,
+                timeout_ms: secs.saturating_mul(1000),
+                state: serde_json::to_vec(&("sync", parked)).unwrap_or_default(),
+                // Nothing changed within the wait: an empty answer.
+                on_timeout: h::empty(200),
+                group: Some(ctx.dk.park_group()),
+            }));
+        }
+    }
+    let doc = Element::new(a::Sync).with(cols);
+    Ok(Outcome::Reply(wire::respond_streaming(&doc, streams)))
+}
+
+/// A parked Sync woke up: run the cached request again (no client commands).
+pub fn resume(parked: Parked) -> Result<Outcome> {
+    let (Some(who), Some(version)) = (
+        Principal::parse(&parked.who),
+        Version::from_header(&parked.version),
+    ) else {
+        return Ok(Outcome::Reply(h::empty(500)));
+    };
+    let ctx = Ctx::resumed(who, parked.device_id, parked.device_type, version);
+    let cached: Option<Cached> = state::load(&cache_key(&ctx.dk))?;
+    let Some(c) = cached else {
+        return Ok(Outcome::Reply(h::empty(200)));
+    };
+    let mut request = SyncRequest {
+        collections: c.collections,
+        ..SyncRequest::default()
+    };
+    for col in &mut request.collections {
+        col.options.restore();
+        // The client's key is whatever the state holds now.
+        if let Ok(Some(st)) = state::load::<CollState>(&ctx.dk.collection(&col.id)) {
+            col.sync_key = st.cur.key.to_string();
+        }
+        col.get_changes = true;
+    }
+    run(&ctx, &request, None)
+}
+
+fn top_status(code: u8) -> Response {
+    wire::respond(&Element::new(a::Sync).with_text_child(a::Status, code.to_string()))
+}
+
+fn bad_wait(limit: u32) -> Response {
+    wire::respond(
+        &Element::new(a::Sync)
+            .with_text_child(a::Status, status::BAD_WAIT.to_string())
+            .with_text_child(a::Limit, limit.to_string()),
+    )
+}
+
+fn collection_head(c: &Collection, key: &str, version: Version, class: &str) -> Element {
+    let mut e = Element::new(a::Collection);
+    if version == Version::V12_1 {
+        e.push(Element::text_element(a::Class, class));
+    }
+    e.with_text_child(a::SyncKey, key)
+        .with_text_child(a::CollectionId, c.id.clone())
+}
+
+fn collection_status(c: &Collection, code: u8, version: Version) -> Element {
+    let key = if code == status::INVALID_SYNC_KEY {
+        "0"
+    } else {
+        c.sync_key.as_str()
+    };
+    collection_head(c, key, version, "Email").with_text_child(a::Status, code.to_string())
+}
+
+/// Milliseconds of history a FilterType keeps (mail); `None`: everything.
+pub fn filter_window(filter: u8) -> Option<i64> {
+    const DAY: i64 = 86_400_000;
+    Some(match filter {
+        1 => DAY,
+        2 => 3 * DAY,
+        3 => 7 * DAY,
+        4 => 14 * DAY,
+        5 => 31 * DAY,
+        6 => 92 * DAY,
+        7 => 183 * DAY,
+        _ => return None,
+    })
+}
+
+/// One collection: apply the client's commands, collect the server's changes. Returns the
+/// element and whether it says anything (changes, responses, a new key).
+fn collection(
+    ctx: &Ctx,
+    c: &Collection,
+    folder: &str,
+    kind: u8,
+    _map: &IdMap,
+    streams: &mut Streams,
+) -> Result<(Element, bool)> {
+    let who = &ctx.dk.who;
+    let class = folders::class_of(kind);
+    let skey = ctx.dk.collection(&c.id);
+    let stored: Option<CollState> = state::load(&skey)?;
+
+    // Which point does the client stand on?
+    let (mut st, base) = match (synckey::parse(&c.sync_key), stored) {
+        (ClientKey::Initial, _) => {
+            let key = SyncKey::first(&format!("{}/{}/{}", who.address(), ctx.dk.device_id, c.id));
+            let st = CollState {
+                cur: Point {
+                    key,
+                    conn: None,
+                    adds: BTreeMap::new(),
+                },
+                prev: None,
+                folder: folder.to_string(),
+                echo: BTreeMap::new(),
+            };
+            state::store(&skey, &st)?;
+            let e = collection_head(c, &key.to_string(), ctx.version, class)
+                .with_text_child(a::Status, status::OK.to_string());
+            return Ok((e, true));
+        }
+        (ClientKey::Issued(k), Some(st)) if st.folder == folder => {
+            let base = if st.cur.key == k {
+                st.cur.clone()
+            } else if let Some(p) = st.prev.clone().filter(|p| p.key == k) {
+                p
+            } else {
+                return Ok((
+                    collection_status(c, status::INVALID_SYNC_KEY, ctx.version),
+                    true,
+                ));
+            };
+            (st, base)
+        }
+        _ => {
+            return Ok((
+                collection_status(c, status::INVALID_SYNC_KEY, ctx.version),
+                true,
+            ))
+        }
+    };
+    let replay = base.key != st.cur.key;
+    let base_key = base.key;
+
+    // Client commands.
+    let mut responses = Element::new(a::Responses);
+    let mut adds = if replay {
+        st.cur.adds.clone()
+    } else {
+        BTreeMap::new()
+    };
+    let mut client_changed = false;
+    for cmd in &c.commands {
+        client_changed = true;
+        match cmd {
+            ClientCommand::Add { client_id, data } => {
+                let (sid, code) = match adds.get(client_id) {
+                    Some(sid) => (Some(sid.clone()), status::OK),
+                    None => match add_item(who, folder, class, data) {
+                        Ok(item) => {
+                            st.echo.insert(item.id.clone(), Echo::Item);
+                            let sid = ids::server_id(who, &item.id)?;
+                            adds.insert(client_id.clone(), sid.clone());
+                            (Some(sid), status::OK)
+                        }
+                        Err(e) => (None, item_status(&e)),
+                    },
+                };
+                let mut r = Element::new(a::Add).with_text_child(a::ClientId, client_id.clone());
+                if let Some(sid) = sid {
+                    r.push(Element::text_element(a::ServerId, sid));
+                }
+                responses.push(r.with_text_child(a::Status, code.to_string()));
+            }
+            ClientCommand::Change { server_id, data } => {
+                let code = match ids::item_id(who, server_id)? {
+                    None => status::NOT_FOUND,
+                    Some(id) => match change_item(who, &id, class, data, &mut st) {
+                        Ok(()) => status::OK,
+                        Err(e) => item_status(&e),
+                    },
+                };
+                // Successful changes are not answered ([MS-ASCMD] 2.2.3.24).
+                if code != status::OK {
+                    responses.push(
+                        Element::new(a::Change)
+                            .with_text_child(a::ServerId, server_id.clone())
+                            .with_text_child(a::Status, code.to_string()),
+                    );
+                }
+            }
+            ClientCommand::Delete { server_id } => {
+                let code = match ids::item_id(who, server_id)? {
+                    None => status::OK,
+                    Some(id) => {
+                        st.echo.insert(id.clone(), Echo::Item);
+                        match delete_item(who, &id, folder, kind, c.deletes_as_moves) {
+                            Ok(()) | Err(HostError::NotFound(_)) => status::OK,
+                            Err(e) => item_status(&e),
+                        }
+                    }
+                };
+                if code != status::OK {
+                    responses.push(
+                        Element::new(a::Delete)
+                            .with_text_child(a::ServerId, server_id.clone())
+                            .with_text_child(a::Status, code.to_string()),
+                    );
+                }
+            }
+            ClientCommand::Fetch { server_id } => {
+                let r = Element::new(a::Fetch).with_text_child(a::ServerId, server_id.clone());
+                let found = match ids::item_id(who, server_id)? {
+                    Some(id) => fetch_item(who, &id, class, c, ctx.version, streams)?,
+                    None => None,
+                };
+                responses.push(match found {
+                    Some(data) => r.with_text_child(a::Status, "1").with(data),
+                    None => r.with_text_child(a::Status, status::NOT_FOUND.to_string()),
+                });
+            }
+        }
+    }
+
+    // Server changes.
+    let mut commands = Element::new(a::Commands);
+    let mut conn = base.conn.clone();
+    let mut more = false;
+    if c.get_changes {
+        let page = match host::mailstore::sync(who, folder, base.conn.as_deref(), c.window) {
+            Ok(p) => p,
+            Err(HostError::NotFound(_)) => {
+                return Ok((
+                    collection_status(c, status::HIERARCHY_CHANGED, ctx.version),
+                    true,
+                ))
+            }
+            Err(HostError::Invalid(_) | HostError::Conflict(_)) => {
+                // The connector no longer knows the state: the client starts over.
+                let _ = host::kv::delete(&skey);
+                return Ok((
+                    collection_status(c, status::INVALID_SYNC_KEY, ctx.version),
+                    true,
+                ));
+            }
+            Err(e) => {
+                host::log::warn(&format!("eas: Sync {folder}: {e}"));
+                return Ok((
+                    collection_status(c, status::SERVER_ERROR, ctx.version),
+                    true,
+                ));
+            }
+        };
+        more = page.more;
+        conn = Some(page.state.clone());
+        let cutoff = if class == "Email" {
+            filter_window(c.options.filter).map(|w| crate::time::now_ms() - w)
+        } else {
+            None
+        };
+        for change in page.changes {
+            if let Some(el) =
+                server_change(ctx, c, class, change, cutoff, &mut st, replay, streams)?
+            {
+                commands.push(el);
+            }
+        }
+    }
+
+    // The new key: unchanged when nothing happened; the current one when a replay ends
+    // where the lost answer did; else the next.
+    let said = commands.elements().next().is_some() || responses.elements().next().is_some();
+    let key = if !said && !client_changed && conn == base.conn {
+        base.key
+    } else if replay && conn == st.cur.conn {
+        st.cur.adds = adds;
+        st.cur.key
+    } else {
+        let next = st.cur.key.next();
+        st.prev = Some(base);
+        st.cur = Point {
+            key: next,
+            conn,
+            adds,
+        };
+        next
+    };
+    while st.echo.len() > MAX_ECHO {
+        let Some(first) = st.echo.keys().next().cloned() else {
+            break;
+        };
+        st.echo.remove(&first);
+    }
+    state::store(&skey, &st)?;
+
+    let mut e = collection_head(c, &key.to_string(), ctx.version, class)
+        .with_text_child(a::Status, status::OK.to_string());
+    if more {
+        e.push(Element::new(a::MoreAvailable));
+    }
+    if commands.elements().next().is_some() {
+        e.push(commands);
+    }
+    if responses.elements().next().is_some() {
+        e.push(responses);
+    }
+    Ok((e, said || key != base_key))
+}
+
+/// The status of a failed item operation.
+fn item_status(e: &HostError) -> u8 {
+    match e {
+        HostError::NotFound(_) => status::NOT_FOUND,
+        HostError::Quota(_) => status::FULL,
+        HostError::Invalid(_) | HostError::Denied(_) => status::CONVERSION,
+        HostError::Unavailable(_) | HostError::Conflict(_) => status::RETRY,
+        HostError::Internal(_) => status::SERVER_ERROR,
+    }
+}
+
+/// One server change as a command for the device; `None` when it is an echo or filtered.
+#[allow(clippy::too_many_arguments)]
+fn server_change(
+    ctx: &Ctx,
+    c: &Collection,
+    class: &str,
+    change: Change,
+    cutoff: Option<i64>,
+    st: &mut CollState,
+    replay: bool,
+    streams: &mut Streams,
+) -> Result<Option<Element>> {
+    let who = &ctx.dk.who;
+    // On a replay the echo record is still needed for the next attempt: read, don't take.
+    let mut echo = |id: &str| {
+        if replay {
+            st.echo.get(id).copied()
+        } else {
+            st.echo.remove(id)
+        }
+    };
+    Ok(match change {
+        Change::Added(item) => {
+            if echo(&item.id) == Some(Echo::Item) {
+                return Ok(None);
+            }
+            if cutoff.is_some_and(|t| item.timestamp_ms < t) {
+                return Ok(None);
+            }
+            let Some(data) = item_data(who, &item, class, c, ctx.version, streams)? else {
+                return Ok(None);
+            };
+            Some(
+                Element::new(a::Add)
+                    .with_text_child(a::ServerId, ids::server_id(who, &item.id)?)
+                    .with(data),
+            )
+        }
+        Change::Changed(item) => {
+            if let Some(Echo::Flags(r, f)) = echo(&item.id) {
+                if r.is_none_or(|r| r == item.read) && f.is_none_or(|f| f == item.flagged) {
+                    return Ok(None);
+                }
+            }
+            let data = if class == "Email" {
+                email::application_data(who, &item, None, None, ctx.version, streams)?
+            } else {
+                match item_data(who, &item, class, c, ctx.version, streams)? {
+                    Some(d) => d,
+                    None => return Ok(None),
+                }
+            };
+            Some(
+                Element::new(a::Change)
+                    .with_text_child(a::ServerId, ids::server_id(who, &item.id)?)
+                    .with(data),
+            )
+        }
+        Change::Deleted(id) => {
+            if echo(&id) == Some(Echo::Item) {
+                return Ok(None);
+            }
+            Some(Element::new(a::Delete).with_text_child(a::ServerId, ids::server_id(who, &id)?))
+        }
+    })
+}
+
+/// The full `ApplicationData` of an item of `class`; `None` when it vanished meanwhile or
+/// the class is one this server does not convert yet.
+fn item_data(
+    who: &Principal,
+    item: &ItemSummary,
+    class: &str,
+    c: &Collection,
+    version: Version,
+    streams: &mut Streams,
+) -> Result<Option<Element>> {
+    let content = match item::load(who, item) {
+        Ok(x) => x,
+        Err(HostError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(match class {
+        "Email" => {
+            let msg = crate::mime::parse(&content.bytes);
+            Some(email::application_data(
+                who,
+                item,
+                Some((&content, &msg)),
+                Some(c.options.body_pref()),
+                version,
+                streams,
+            )?)
+        }
+        "Contacts" => Some(contact::application_data(&String::from_utf8_lossy(
+            &content.bytes,
+        ))),
+        _ => None,
+    })
+}
+
+/// Fetch one item whole (a Sync Fetch).
+fn fetch_item(
+    who: &Principal,
+    id: &str,
+    class: &str,
+    c: &Collection,
+    version: Version,
+    streams: &mut Streams,
+) -> Result<Option<Element>> {
+    let chunk = match host::mailstore::fetch(who, id, None, 0, 1) {
+        Ok(ch) => ch,
+        Err(HostError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let summary = ItemSummary {
+        id: id.to_string(),
+        folder_id: String::new(),
+        class: switchboard_sdk::ItemClass::Email,
+        size: chunk.total,
+        timestamp_ms: 0,
+        subject: String::new(),
+        sender: String::new(),
+        read: true,
+        flagged: false,
+        attachments: vec![],
+    };
+    let mut full = c.clone();
+    for p in &mut full.options.body {
+        p.truncation = None;
+    }
+    item_data(who, &summary, class, &full, version, streams)
+}
+
+/// Create an item from a client's Add.
+fn add_item(who: &Principal, folder: &str, class: &str, data: &Element) -> Result<ItemSummary> {
+    let content = match class {
+        "Contacts" => {
+            let uid = format!(
+                "{:08x}",
+                crate::provision::fnv(format!("{data}{}", crate::time::now_ms()).as_bytes())
+            );
+            contact::to_vcard(data, &uid).into_bytes()
+        }
+        _ => {
+            return Err(HostError::Denied(format!(
+                "creating {class} items from a phone is not supported"
+            )))
+        }
+    };
+    let upload = Upload::from_bytes(&content)?;
+    host::mailstore::create_item(who, folder, &upload)
+}
+
+/// Apply a client's Change.
+fn change_item(
+    who: &Principal,
+    id: &str,
+    class: &str,
+    data: &Element,
+    st: &mut CollState,
+) -> Result<()> {
+    match class {
+        "Email" => {
+            let (read, flagged) = email::parse_change(data);
+            if read.is_none() && flagged.is_none() {
+                return Ok(());
+            }
+            host::mailstore::set_flags(who, id, read, flagged)?;
+            // Remember what was set, to recognise the connector's echo of it.
+            st.echo.insert(id.to_string(), Echo::Flags(read, flagged));
+            Ok(())
+        }
+        "Contacts" => {
+            let vcard = contact::to_vcard(data, id);
+            let upload = Upload::from_bytes(vcard.as_bytes())?;
+            host::mailstore::replace_item(who, id, &upload)?;
+            Ok(())
+        }
+        _ => Err(HostError::Denied(format!(
+            "changing {class} items is not supported"
+        ))),
+    }
+}
+
+/// Delete (or move to Deleted Items) a client's Delete.
+fn delete_item(who: &Principal, id: &str, folder: &str, kind: u8, as_move: bool) -> Result<()> {
+    if as_move && folders::class_of(kind) == "Email" {
+        let trash = host::mailstore::list_folders(who)?
+            .into_iter()
+            .find(|f| f.kind == switchboard_sdk::FolderKind::Deleted);
+        if let Some(t) = trash.filter(|t| t.id != folder) {
+            host::mailstore::move_item(who, id, &t.id)?;
+            return Ok(());
+        }
+    }
+    host::mailstore::delete_item(who, id)
+}

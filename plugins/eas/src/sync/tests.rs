@@ -1,0 +1,393 @@
+//! Sync end to end against the in-memory store: windows, replays, client changes, echoes,
+//! bodies, long-polls and bad input.
+
+use switchboard_sdk::http::Outcome;
+use switchboard_wbxml::{
+    decode, element, tags::airsync as a, tags::airsyncbase as asb, tags::contacts as ct,
+    tags::email as em, tags::folderhierarchy as fh, Element,
+};
+
+use crate::testkit::{MemStore, Phone};
+use crate::tests::{request, response};
+use crate::Eas;
+
+const MAIL: &str = "From: Bob <bob@example.com>\r\nTo: Alice <alice@example.com>\r\nSubject: Lunch?\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nShall we have lunch at noon? There is a new place.\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>Shall we have <b>lunch</b> at noon?</p>\r\n--b--\r\n";
+
+/// Folder ids by name after a FolderSync from 0.
+fn folder_ids(phone: &Phone) -> std::collections::HashMap<String, String> {
+    let d = phone.cmd(
+        "FolderSync",
+        &element!(fh::FolderSync[element!(fh::SyncKey = "0")]),
+    );
+    d.child("Changes")
+        .unwrap()
+        .children_named("Add")
+        .map(|a| {
+            (
+                a.child_text("DisplayName").unwrap().to_string(),
+                a.child_text("ServerId").unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn sync_doc(key: &str, id: &str, extra: Vec<Element>) -> Element {
+    let mut col =
+        element!(a::Collection [element!(a::SyncKey = key), element!(a::CollectionId = id)]);
+    for e in extra {
+        col.push(e);
+    }
+    element!(a::Sync[element!(a::Collections[col])])
+}
+
+fn col(d: &Element) -> &Element {
+    d.child("Collections")
+        .and_then(|c| c.child("Collection"))
+        .expect("Collection")
+}
+
+fn key(d: &Element) -> String {
+    col(d).child_text("SyncKey").unwrap().to_string()
+}
+
+fn commands(d: &Element, name: &str) -> Vec<Element> {
+    col(d)
+        .child("Commands")
+        .map(|c| c.children_named(name).cloned().collect())
+        .unwrap_or_default()
+}
+
+fn html_options(trunc: &str) -> Element {
+    element!(a::Options [
+        element!(a::FilterType = "0"),
+        element!(asb::BodyPreference [element!(asb::Type = "2"), element!(asb::TruncationSize = trunc)]),
+    ])
+}
+
+fn start(phone: &Phone, id: &str) -> String {
+    let d = phone.cmd("Sync", &sync_doc("0", id, vec![]));
+    assert_eq!(col(&d).child_text("Status"), Some("1"));
+    assert!(col(&d).child("Commands").is_none());
+    key(&d)
+}
+
+fn deliver(phone: &Phone, n: usize) {
+    phone.store(|| {
+        for i in 0..n {
+            MemStore::deliver(
+                "INBOX",
+                &format!("m{i}"),
+                "Lunch?",
+                MAIL,
+                1_700_000_000_000 + i as i64,
+            );
+        }
+    });
+}
+
+#[test]
+fn windowed_initial_sync_with_html_bodies() {
+    for v in ["14.1", "16.1"] {
+        let phone = Phone::new(v);
+        let inbox = folder_ids(&phone)["INBOX"].clone();
+        let k1 = start(&phone, &inbox);
+        deliver(&phone, 3);
+        let d = phone.cmd(
+            "Sync",
+            &sync_doc(
+                &k1,
+                &inbox,
+                vec![element!(a::WindowSize = "2"), html_options("20")],
+            ),
+        );
+        let adds = commands(&d, "Add");
+        assert_eq!(adds.len(), 2);
+        assert!(col(&d).child("MoreAvailable").is_some());
+        let data = adds[0].child("ApplicationData").unwrap();
+        assert_eq!(data.child_text("Subject"), Some("Lunch?"));
+        assert_eq!(data.child_text("From"), Some("Bob <bob@example.com>"));
+        assert_eq!(data.child_text("To"), Some("Alice <alice@example.com>"));
+        assert_eq!(data.child_text("DisplayTo"), Some("Alice"));
+        assert_eq!(
+            data.child_text("DateReceived"),
+            Some("2023-11-14T22:13:20.000Z")
+        );
+        assert_eq!(data.child_text("Read"), Some("0"));
+        let body = data.child("Body").unwrap();
+        assert_eq!(body.child_text("Type"), Some("2"));
+        assert_eq!(body.child_text("Truncated"), Some("1"));
+        assert_eq!(body.child_text("Data"), Some("<p>Shall we have <b>"));
+        assert_eq!(adds[0].child_text("ServerId"), Some("m0"));
+        let k2 = key(&d);
+        let d = phone.cmd(
+            "Sync",
+            &sync_doc(&k2, &inbox, vec![element!(a::WindowSize = "2")]),
+        );
+        assert_eq!(commands(&d, "Add").len(), 1);
+        assert!(col(&d).child("MoreAvailable").is_none());
+        let k3 = key(&d);
+        // Nothing new: the same key, no commands.
+        let d = phone.cmd("Sync", &sync_doc(&k3, &inbox, vec![]));
+        assert_eq!(key(&d), k3);
+        assert!(col(&d).child("Commands").is_none());
+    }
+}
+
+#[test]
+fn a_lost_answer_is_replayed_and_forged_keys_get_status_3() {
+    let phone = Phone::new("14.1");
+    let inbox = folder_ids(&phone)["INBOX"].clone();
+    let k1 = start(&phone, &inbox);
+    deliver(&phone, 2);
+    let first = phone.cmd("Sync", &sync_doc(&k1, &inbox, vec![]));
+    let k2 = key(&first);
+    // The client did not get it and asks again with k1: the same items, the same new key.
+    let again = phone.cmd("Sync", &sync_doc(&k1, &inbox, vec![]));
+    assert_eq!(key(&again), k2);
+    assert_eq!(commands(&again, "Add").len(), 2);
+    // k2 works; k1 is now two keys old after another change.
+    deliver(&phone, 1);
+    let d = phone.cmd("Sync", &sync_doc(&k2, &inbox, vec![]));
+    let k3 = key(&d);
+    assert_ne!(k3, k2);
+    let d = phone.cmd("Sync", &sync_doc(&k3, &inbox, vec![]));
+    assert_eq!(col(&d).child_text("Status"), Some("1"));
+    for bad in [k1.as_str(), "deadbeef-1", "17", "x"] {
+        let d = phone.cmd("Sync", &sync_doc(bad, &inbox, vec![]));
+        assert_eq!(col(&d).child_text("Status"), Some("3"), "{bad}");
+        assert_eq!(col(&d).child_text("SyncKey"), Some("0"));
+    }
+    // A collection that is not in the hierarchy: 12.
+    let d = phone.cmd("Sync", &sync_doc(&k3, "999", vec![]));
+    assert_eq!(col(&d).child_text("Status"), Some("12"));
+}
+
+#[test]
+fn client_changes_are_applied_and_not_echoed() {
+    let phone = Phone::new("16.1");
+    let ids = folder_ids(&phone);
+    let inbox = ids["INBOX"].clone();
+    let k = start(&phone, &inbox);
+    deliver(&phone, 3);
+    let k = key(&phone.cmd("Sync", &sync_doc(&k, &inbox, vec![])));
+    let cmds = element!(a::Commands [
+        element!(a::Change [
+            element!(a::ServerId = "m0"),
+            element!(a::ApplicationData [
+                element!(em::Read = "1"),
+                element!(em::Flag [element!(em::FlagStatus = "2")]),
+            ]),
+        ]),
+        element!(a::Delete [element!(a::ServerId = "m1")]),
+        element!(a::Fetch [element!(a::ServerId = "m2")]),
+        element!(a::Change [element!(a::ServerId = "nope"), element!(a::ApplicationData [element!(em::Read = "1")])]),
+    ]);
+    let d = phone.cmd(
+        "Sync",
+        &sync_doc(&k, &inbox, vec![html_options("10"), cmds]),
+    );
+    let responses = col(&d).child("Responses").expect("Responses");
+    // The fetch comes whole (no truncation), the unknown item fails with 8, the rest is silent.
+    let fetch = responses.child("Fetch").unwrap();
+    assert_eq!(fetch.child_text("Status"), Some("1"));
+    let body = fetch
+        .child("ApplicationData")
+        .and_then(|a| a.child("Body"))
+        .unwrap();
+    assert!(body.child("Truncated").is_none());
+    assert_eq!(
+        body.child_text("Data"),
+        Some("<p>Shall we have <b>lunch</b> at noon?</p>")
+    );
+    let failed: Vec<_> = responses.children_named("Change").collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].child_text("Status"), Some("8"));
+    // The store saw the changes: m0 read and flagged, m1 moved to Trash.
+    let inbox_items = phone.store(|| MemStore::items("INBOX"));
+    let m0 = inbox_items.iter().find(|s| s.summary.id == "m0").unwrap();
+    assert!(m0.summary.read && m0.summary.flagged);
+    assert!(!inbox_items.iter().any(|s| s.summary.id == "m1"));
+    assert_eq!(phone.store(|| MemStore::items("Trash")).len(), 1);
+    // The next sync does not echo them back.
+    let k = key(&d);
+    let d = phone.cmd("Sync", &sync_doc(&k, &inbox, vec![]));
+    assert!(col(&d).child("Commands").is_none(), "{d}");
+    // A change made elsewhere does come through, as flags only.
+    phone.store(|| {
+        use switchboard_sdk::MailConnector;
+        let who = switchboard_sdk::Principal::parse("alice@example.com").unwrap();
+        MemStore::set_flags(&who, "m2", Some(true), None).unwrap();
+    });
+    let d = phone.cmd("Sync", &sync_doc(&key(&d), &inbox, vec![]));
+    let ch = commands(&d, "Change");
+    assert_eq!(ch.len(), 1);
+    let data = ch[0].child("ApplicationData").unwrap();
+    assert_eq!(data.child_text("Read"), Some("1"));
+    assert!(data.child("Body").is_none());
+}
+
+#[test]
+fn contacts_added_on_the_phone_are_stored_once() {
+    let phone = Phone::new("14.1");
+    let contacts = folder_ids(&phone)["Contacts"].clone();
+    let k = start(&phone, &contacts);
+    let add = element!(
+        a::Commands[element!(a::Add [
+            element!(a::ClientId = "c-1"),
+            element!(a::ApplicationData [
+                element!(ct::FirstName = "Carol"),
+                element!(ct::LastName = "Jones"),
+                element!(ct::Email1Address = "carol@example.com"),
+            ]),
+        ])]
+    );
+    let d = phone.cmd("Sync", &sync_doc(&k, &contacts, vec![add.clone()]));
+    let r = col(&d)
+        .child("Responses")
+        .and_then(|r| r.child("Add"))
+        .unwrap();
+    assert_eq!(r.child_text("Status"), Some("1"));
+    let sid = r.child_text("ServerId").unwrap().to_string();
+    // Replayed (lost answer): same ServerId, nothing created twice.
+    let d2 = phone.cmd("Sync", &sync_doc(&k, &contacts, vec![add]));
+    let r2 = col(&d2)
+        .child("Responses")
+        .and_then(|r| r.child("Add"))
+        .unwrap();
+    assert_eq!(r2.child_text("ServerId"), Some(sid.as_str()));
+    let stored = phone.store(|| MemStore::items("Contacts"));
+    assert_eq!(stored.len(), 1);
+    let vcard = String::from_utf8_lossy(&stored[0].content).to_string();
+    assert!(
+        vcard.contains("FN:Carol Jones") && vcard.contains("EMAIL;TYPE=INTERNET:carol@example.com")
+    );
+    // Not echoed as an Add; a contact added elsewhere is sent with its fields.
+    phone.store(|| {
+        MemStore::deliver(
+            "Contacts",
+            "v2",
+            "",
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Dan Smith\r\nN:Smith;Dan;;;\r\nTEL;TYPE=CELL:+1 555 0100\r\nEND:VCARD\r\n",
+            0,
+        )
+    });
+    let d = phone.cmd("Sync", &sync_doc(&key(&d2), &contacts, vec![]));
+    let adds = commands(&d, "Add");
+    assert_eq!(adds.len(), 1, "{d}");
+    let data = adds[0].child("ApplicationData").unwrap();
+    assert_eq!(data.child_text("LastName"), Some("Smith"));
+    assert_eq!(data.child_text("MobilePhoneNumber"), Some("+1 555 0100"));
+}
+
+#[test]
+fn filter_type_hides_old_mail() {
+    let phone = Phone::new("14.1");
+    let inbox = folder_ids(&phone)["INBOX"].clone();
+    let k = start(&phone, &inbox);
+    let now = crate::time::now_ms();
+    phone.store(|| {
+        MemStore::deliver("INBOX", "old", "old", MAIL, now - 40 * 86_400_000);
+        MemStore::deliver("INBOX", "new", "new", MAIL, now);
+    });
+    let opts = element!(a::Options[element!(a::FilterType = "3")]);
+    let d = phone.cmd("Sync", &sync_doc(&k, &inbox, vec![opts]));
+    let adds = commands(&d, "Add");
+    assert_eq!(adds.len(), 1);
+    assert_eq!(adds[0].child_text("ServerId"), Some("new"));
+}
+
+#[test]
+fn empty_and_partial_requests_use_the_cache() {
+    let phone = Phone::new("14.1");
+    // No cache yet: 13.
+    let r = phone.post("Sync", "", b"");
+    let d = decode(&r.body_bytes()).unwrap();
+    assert_eq!(d.child_text("Status"), Some("13"));
+    let inbox = folder_ids(&phone)["INBOX"].clone();
+    let k = start(&phone, &inbox);
+    deliver(&phone, 1);
+    let _ = phone.cmd("Sync", &sync_doc(&k, &inbox, vec![]));
+    deliver(&phone, 1);
+    // An empty body repeats the last request with the keys of the last answer.
+    let r = phone.post("Sync", "", b"");
+    assert_eq!(r.status, 200);
+    let d = decode(&r.body_bytes()).unwrap();
+    assert_eq!(col(&d).child_text("Status"), Some("1"));
+    assert_eq!(commands(&d, "Add").len(), 1, "only the new message: {d}");
+}
+
+#[test]
+fn wait_bounds_and_parking() {
+    let phone = Phone::new("14.1");
+    let inbox = folder_ids(&phone)["INBOX"].clone();
+    let k = start(&phone, &inbox);
+    let mut doc = sync_doc(&k, &inbox, vec![]);
+    doc.push(element!(a::HeartbeatInterval = "30"));
+    let d = phone.cmd("Sync", &doc);
+    assert_eq!(d.child_text("Status"), Some("14"));
+    assert_eq!(d.child_text("Limit"), Some("60"));
+    let mut doc = sync_doc(&k, &inbox, vec![]);
+    doc.push(element!(a::Wait = "90"));
+    let d = phone.cmd("Sync", &doc);
+    assert_eq!(d.child_text("Limit"), Some("59"));
+
+    // Settle: the first sync from a new key fixes the connector state (a new key).
+    let k = key(&phone.cmd("Sync", &sync_doc(&k, &inbox, vec![])));
+    let mut doc = sync_doc(&k, &inbox, vec![]);
+    doc.push(element!(a::Wait = "5"));
+    let q = "Cmd=Sync&User=alice&DeviceId=DEV1&DeviceType=iPhone";
+    let key = phone.key.unwrap().to_string();
+    let out = phone.host.handle::<Eas>(request(
+        "POST",
+        q,
+        &[("MS-ASProtocolVersion", "14.1"), ("X-MS-PolicyKey", &key)],
+        &doc.to_wbxml().unwrap(),
+    ));
+    let Outcome::Park(p) = out else {
+        panic!("expected park: {out:?}")
+    };
+    assert_eq!(p.timeout_ms, 300_000);
+    assert_eq!(p.group.as_deref(), Some("eas/alice@example.com/DEV1"));
+    assert!(p
+        .watch
+        .contains(&"mailbox:alice@example.com/INBOX".to_string()));
+    assert_eq!(p.on_timeout.status, 200);
+    assert!(p.on_timeout.body_bytes().is_empty());
+    deliver(&phone, 1);
+    let r = response(
+        phone
+            .host
+            .resume::<Eas>(p.state, vec!["mailbox:alice@example.com/INBOX".into()]),
+    );
+    let d = decode(&r.body_bytes()).unwrap();
+    assert_eq!(commands(&d, "Add").len(), 1);
+}
+
+#[test]
+fn twelve_one_names_the_class_and_bad_bodies_fail_cleanly() {
+    let phone = Phone::new("12.1");
+    let inbox = folder_ids(&phone)["INBOX"].clone();
+    let d = phone.cmd("Sync", &sync_doc("0", &inbox, vec![]));
+    assert_eq!(col(&d).child_text("Class"), Some("Email"));
+    // Truncated WBXML on 12.1: HTTP 400.
+    let bytes = sync_doc("0", &inbox, vec![]).to_wbxml().unwrap();
+    assert_eq!(
+        phone.post("Sync", "", &bytes[..bytes.len() - 2]).status,
+        400
+    );
+    // A wrong code page token in the middle: 400 as well, never a panic.
+    let mut bad = bytes.clone();
+    bad[5] = 0x3f;
+    assert_eq!(phone.post("Sync", "", &bad).status, 400);
+    // On 14.1: Status 102 / 4.
+    let p = Phone::new("14.1");
+    let r = p.post("Sync", "", &bytes[..bytes.len() - 2]);
+    assert_eq!(
+        decode(&r.body_bytes()).unwrap().child_text("Status"),
+        Some("102")
+    );
+    let no_id = element!(
+        a::Sync[element!(a::Collections[element!(a::Collection[element!(a::SyncKey = "0")])])]
+    );
+    assert_eq!(p.cmd("Sync", &no_id).child_text("Status"), Some("4"));
+}
