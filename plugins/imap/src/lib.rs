@@ -35,6 +35,7 @@ pub mod mapping;
 pub mod runtime;
 pub mod settings;
 pub mod state;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -14,6 +14,7 @@ use switchboard_sdk::{host, Principal};
 
 use crate::error::{ImapError, Result};
 use crate::imap::Target;
+use crate::tls::Mode;
 
 /// Parsed settings.
 #[derive(Clone)]
@@ -36,6 +37,10 @@ pub struct Settings {
     pub condstore: bool,
     /// Largest single response accepted.
     pub max_response: usize,
+    /// Plain, STARTTLS (default) or implicit TLS.
+    pub tls: Mode,
+    /// PEM file of trusted CAs instead of the public roots.
+    pub ca_file: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -79,7 +84,15 @@ impl Settings {
                 )))
             }
         };
+        let tls = match get("tls") {
+            None => Mode::StartTls,
+            Some(v) => Mode::parse(&v).ok_or_else(|| {
+                ImapError::Config(format!("tls: {v:?} is not none, starttls or tls"))
+            })?,
+        };
         Ok(Settings {
+            tls,
+            ca_file: get("ca_file"),
             host,
             port: number("port", 143)?,
             master_user,
@@ -108,6 +121,8 @@ impl Settings {
             timeout: self.timeout,
             max_response: self.max_response,
             condstore: self.condstore,
+            tls: self.tls,
+            ca_file: self.ca_file.clone(),
         }
     }
 }

@@ -23,6 +23,7 @@ fn host_for(port: u16, condstore: bool) -> MockHost {
         .with_config("master_user", MASTER_USER)
         .with_config("master_password", MASTER_PASSWORD)
         .with_config("timeout_secs", "10")
+        .with_config("tls", "none")
         .with_config("condstore", if condstore { "true" } else { "false" })
 }
 
@@ -308,6 +309,7 @@ fn wrong_password_is_denied_and_unreachable_names_the_server() {
         .with_config("port", &d.port.to_string())
         .with_config("master_user", MASTER_USER)
         .with_config("master_password", "not-the-password")
+        .with_config("tls", "none")
         .with_config("timeout_secs", "10");
     let err = host.run(|| Imap::list_folders(&alice())).unwrap_err();
     assert!(matches!(err, Error::Denied(_)), "{err:?}");
@@ -382,4 +384,64 @@ fn uidvalidity_change_asks_for_a_full_resync() {
     assert!(matches!(err, Error::Conflict(_)), "{err:?}");
     let fresh = host.run(|| Imap::sync(&alice(), "Work", None, 10)).unwrap();
     assert_eq!(subjects(&fresh.changes), ["+new"]);
+}
+
+fn tls_host(d: &Dovecot, port: u16, mode: &str, ca: Option<&str>) -> MockHost {
+    let h = MockHost::new()
+        .with_config("host", "127.0.0.1")
+        .with_config("port", &port.to_string())
+        .with_config("master_user", MASTER_USER)
+        .with_config("master_password", MASTER_PASSWORD)
+        .with_config("timeout_secs", "10")
+        .with_config("tls", mode);
+    let _ = d;
+    match ca {
+        Some(ca) => h.with_config("ca_file", ca),
+        None => h,
+    }
+}
+
+#[test]
+fn starttls_and_implicit_tls_check_the_certificate() {
+    let d = Dovecot::start();
+    let mut r = raw(&d);
+    r.append("INBOX", "", &message("secure", "bob@example.com", None));
+    let ca = d.ca_file();
+    for (port, mode) in [(d.port, "starttls"), (d.tls_port, "tls")] {
+        let host = tls_host(&d, port, mode, Some(&ca));
+        let page = host
+            .run(|| Imap::sync(&alice(), "INBOX", None, 10))
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        assert_eq!(subjects(&page.changes), ["+secure"], "{mode}");
+        // Without trusting the test CA the public roots reject the self-signed certificate.
+        let err = tls_host(&d, port, mode, None)
+            .run(|| Imap::list_folders(&alice()))
+            .unwrap_err();
+        match err {
+            Error::Unavailable(text) => assert!(text.contains("TLS"), "{mode}: {text}"),
+            e => panic!("{mode}: {e:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_silent_server_times_out_as_unavailable() {
+    // Accepts connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        drop(conn);
+    });
+    let host = host_for(port, true).with_config("timeout_secs", "1");
+    let err = host.run(|| Imap::list_folders(&alice())).unwrap_err();
+    match &err {
+        Error::Unavailable(text) => {
+            assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+            assert!(text.contains("did not answer"), "{text}");
+        }
+        e => panic!("{e:?}"),
+    }
+    held.join().unwrap();
 }

@@ -43,8 +43,24 @@ pub fn global() -> &'static Pool {
     POOL.get_or_init(Pool::default)
 }
 
+/// Connections are shared only between calls with the same server, login and security
+/// settings (a reload that changes the TLS mode, the CA or the password gets new ones). The
+/// password enters as a hash; keys are never logged anyway.
 fn key(t: &Target) -> String {
-    format!("{}:{}/{}", t.host, t.port, t.login)
+    use sha2::Digest;
+    let pw = sha2::Sha256::digest(t.password.as_bytes());
+    format!(
+        "{}:{}/{}/{:?}/{}/{:02x}{:02x}{:02x}{:02x}",
+        t.host,
+        t.port,
+        t.login,
+        t.tls,
+        t.ca_file.as_deref().unwrap_or(""),
+        pw[0],
+        pw[1],
+        pw[2],
+        pw[3]
+    )
 }
 
 impl Pool {

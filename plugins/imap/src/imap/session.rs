@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 use super::frame::{self, Frame, Status};
 use crate::error::{ImapError, Result};
 use crate::mapping::{self, Flags, MessageMeta};
+use crate::tls::{self, Mode};
 
 /// A byte stream an IMAP session runs over (plain TCP today; TLS plugs in here).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -34,6 +35,10 @@ pub struct Target {
     pub max_response: usize,
     /// Use CONDSTORE/QRESYNC when the server offers them.
     pub condstore: bool,
+    /// Plain, STARTTLS or implicit TLS.
+    pub tls: crate::tls::Mode,
+    /// PEM file of trusted CAs instead of the public roots.
+    pub ca_file: Option<String>,
 }
 
 impl std::fmt::Debug for Target {
@@ -42,6 +47,7 @@ impl std::fmt::Debug for Target {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("login", &self.login)
+            .field("tls", &self.tls)
             .field("password", &"<redacted>")
             .finish_non_exhaustive()
     }
@@ -136,7 +142,19 @@ impl Session {
                 Ok(Ok(s)) => s,
             };
         let _ = stream.set_nodelay(true);
-        let io: Box<dyn Io> = Box::new(stream);
+        let mut io: Box<dyn Io> = Box::new(stream);
+        let timeout = |addr: &str| ImapError::Timeout {
+            addr: addr.to_string(),
+            secs: t.timeout.as_secs(),
+        };
+        if t.tls == Mode::Implicit {
+            io = tokio::time::timeout(
+                t.timeout,
+                tls::wrap(io, &t.host, &addr, t.ca_file.as_deref()),
+            )
+            .await
+            .map_err(|_| timeout(&addr))??;
+        }
         let mut s = Session {
             io: BufReader::with_capacity(64 * 1024, io),
             addr,
@@ -160,6 +178,9 @@ impl Session {
         if s.caps.is_empty() {
             s.capability().await?;
         }
+        if t.tls == Mode::StartTls {
+            s.starttls(t).await?;
+        }
         s.login(&t.login, &t.password).await?;
         if t.condstore {
             if s.has("QRESYNC") && s.has("ENABLE") {
@@ -172,6 +193,38 @@ impl Session {
             }
         }
         Ok(s)
+    }
+
+    /// Upgrade with STARTTLS; refuses servers that do not offer it (no silent plaintext).
+    async fn starttls(&mut self, t: &Target) -> Result<()> {
+        if !self.has("STARTTLS") {
+            return Err(ImapError::Tls {
+                addr: self.addr.clone(),
+                reason: "the server does not offer STARTTLS".into(),
+            });
+        }
+        self.command("STARTTLS").await?;
+        if !self.io.buffer().is_empty() {
+            // Bytes sent before the handshake would be trusted after it (CVE-2011-0411 class).
+            return Err(ImapError::Tls {
+                addr: self.addr.clone(),
+                reason: "unexpected data after STARTTLS".into(),
+            });
+        }
+        let placeholder: Box<dyn Io> = Box::new(tokio::io::duplex(1).0);
+        let plain = std::mem::replace(&mut self.io, BufReader::new(placeholder)).into_inner();
+        let secured = tokio::time::timeout(
+            self.timeout,
+            tls::wrap(plain, &t.host, &self.addr, t.ca_file.as_deref()),
+        )
+        .await
+        .map_err(|_| ImapError::Timeout {
+            addr: self.addr.clone(),
+            secs: self.timeout.as_secs(),
+        })??;
+        self.io = BufReader::with_capacity(64 * 1024, secured);
+        self.caps.clear();
+        self.capability().await
     }
 
     /// Has the server announced capability `cap` (upper-case)?

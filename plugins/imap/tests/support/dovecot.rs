@@ -29,8 +29,10 @@ pub const MASTER_PASSWORD: &str = "mastersecret";
 pub struct Dovecot {
     dir: tempfile::TempDir,
     child: Option<Child>,
-    /// IMAP port on 127.0.0.1.
+    /// IMAP port on 127.0.0.1 (plain, STARTTLS offered).
     pub port: u16,
+    /// IMAPS port on 127.0.0.1 (implicit TLS).
+    pub tls_port: u16,
 }
 
 fn dovecot_binary() -> PathBuf {
@@ -123,7 +125,16 @@ impl Dovecot {
             format!("{MASTER_USER}:{{PLAIN}}{MASTER_PASSWORD}\n"),
         )
         .expect("masters");
+        // A certificate for 127.0.0.1 and localhost; tests trust it through `ca_file`.
+        let cert = rcgen::generate_simple_self_signed(vec![
+            "127.0.0.1".to_string(),
+            "localhost".to_string(),
+        ])
+        .expect("generate certificate");
+        std::fs::write(root.join("cert.pem"), cert.cert.pem()).expect("cert.pem");
+        std::fs::write(root.join("key.pem"), cert.signing_key.serialize_pem()).expect("key.pem");
         let port = free_port();
+        let tls_port = free_port();
         let r = root.display();
         let conf = format!(
             r#"# throwaway test server
@@ -133,7 +144,9 @@ log_path = {r}/dovecot.log
 info_log_path = {r}/dovecot.log
 listen = 127.0.0.1
 protocols = imap lmtp
-ssl = no
+ssl = yes
+ssl_cert = <{r}/cert.pem
+ssl_key = <{r}/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -150,7 +163,9 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
   }}
 }}
 service lmtp {{
@@ -203,9 +218,15 @@ namespace inbox {{
             dir,
             child: None,
             port,
+            tls_port,
         };
         d.run();
         d
+    }
+
+    /// The server certificate (PEM), to trust as a CA.
+    pub fn ca_file(&self) -> String {
+        self.dir.path().join("cert.pem").display().to_string()
     }
 
     fn conf(&self) -> PathBuf {
