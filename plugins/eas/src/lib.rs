@@ -17,12 +17,16 @@
 //! - [`folders`], [`foldersync`] — the hierarchy: short ids, EAS types, FolderSync with
 //!   replayable answers, FolderCreate/Update/Delete.
 
+pub mod compose;
+pub mod estimate;
 pub mod folders;
 pub mod foldersync;
 pub mod http;
 pub mod ids;
 pub mod item;
+pub mod itemops;
 pub mod mime;
+pub mod moveitems;
 pub mod ping;
 pub mod provision;
 pub mod state;
@@ -214,6 +218,13 @@ mod commands {
             Command::FolderSync => reply(foldersync::sync(ctx, req)?),
             Command::Sync => sync::handle(ctx, req)?,
             Command::Ping => ping::handle(ctx, req)?,
+            Command::ItemOperations => reply(itemops::handle(ctx, req)?),
+            Command::MoveItems => reply(moveitems::handle(ctx, req)?),
+            Command::GetItemEstimate => reply(estimate::handle(ctx, req)?),
+            Command::GetAttachment => reply(itemops::get_attachment(ctx)?),
+            Command::SendMail | Command::SmartReply | Command::SmartForward => {
+                reply(compose::handle(ctx, req)?)
+            }
             Command::FolderCreate => reply(foldersync::create(ctx, req)?),
             Command::FolderUpdate => reply(foldersync::update(ctx, req)?),
             Command::FolderDelete => reply(foldersync::delete(ctx, req)?),

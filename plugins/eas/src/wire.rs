@@ -58,7 +58,16 @@ pub fn read_body(req: &Request, limit: usize) -> Result<Vec<u8>, BodyError> {
 /// Decode a command body whose root must be `root`. An empty body is `Ok(None)` (several
 /// commands allow it: Ping, Sync, GetItemEstimate).
 pub fn decode_body(req: &Request, root: Tag) -> Result<Option<Element>, BodyError> {
-    let body = read_body(req, MAX_WBXML_BODY)?;
+    decode_body_limit(req, root, MAX_WBXML_BODY)
+}
+
+/// [`decode_body`] with another size limit (ComposeMail carries whole messages).
+pub fn decode_body_limit(
+    req: &Request,
+    root: Tag,
+    limit: usize,
+) -> Result<Option<Element>, BodyError> {
+    let body = read_body(req, limit)?;
     if body.is_empty() {
         return Ok(None);
     }

@@ -391,3 +391,84 @@ fn twelve_one_names_the_class_and_bad_bodies_fail_cleanly() {
     );
     assert_eq!(p.cmd("Sync", &no_id).child_text("Status"), Some("4"));
 }
+
+#[test]
+fn move_items_and_no_echo_in_either_folder() {
+    use switchboard_wbxml::tags::moves as mv;
+    let phone = Phone::new("14.1");
+    let ids = folder_ids(&phone);
+    let (inbox, trash) = (ids["INBOX"].clone(), ids["Trash"].clone());
+    let ki = start(&phone, &inbox);
+    let kt = start(&phone, &trash);
+    deliver(&phone, 2);
+    let ki = key(&phone.cmd("Sync", &sync_doc(&ki, &inbox, vec![])));
+    let kt = key(&phone.cmd("Sync", &sync_doc(&kt, &trash, vec![])));
+    let doc = element!(mv::MoveItems [
+        element!(mv::Move [element!(mv::SrcMsgId = "m0"), element!(mv::SrcFldId = inbox.as_str()), element!(mv::DstFldId = trash.as_str())]),
+        element!(mv::Move [element!(mv::SrcMsgId = "zz"), element!(mv::SrcFldId = inbox.as_str()), element!(mv::DstFldId = trash.as_str())]),
+        element!(mv::Move [element!(mv::SrcMsgId = "m1"), element!(mv::SrcFldId = inbox.as_str()), element!(mv::DstFldId = "999")]),
+        element!(mv::Move [element!(mv::SrcMsgId = "m1"), element!(mv::SrcFldId = inbox.as_str()), element!(mv::DstFldId = inbox.as_str())]),
+    ]);
+    let d = phone.cmd("MoveItems", &doc);
+    let rs: Vec<_> = d.children_named("Response").collect();
+    assert_eq!(rs[0].child_text("Status"), Some("3"));
+    assert_eq!(rs[0].child_text("DstMsgId"), Some("Trash-m0"));
+    assert_eq!(rs[1].child_text("Status"), Some("1"));
+    assert_eq!(rs[2].child_text("Status"), Some("2"));
+    assert_eq!(rs[3].child_text("Status"), Some("4"));
+    let d = phone.cmd("Sync", &sync_doc(&ki, &inbox, vec![]));
+    assert!(col(&d).child("Commands").is_none(), "{d}");
+    let d = phone.cmd("Sync", &sync_doc(&kt, &trash, vec![]));
+    assert!(col(&d).child("Commands").is_none(), "{d}");
+}
+
+#[test]
+fn get_item_estimate_counts_without_moving_the_key() {
+    use switchboard_wbxml::tags::getitemestimate as ge;
+    let phone = Phone::new("16.1");
+    let inbox = folder_ids(&phone)["INBOX"].clone();
+    let k = start(&phone, &inbox);
+    deliver(&phone, 3);
+    let est = |key: &str, id: &str| {
+        element!(
+            ge::GetItemEstimate[element!(
+                ge::Collections[element!(ge::Collection [
+                    element!(a::SyncKey = key),
+                    element!(ge::CollectionId = id),
+                    element!(a::Options [element!(a::FilterType = "0")]),
+                ])]
+            )]
+        )
+    };
+    let d = phone.cmd("GetItemEstimate", &est(&k, &inbox));
+    let r = d.child("Response").unwrap();
+    assert_eq!(r.child_text("Status"), Some("1"));
+    assert_eq!(
+        r.child("Collection").and_then(|c| c.child_text("Estimate")),
+        Some("3")
+    );
+    // Still three: the estimate did not consume anything.
+    let d = phone.cmd("GetItemEstimate", &est(&k, &inbox));
+    assert_eq!(
+        d.child("Response")
+            .and_then(|r| r.child("Collection"))
+            .and_then(|c| c.child_text("Estimate")),
+        Some("3")
+    );
+    for (key, id, code) in [
+        ("0", inbox.as_str(), "3"),
+        ("bogus", inbox.as_str(), "4"),
+        (k.as_str(), "999", "2"),
+    ] {
+        let d = phone.cmd("GetItemEstimate", &est(key, id));
+        assert_eq!(
+            d.child("Response").and_then(|r| r.child_text("Status")),
+            Some(code),
+            "{key} {id}"
+        );
+    }
+    assert_eq!(
+        commands(&phone.cmd("Sync", &sync_doc(&k, &inbox, vec![])), "Add").len(),
+        3
+    );
+}
