@@ -27,8 +27,12 @@ pub mod item;
 pub mod itemops;
 pub mod mime;
 pub mod moveitems;
+pub mod people;
 pub mod ping;
 pub mod provision;
+pub mod resolve;
+pub mod search;
+pub mod settings;
 pub mod state;
 pub mod status;
 pub mod sync;
@@ -220,6 +224,10 @@ mod commands {
             Command::Ping => ping::handle(ctx, req)?,
             Command::ItemOperations => reply(itemops::handle(ctx, req)?),
             Command::MoveItems => reply(moveitems::handle(ctx, req)?),
+            Command::Search => reply(search::handle(ctx, req)?),
+            Command::Settings => reply(settings::handle(ctx, req)?),
+            Command::ResolveRecipients => reply(resolve::handle(ctx, req)?),
+            Command::ValidateCert => reply(resolve::validate_cert(ctx, req)?),
             Command::GetItemEstimate => reply(estimate::handle(ctx, req)?),
             Command::GetAttachment => reply(itemops::get_attachment(ctx)?),
             Command::SendMail | Command::SmartReply | Command::SmartForward => {
