@@ -34,6 +34,7 @@ pub mod imap;
 pub mod mapping;
 pub mod runtime;
 pub mod settings;
+pub mod smtp;
 pub mod state;
 pub mod tls;
 
@@ -556,6 +557,10 @@ impl MailConnector for Imap {
         Ok(summary(uv, folder_id, &m))
     }
 
+    fn send(who: &Principal, mime: Upload, save_copy: bool) -> Result<()> {
+        send_message(who, &mime, save_copy)
+    }
+
     fn search(
         who: &Principal,
         folder_id: Option<&str>,
@@ -605,49 +610,42 @@ impl MailConnector for Imap {
     }
 }
 
-/// APPEND a staged upload, reading it in chunks on this thread (host calls must stay here)
-/// while the connector runtime writes them to the server. Returns (UIDVALIDITY, UID).
-fn append_upload(
-    s: &Settings,
-    t: Target,
-    folder: &str,
-    flags: &str,
+/// Chunks of a staged upload on their way from the calling thread (where staging reads must
+/// happen) to the connector runtime (which writes them to a server).
+#[derive(Clone)]
+struct ChunkSource(Arc<Mutex<std::sync::mpsc::Receiver<Vec<u8>>>>);
+
+impl ChunkSource {
+    /// The next chunk; `None` at the end (or when the reader gave up).
+    async fn next(&self) -> Option<Vec<u8>> {
+        let rx = self.0.clone();
+        tokio::task::spawn_blocking(move || rx.lock().ok().and_then(|r| r.recv().ok()))
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+/// Start `start` (which gets the chunk source and spawns the network side), then feed it the
+/// upload from `offset` in 64 KiB chunks on this thread, and wait for its result.
+fn stream_upload<T: Send + 'static>(
     content: &Upload,
-) -> Result<(u32, u32)> {
+    offset: u64,
+    start: impl FnOnce(
+        ChunkSource,
+    ) -> Result<std::sync::mpsc::Receiver<Result<T, ImapError>>, ImapError>,
+) -> Result<T> {
     const CHUNK: u32 = 64 * 1024;
     let size = content.size()?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
-    let rx = Arc::new(Mutex::new(rx));
-    let (folder_s, flags_s) = (folder.to_string(), flags.to_string());
-    let max = s.max_connections;
-    let result = runtime::spawn(async move {
-        pool::global()
-            .run(&t, max, false, move |sess| {
-                let (folder, flags, rx) = (folder_s.clone(), flags_s.clone(), rx.clone());
-                Box::pin(async move {
-                    sess.append(&folder, &flags, size, move || {
-                        let rx = rx.clone();
-                        async move {
-                            tokio::task::spawn_blocking(move || {
-                                rx.lock().ok().and_then(|r| r.recv().ok())
-                            })
-                            .await
-                            .ok()
-                            .flatten()
-                        }
-                    })
-                    .await
-                })
-            })
-            .await
-    })?;
-    let mut offset = 0u64;
+    let result = start(ChunkSource(Arc::new(Mutex::new(rx))))?;
+    let mut at = offset;
     let mut read_error = None;
-    while offset < size {
-        match content.read(offset, CHUNK) {
+    while at < size {
+        match content.read(at, CHUNK) {
             Ok(chunk) if chunk.is_empty() => break,
             Ok(chunk) => {
-                offset += chunk.len() as u64;
+                at += chunk.len() as u64;
                 if tx.send(chunk).is_err() {
                     break;
                 }
@@ -659,14 +657,102 @@ fn append_upload(
         }
     }
     drop(tx);
-    let appended = runtime::wait(result);
+    let out = runtime::wait(result);
     if let Some(e) = read_error {
         return Err(e);
     }
-    match appended? {
-        Some(ids) => Ok(ids),
-        None => Err(ImapError::Unsupported("UIDPLUS (APPENDUID)").into()),
+    Ok(out?)
+}
+
+/// APPEND a staged upload; returns (UIDVALIDITY, UID).
+fn append_upload(
+    s: &Settings,
+    t: Target,
+    folder: &str,
+    flags: &str,
+    content: &Upload,
+) -> Result<(u32, u32)> {
+    let size = content.size()?;
+    let (folder, flags) = (folder.to_string(), flags.to_string());
+    let max = s.max_connections;
+    let appended = stream_upload(content, 0, move |source| {
+        runtime::spawn(async move {
+            pool::global()
+                .run(&t, max, false, move |sess| {
+                    let (folder, flags, source) = (folder.clone(), flags.clone(), source.clone());
+                    Box::pin(async move {
+                        sess.append(&folder, &flags, size, move || {
+                            let source = source.clone();
+                            async move { source.next().await }
+                        })
+                        .await
+                    })
+                })
+                .await
+        })
+    })?;
+    appended.ok_or_else(|| ImapError::Unsupported("UIDPLUS (APPENDUID)").into())
+}
+
+/// Read the header block of a staged message (bounded by [`smtp::MAX_HEADER_BYTES`]).
+fn read_headers(content: &Upload) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    loop {
+        if let Some(end) = smtp::header_end(&buf) {
+            buf.truncate(end);
+            return Ok(buf);
+        }
+        if buf.len() > smtp::MAX_HEADER_BYTES {
+            return Err(Error::Invalid("message header block too large".into()));
+        }
+        let chunk = content.read(buf.len() as u64, 16 * 1024)?;
+        if chunk.is_empty() {
+            return Err(Error::Invalid("message has no body separator".into()));
+        }
+        buf.extend_from_slice(&chunk);
     }
+}
+
+fn send_message(who: &Principal, mime: &Upload, save_copy: bool) -> Result<()> {
+    let settings = Settings::load()?;
+    let headers = read_headers(mime)?;
+    let rcpts = smtp::recipients(&headers);
+    if rcpts.is_empty() {
+        return Err(Error::Invalid(
+            "the message names no recipients (To, Cc, Bcc)".into(),
+        ));
+    }
+    let transmitted = smtp::strip_bcc(&headers);
+    let target = settings.smtp_target(who);
+    let from = who.address();
+    stream_upload(mime, headers.len() as u64, move |source| {
+        runtime::spawn(async move {
+            smtp::submit(&target, &from, &rcpts, &transmitted, move || {
+                let source = source.clone();
+                async move { source.next().await }
+            })
+            .await
+        })
+    })?;
+    if save_copy {
+        // The message is on its way; failing to keep a copy must not make the client send it
+        // again, so this only logs.
+        let saved = Imap::list_folders(who).and_then(|folders| {
+            let sent = folders
+                .iter()
+                .find(|f| f.kind == FolderKind::Sent)
+                .map(|f| f.id.clone())
+                .unwrap_or_else(|| "Sent".to_string());
+            append_upload(&settings, settings.target(who), &sent, "\\Seen", mime)
+        });
+        if let Err(e) = saved {
+            host::log::warn(&format!(
+                "sent a message for {} but could not keep a copy in Sent: {e}",
+                who.address()
+            ));
+        }
+    }
+    Ok(())
 }
 
 switchboard_sdk::export_native!(mail_connector: Imap);

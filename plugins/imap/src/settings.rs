@@ -14,6 +14,7 @@ use switchboard_sdk::{host, Principal};
 
 use crate::error::{ImapError, Result};
 use crate::imap::Target;
+use crate::smtp::SmtpTarget;
 use crate::tls::Mode;
 
 /// Parsed settings.
@@ -41,6 +42,16 @@ pub struct Settings {
     pub tls: Mode,
     /// PEM file of trusted CAs instead of the public roots.
     pub ca_file: Option<String>,
+    /// SMTP submission host (default: the IMAP host).
+    pub smtp_host: String,
+    /// SMTP port (587).
+    pub smtp_port: u16,
+    /// SMTP security (STARTTLS by default).
+    pub smtp_tls: Mode,
+    /// SMTP AUTH login; default: the IMAP login (master-user syntax).
+    pub smtp_user: Option<String>,
+    /// SMTP AUTH password; default: the master password.
+    pub smtp_password: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -90,7 +101,18 @@ impl Settings {
                 ImapError::Config(format!("tls: {v:?} is not none, starttls or tls"))
             })?,
         };
+        let smtp_tls = match get("smtp_tls") {
+            None => Mode::StartTls,
+            Some(v) => Mode::parse(&v).ok_or_else(|| {
+                ImapError::Config(format!("smtp_tls: {v:?} is not none, starttls or tls"))
+            })?,
+        };
         Ok(Settings {
+            smtp_host: get("smtp_host").unwrap_or_else(|| host.clone()),
+            smtp_port: number("smtp_port", 587)?,
+            smtp_tls,
+            smtp_user: get("smtp_user"),
+            smtp_password: get("smtp_password"),
             tls,
             ca_file: get("ca_file"),
             host,
@@ -103,6 +125,23 @@ impl Settings {
             condstore,
             max_response: 16 * 1024 * 1024,
         })
+    }
+
+    /// Submission target for `who`: the relay account when set, else the IMAP login.
+    pub fn smtp_target(&self, who: &Principal) -> SmtpTarget {
+        let imap = self.target(who);
+        SmtpTarget {
+            host: self.smtp_host.clone(),
+            port: self.smtp_port,
+            tls: self.smtp_tls,
+            ca_file: self.ca_file.clone(),
+            login: self.smtp_user.clone().unwrap_or(imap.login),
+            password: self
+                .smtp_password
+                .clone()
+                .unwrap_or_else(|| self.master_password.clone()),
+            timeout: self.timeout,
+        }
     }
 
     /// Connection target for `who`.

@@ -57,6 +57,11 @@ fn config(ca_file: Option<&str>) -> Result<rustls::ClientConfig> {
         .with_no_client_auth())
 }
 
+/// A connector trusting the public roots or `ca_file`.
+pub fn connector(ca_file: Option<&str>) -> Result<TlsConnector> {
+    Ok(TlsConnector::from(Arc::new(config(ca_file)?)))
+}
+
 /// Run the TLS handshake over `io`, checking the certificate against `host`.
 pub async fn wrap(
     io: Box<dyn Io>,
@@ -64,7 +69,7 @@ pub async fn wrap(
     addr: &str,
     ca_file: Option<&str>,
 ) -> Result<Box<dyn Io>> {
-    let connector = TlsConnector::from(Arc::new(config(ca_file)?));
+    let connector = connector(ca_file)?;
     let name = ServerName::try_from(host.to_string()).map_err(|e| ImapError::Tls {
         addr: addr.to_string(),
         reason: format!("bad server name {host:?}: {e}"),

@@ -7,6 +7,7 @@ mod support;
 
 use support::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER, PASSWORD};
 use support::raw::{message, Raw};
+use support::smtp::SmtpSink;
 use switchboard_imap::Imap;
 use switchboard_sdk::host::staging::Upload;
 use switchboard_sdk::mock::MockHost;
@@ -444,4 +445,69 @@ fn a_silent_server_times_out_as_unavailable() {
         e => panic!("{e:?}"),
     }
     held.join().unwrap();
+}
+
+#[test]
+fn send_submits_over_starttls_with_auth_and_keeps_a_copy_in_sent() {
+    let d = Dovecot::start();
+    let login = format!("alice@example.com*{MASTER_USER}");
+    let sink = SmtpSink::start(&login, MASTER_PASSWORD);
+    let host = host_for(d.port, true)
+        .with_config("smtp_port", &sink.port.to_string())
+        .with_config("smtp_tls", "starttls")
+        .with_config("ca_file", &sink.ca_file());
+    // A body longer than one staging chunk, with lines that need dot-stuffing.
+    let mut body = String::new();
+    for i in 0..3000 {
+        body.push_str(&format!(".line {i} of the report\r\n"));
+    }
+    let mime = format!(
+        "From: Alice <alice@example.com>\r\nTo: Bob <bob@example.com>\r\nCc: carol@example.com\r\nBcc: hidden@example.com\r\nSubject: report\r\n\r\n{body}"
+    );
+    host.run(|| {
+        let upload = Upload::from_bytes(mime.as_bytes()).unwrap();
+        Imap::send(&alice(), upload, true).unwrap();
+    });
+    let got = sink.received();
+    assert_eq!(got.len(), 1);
+    let m = &got[0];
+    assert_eq!(m.from, "alice@example.com");
+    assert_eq!(
+        m.rcpt,
+        ["bob@example.com", "carol@example.com", "hidden@example.com"]
+    );
+    assert_eq!(m.login.as_deref(), Some(login.as_str()));
+    assert!(m.tls);
+    let text = String::from_utf8_lossy(&m.data);
+    assert!(!text.contains("hidden@example.com"), "Bcc leaked");
+    assert!(text.contains("Subject: report"));
+    assert!(text.contains(&body), "body changed in transit");
+    // The copy in Sent keeps everything, Bcc included, and is marked read.
+    host.run(|| {
+        let page = Imap::sync(&alice(), "Sent", None, 10).unwrap();
+        let Change::Added(item) = &page.changes[..].first().unwrap() else {
+            panic!("{:?}", page.changes)
+        };
+        assert!(item.read);
+        let c = Imap::fetch(&alice(), &item.id, None, 0, 1 << 20).unwrap();
+        assert_eq!(c.data, mime.as_bytes());
+    });
+    // No recipients: refused before connecting. Wrong SMTP password: denied.
+    host.run(|| {
+        let upload = Upload::from_bytes(b"Subject: nobody\r\n\r\nhi\r\n").unwrap();
+        assert!(matches!(
+            Imap::send(&alice(), upload, false),
+            Err(Error::Invalid(_))
+        ));
+    });
+    let wrong = host_for(d.port, true)
+        .with_config("smtp_port", &sink.port.to_string())
+        .with_config("ca_file", &sink.ca_file())
+        .with_config("smtp_password", "wrong");
+    wrong.run(|| {
+        let upload = Upload::from_bytes(mime.as_bytes()).unwrap();
+        let err = Imap::send(&alice(), upload, false).unwrap_err();
+        assert!(matches!(err, Error::Denied(_)), "{err:?}");
+    });
+    assert_eq!(sink.received().len(), 1);
 }

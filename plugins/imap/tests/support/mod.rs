@@ -5,3 +5,4 @@
 
 pub mod dovecot;
 pub mod raw;
+pub mod smtp;

@@ -1,0 +1,121 @@
+//! A real SMTP server to submit to: aiosmtpd (Debian's `python3-aiosmtpd`) run by
+//! `smtp_sink.py` on a free loopback port, with STARTTLS (a generated certificate) and AUTH,
+//! recording what it accepts. Stopped when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+/// One accepted message.
+#[derive(Debug)]
+pub struct Received {
+    /// MAIL FROM.
+    pub from: String,
+    /// RCPT TOs.
+    pub rcpt: Vec<String>,
+    /// AUTH login used.
+    pub login: Option<String>,
+    /// Was the session under TLS?
+    pub tls: bool,
+    /// The message as transmitted (after un-dot-stuffing).
+    pub data: Vec<u8>,
+}
+
+/// The running sink.
+pub struct SmtpSink {
+    dir: tempfile::TempDir,
+    child: Child,
+    /// Port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl SmtpSink {
+    /// Start with the one login it accepts.
+    pub fn start(login: &str, password: &str) -> SmtpSink {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cert =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("certificate");
+        std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).expect("cert");
+        std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).expect("key");
+        std::fs::create_dir_all(dir.path().join("out")).expect("out dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
+        // Debian's interpreter, where python3-aiosmtpd is installed.
+        let python = if std::path::Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
+        let mut child = Command::new(python)
+            .arg(script)
+            .arg(port.to_string())
+            .arg(dir.path().join("cert.pem"))
+            .arg(dir.path().join("key.pem"))
+            .arg(dir.path().join("out"))
+            .arg(login)
+            .arg(password)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the SMTP sink (apt-get install python3-aiosmtpd)");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("sink output");
+        assert_eq!(line.trim(), "ready", "SMTP sink did not start");
+        SmtpSink { dir, child, port }
+    }
+
+    /// The certificate to trust.
+    pub fn ca_file(&self) -> String {
+        self.dir.path().join("cert.pem").display().to_string()
+    }
+
+    /// Messages accepted so far, in order.
+    pub fn received(&self) -> Vec<Received> {
+        let out = self.dir.path().join("out");
+        let mut all = Vec::new();
+        for n in 1.. {
+            let Ok(meta) = std::fs::read_to_string(out.join(format!("{n}.json"))) else {
+                break;
+            };
+            let data = std::fs::read(out.join(format!("{n}.eml"))).expect("eml");
+            // Tiny field extraction; the sink writes flat JSON.
+            let field = |name: &str| -> Option<String> {
+                let at = meta.find(&format!("\"{name}\": "))? + name.len() + 4;
+                let rest = &meta[at..];
+                if rest.starts_with("null") {
+                    return None;
+                }
+                let rest = rest.strip_prefix('"')?;
+                Some(rest[..rest.find('"')?].to_string())
+            };
+            let rcpt_at = meta.find("\"rcpt\": [").expect("rcpt") + 9;
+            let rcpt = meta[rcpt_at..meta[rcpt_at..].find(']').expect("]") + rcpt_at]
+                .split(',')
+                .map(|r| r.trim().trim_matches('"').to_string())
+                .filter(|r| !r.is_empty())
+                .collect();
+            all.push(Received {
+                from: field("from").unwrap_or_default(),
+                rcpt,
+                login: field("login"),
+                tls: meta.contains("\"tls\": true"),
+                data,
+            });
+        }
+        all
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
