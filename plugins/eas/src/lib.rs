@@ -25,6 +25,7 @@ pub mod http;
 pub mod ids;
 pub mod item;
 pub mod itemops;
+pub mod meeting;
 pub mod mime;
 pub mod moveitems;
 pub mod people;
@@ -225,6 +226,7 @@ mod commands {
             Command::ItemOperations => reply(itemops::handle(ctx, req)?),
             Command::MoveItems => reply(moveitems::handle(ctx, req)?),
             Command::Search => reply(search::handle(ctx, req)?),
+            Command::MeetingResponse => reply(meeting::handle(ctx, req)?),
             Command::Settings => reply(settings::handle(ctx, req)?),
             Command::ResolveRecipients => reply(resolve::handle(ctx, req)?),
             Command::ValidateCert => reply(resolve::validate_cert(ctx, req)?),

@@ -19,6 +19,8 @@ pub struct Message {
     pub text: Option<String>,
     /// The first text/html body, decoded.
     pub html: Option<String>,
+    /// The first text/calendar part (an invitation), decoded.
+    pub calendar: Option<String>,
 }
 
 impl Message {
@@ -162,7 +164,7 @@ fn walk(
         }
         return;
     }
-    if attachment || !mime.starts_with("text/") {
+    if !mime.starts_with("text/") || (attachment && mime != "text/calendar") {
         return;
     }
     let decoded = decode_transfer(header(headers, "content-transfer-encoding"), body);
@@ -170,6 +172,7 @@ fn walk(
     match mime.as_str() {
         "text/plain" if msg.text.is_none() => msg.text = Some(text),
         "text/html" if msg.html.is_none() => msg.html = Some(text),
+        "text/calendar" if msg.calendar.is_none() => msg.calendar = Some(text),
         _ => {}
     }
 }

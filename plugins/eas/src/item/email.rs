@@ -85,7 +85,18 @@ pub fn application_data(
         version.has_common_status(),
         streams,
     ));
-    d.push(Element::text_element(em::MessageClass, "IPM.Note"));
+    let meeting = msg
+        .calendar
+        .as_deref()
+        .and_then(|c| super::calendar::meeting_request(c, version));
+    let class = match &meeting {
+        Some((m, class)) => {
+            d.push(m.clone());
+            *class
+        }
+        None => "IPM.Note",
+    };
+    d.push(Element::text_element(em::MessageClass, class));
     d.push(Element::text_element(em::InternetCPID, "65001"));
     d.push(flag_element(item.flagged));
     d.push(Element::text_element(

@@ -2,6 +2,7 @@
 //! shaped by the client's `BodyPreference` ([MS-ASAIRS]).
 
 pub mod body;
+pub mod calendar;
 pub mod contact;
 pub mod email;
 

@@ -26,7 +26,7 @@ use switchboard_wbxml::{tags::airsync as a, Element};
 use crate::folders::{self, IdMap};
 use crate::http::{self as h, Version};
 use crate::ids;
-use crate::item::{self, contact, email};
+use crate::item::{self, calendar, contact, email};
 use crate::state::{self, DeviceKey};
 use crate::synckey::{self, ClientKey, SyncKey};
 use crate::wire::{self, Streams};
@@ -658,6 +658,11 @@ fn item_data(
         "Contacts" => Some(contact::application_data(&String::from_utf8_lossy(
             &content.bytes,
         ))),
+        "Calendar" => calendar::application_data(
+            &String::from_utf8_lossy(&content.bytes),
+            &who.address(),
+            version,
+        ),
         _ => None,
     })
 }
@@ -705,6 +710,14 @@ fn add_item(who: &Principal, folder: &str, class: &str, data: &Element) -> Resul
             );
             contact::to_vcard(data, &uid).into_bytes()
         }
+        "Calendar" => {
+            let uid = format!(
+                "{:08x}-{:08x}@switchboard",
+                crate::provision::fnv(format!("{data}").as_bytes()),
+                crate::provision::fnv(format!("{}", crate::time::now_ms()).as_bytes())
+            );
+            calendar::to_ical(data, &uid).into_bytes()
+        }
         _ => {
             return Err(HostError::Denied(format!(
                 "creating {class} items from a phone is not supported"
@@ -737,6 +750,17 @@ fn change_item(
         "Contacts" => {
             let vcard = contact::to_vcard(data, id);
             let upload = Upload::from_bytes(vcard.as_bytes())?;
+            host::mailstore::replace_item(who, id, &upload)?;
+            Ok(())
+        }
+        "Calendar" => {
+            // Keep the event's UID when the phone does not repeat it.
+            let old = host::mailstore::fetch(who, id, None, 0, 256 * 1024)?;
+            let uid = calendar::parse(&String::from_utf8_lossy(&old.data))
+                .and_then(|c| c.child("VEVENT").and_then(|e| e.text("UID")))
+                .unwrap_or_else(|| id.to_string());
+            let ical = calendar::to_ical(data, &uid);
+            let upload = Upload::from_bytes(ical.as_bytes())?;
             host::mailstore::replace_item(who, id, &upload)?;
             Ok(())
         }

@@ -472,3 +472,51 @@ fn get_item_estimate_counts_without_moving_the_key() {
         3
     );
 }
+
+#[test]
+fn calendar_events_both_ways() {
+    use switchboard_wbxml::tags::calendar as cal;
+    let phone = Phone::new("16.1");
+    let calendar = folder_ids(&phone)["Calendar"].clone();
+    let k = start(&phone, &calendar);
+    phone.store(|| {
+        MemStore::deliver(
+            "Calendar",
+            "e1",
+            "",
+            crate::item::calendar::tests::INVITE,
+            1,
+        )
+    });
+    let add = element!(
+        a::Commands[element!(a::Add [
+            element!(a::ClientId = "n1"),
+            element!(a::ApplicationData [
+                element!(cal::Timezone = "AAAA"),
+                element!(cal::AllDayEvent = "0"),
+                element!(cal::StartTime = "20231201T090000Z"),
+                element!(cal::EndTime = "20231201T100000Z"),
+                element!(cal::Subject = "Dentist"),
+                element!(cal::Reminder = "30"),
+            ]),
+        ])]
+    );
+    let d = phone.cmd("Sync", &sync_doc(&k, &calendar, vec![add]));
+    let adds = commands(&d, "Add");
+    assert_eq!(adds.len(), 1, "only the server's event: {d}");
+    let data = adds[0].child("ApplicationData").unwrap();
+    assert_eq!(data.child_text("StartTime"), Some("20231114T090000Z"));
+    assert_eq!(data.child_text("Subject"), Some("Planning, Q4"));
+    let r = col(&d)
+        .child("Responses")
+        .and_then(|r| r.child("Add"))
+        .unwrap();
+    assert_eq!(r.child_text("Status"), Some("1"));
+    let stored = phone.store(|| MemStore::items("Calendar"));
+    let dentist = stored
+        .iter()
+        .map(|s| String::from_utf8_lossy(&s.content).to_string())
+        .find(|c| c.contains("SUMMARY:Dentist"))
+        .expect("stored");
+    assert!(dentist.contains("DTSTART:20231201T090000Z") && dentist.contains("TRIGGER:-PT30M"));
+}
