@@ -29,6 +29,7 @@
 //! Credentials: see [`settings`] (a service account with Dovecot's master-user syntax by
 //! default). Passwords are never logged or put into error texts.
 
+pub mod decode;
 pub mod error;
 pub mod imap;
 pub mod mapping;
@@ -342,6 +343,103 @@ async fn sync_io(
 
 // ---- the other operations' IO ----
 
+/// Raw (transfer-encoded) bytes of a part.
+async fn raw_part(
+    s: &mut Session,
+    uid: u32,
+    section: &str,
+    offset: u64,
+    max: u64,
+    id: &str,
+) -> Result<Vec<u8>, ImapError> {
+    let max = u32::try_from(max).unwrap_or(u32::MAX);
+    s.fetch_chunk(uid, section, offset, max)
+        .await?
+        .map(|(data, _)| data)
+        .ok_or_else(|| ImapError::NoItem(id.to_string()))
+}
+
+/// A decoded range of a part from a server without BINARY (see [`decode`]).
+async fn fetch_part_without_binary(
+    s: &mut Session,
+    uid: u32,
+    section: &str,
+    offset: u64,
+    max: u32,
+    id: &str,
+) -> Result<(Vec<u8>, u64), ImapError> {
+    use decode::{Base64Stream, Encoding, Layout, QpStream};
+    let (encoding, octets) = s
+        .part_info(uid, section)
+        .await?
+        .ok_or_else(|| ImapError::NoItem(format!("{id} part {section}")))?;
+    let max64 = u64::from(max);
+    if encoding == Encoding::Identity {
+        let data = raw_part(s, uid, section, offset, max64, id).await?;
+        return Ok((data, octets));
+    }
+    if encoding == Encoding::Base64 {
+        let head = raw_part(s, uid, section, 0, 400, id).await?;
+        let tail = raw_part(s, uid, section, octets.saturating_sub(8), 8, id).await?;
+        let tail: Vec<u8> = tail
+            .into_iter()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        let padding = tail.iter().rev().take_while(|&&b| b == b'=').count() as u64;
+        if let Some(layout) = Layout::detect(&head, octets) {
+            let total = layout.decoded_len(padding);
+            let (start, n, skip) = layout.range(offset, max64);
+            if n == 0 {
+                return Ok((Vec::new(), total));
+            }
+            let raw = raw_part(s, uid, section, start, n, id).await?;
+            if raw.len() as u64 == n && layout.fits(start, &raw) {
+                let mut out = Vec::new();
+                Base64Stream::default().push(&raw, &mut out);
+                let data = out
+                    .into_iter()
+                    .skip(skip as usize)
+                    .take(max as usize)
+                    .collect();
+                return Ok((data, total));
+            }
+        }
+    }
+    // Irregular layout or quoted-printable: decode from the start, keeping only the range.
+    const STEP: u64 = 256 * 1024;
+    let mut b64 = Base64Stream::default();
+    let mut qp = QpStream::default();
+    let mut decoded_at = 0u64;
+    let mut data = Vec::new();
+    let mut at = 0u64;
+    let mut out = Vec::new();
+    loop {
+        let raw = raw_part(s, uid, section, at, STEP, id).await?;
+        let last = raw.is_empty() || at + raw.len() as u64 >= octets;
+        at += raw.len() as u64;
+        out.clear();
+        match encoding {
+            Encoding::Base64 => b64.push(&raw, &mut out),
+            _ => {
+                qp.push(&raw, &mut out);
+                if last {
+                    qp.finish(&mut out);
+                }
+            }
+        }
+        let chunk_start = decoded_at;
+        decoded_at += out.len() as u64;
+        if data.len() < max as usize && decoded_at > offset {
+            let from = offset.saturating_sub(chunk_start) as usize;
+            let want = max as usize - data.len();
+            data.extend(out.iter().skip(from).take(want));
+        }
+        if last {
+            return Ok((data, decoded_at));
+        }
+    }
+}
+
 /// Select `folder` and check the item's UIDVALIDITY and existence.
 async fn locate(
     s: &mut Session,
@@ -455,6 +553,9 @@ impl MailConnector for Imap {
                 let sel = sess.select(&folder, false, false).await?;
                 if sel.uid_validity != uv {
                     return Err(ImapError::NoItem(id));
+                }
+                if !section.is_empty() && !sess.has("BINARY") {
+                    return fetch_part_without_binary(sess, uid, &section, offset, max, &id).await;
                 }
                 sess.fetch_chunk(uid, &section, offset, max)
                     .await?

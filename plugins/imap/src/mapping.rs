@@ -175,6 +175,40 @@ pub fn attachments(b: &BodyStructure<'_>, prefix: &str, top: bool, out: &mut Vec
     });
 }
 
+/// Transfer encoding and encoded size of the part at `section` (`2`, `1.3`; `1` of a
+/// single-part message is its body).
+pub fn find_part(b: &BodyStructure<'_>, section: &str) -> Option<(crate::decode::Encoding, u64)> {
+    let path: Vec<usize> = section
+        .split('.')
+        .map(|n| n.parse().ok())
+        .collect::<Option<_>>()?;
+    let mut node = b;
+    for (i, &n) in path.iter().enumerate() {
+        node = match node {
+            BodyStructure::Multipart { bodies, .. } => bodies.get(n.checked_sub(1)?)?,
+            BodyStructure::Message { body, .. } if i > 0 => match body.as_ref() {
+                BodyStructure::Multipart { bodies, .. } => bodies.get(n.checked_sub(1)?)?,
+                single if n == 1 => single,
+                _ => return None,
+            },
+            single if i == 0 && n == 1 => single,
+            _ => return None,
+        };
+    }
+    let other = match node {
+        BodyStructure::Basic { other, .. }
+        | BodyStructure::Text { other, .. }
+        | BodyStructure::Message { other, .. } => other,
+        BodyStructure::Multipart { .. } => return None,
+    };
+    let enc = match other.transfer_encoding {
+        ContentEncoding::Base64 => crate::decode::Encoding::Base64,
+        ContentEncoding::QuotedPrintable => crate::decode::Encoding::QuotedPrintable,
+        _ => crate::decode::Encoding::Identity,
+    };
+    Some((enc, u64::from(other.octets)))
+}
+
 /// Decode RFC 2047 encoded words (`=?utf-8?B?…?=`, `=?iso-8859-1?Q?…?=`); text outside them
 /// is kept, whitespace between adjacent encoded words dropped. Unknown charsets decode as
 /// UTF-8 with replacement characters; malformed words stay as they are.
@@ -504,5 +538,27 @@ mod tests {
             panic!("not a fetch")
         };
         assert!(meta_from_fetch(&attrs).unwrap().attachments.is_empty());
+        let Some(AttributeValue::BodyStructure(bs)) = attrs.last() else {
+            panic!()
+        };
+        assert_eq!(
+            find_part(bs, "1"),
+            Some((crate::decode::Encoding::Identity, 6))
+        );
+        assert_eq!(find_part(bs, "2"), None);
+        let (_, resp) = imap_proto::parser::parse_response(raw).unwrap();
+        let imap_proto::Response::Fetch(_, attrs) = resp else {
+            panic!()
+        };
+        let Some(AttributeValue::BodyStructure(bs)) = attrs.last() else {
+            panic!()
+        };
+        assert_eq!(
+            find_part(bs, "2"),
+            Some((crate::decode::Encoding::Base64, 16))
+        );
+        assert_eq!(find_part(bs, "3"), None);
+        assert_eq!(find_part(bs, "0"), None);
+        assert_eq!(find_part(bs, "1.1"), None);
     }
 }

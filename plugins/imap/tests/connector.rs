@@ -511,3 +511,106 @@ fn send_submits_over_starttls_with_auth_and_keeps_a_copy_in_sent() {
     });
     assert_eq!(sink.received().len(), 1);
 }
+
+#[test]
+fn a_server_with_only_imap4rev1_basics_works_through_the_fallbacks() {
+    let d = Dovecot::start_minimal();
+    let mut r = raw(&d);
+    let caps = r.ok("CAPABILITY").join(" ");
+    for absent in [
+        "CONDSTORE",
+        "QRESYNC",
+        "MOVE",
+        "BINARY",
+        "SPECIAL-USE",
+        "ENABLE",
+    ] {
+        assert!(!caps.contains(absent), "{absent} in {caps}");
+    }
+    r.append("INBOX", "", &message("one", "bob@example.com", None));
+    r.append("INBOX", "", &message("two", "bob@example.com", None));
+    let host = host_for(d.port, true);
+    host.run(|| {
+        let who = alice();
+        // Kinds from well-known names (no SPECIAL-USE).
+        let folders = Imap::list_folders(&who).unwrap();
+        let kind = |id: &str| folders.iter().find(|f| f.id == id).map(|f| f.kind);
+        assert_eq!(kind("Sent"), Some(FolderKind::Sent));
+        assert_eq!(kind("Trash"), Some(FolderKind::Deleted));
+        let p1 = Imap::sync(&who, "INBOX", None, 10).unwrap();
+        assert_eq!(subjects(&p1.changes), ["+one", "+two"]);
+        r.ok("SELECT INBOX");
+        r.ok("UID STORE 2 +FLAGS (\\Seen)");
+        r.append("INBOX", "", &message("three", "bob@example.com", None));
+        let p2 = Imap::sync(&who, "INBOX", Some(&p1.state), 10).unwrap();
+        assert_eq!(subjects(&p2.changes), ["~two read", "+three"]);
+        // MOVE without the MOVE extension: COPY + \Deleted + UID EXPUNGE.
+        let Change::Added(one) = &p1.changes[0] else {
+            panic!()
+        };
+        let moved = Imap::move_item(&who, &one.id, "Archive").unwrap();
+        assert!(moved.ends_with(".1.Archive"), "{moved}");
+        let p3 = Imap::sync(&who, "INBOX", Some(&p2.state), 10).unwrap();
+        assert_eq!(subjects(&p3.changes), ["-1"]);
+        let c = Imap::fetch(&who, &moved, None, 0, 1 << 20).unwrap();
+        assert_eq!(c.data, message("one", "bob@example.com", None));
+    });
+    // Attachments decode by ranges without BINARY: regular base64 lines (computed offsets),
+    // irregular ones and quoted-printable (decoded from the start).
+    let blob: Vec<u8> = (0..100_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    r.append(
+        "INBOX",
+        "",
+        &message("regular", "bob@example.com", Some(("r.bin", &blob))),
+    );
+    let irregular = {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&blob[..5000]);
+        let mut body = String::new();
+        let mut rest = b64.as_str();
+        let mut n = 10;
+        while !rest.is_empty() {
+            let take = n.min(rest.len());
+            body.push_str(&rest[..take]);
+            body.push_str("\r\n");
+            rest = &rest[take..];
+            n = if n == 10 { 64 } else { 10 };
+        }
+        format!(
+            "From: bob@example.com\r\nSubject: irregular\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/octet-stream; name=\"i.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{body}--b\r\nContent-Type: application/pdf; name=\"q.pdf\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nCaf=C3=A9 =\r\nau lait=3D\r\n--b--\r\n"
+        )
+    };
+    r.append("INBOX", "", irregular.as_bytes());
+    host.run(|| {
+        let who = alice();
+        let page = Imap::sync(&who, "INBOX", None, 10).unwrap();
+        let item = |subject: &str| -> String {
+            page.changes
+                .iter()
+                .find_map(|c| match c {
+                    Change::Added(i) if i.subject == subject => Some(i.id.clone()),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let read_all = |id: &str, part: &str, step: u32| -> (Vec<u8>, u64) {
+            let mut got = Vec::new();
+            loop {
+                let c = Imap::fetch(&who, id, Some(part), got.len() as u64, step).unwrap();
+                if c.data.is_empty() {
+                    return (got, c.total);
+                }
+                got.extend(c.data);
+            }
+        };
+        let (data, total) = read_all(&item("regular"), "2", 7_000);
+        assert_eq!(total, blob.len() as u64);
+        assert_eq!(data, blob);
+        let c = Imap::fetch(&who, &item("regular"), Some("2"), 50_001, 10).unwrap();
+        assert_eq!(c.data, blob[50_001..50_011]);
+        let (data, total) = read_all(&item("irregular"), "2", 999);
+        assert_eq!((data.as_slice(), total), (&blob[..5000], 5000));
+        let (data, total) = read_all(&item("irregular"), "3", 4);
+        assert_eq!((data.as_slice(), total), ("Café au lait=".as_bytes(), 14));
+    });
+}

@@ -652,6 +652,31 @@ impl Session {
         Ok(None)
     }
 
+    /// Transfer encoding and encoded size of one MIME part, from BODYSTRUCTURE.
+    pub async fn part_info(
+        &mut self,
+        uid: u32,
+        section: &str,
+    ) -> Result<Option<(crate::decode::Encoding, u64)>> {
+        let (frames, _) = self
+            .command(&format!("UID FETCH {uid} (UID BODYSTRUCTURE)"))
+            .await?;
+        for f in frames {
+            if let Ok((_, Response::Fetch(_, attrs))) = imap_proto::parser::parse_response(&f.data)
+            {
+                let ours = attrs
+                    .iter()
+                    .any(|a| matches!(a, AttributeValue::Uid(u) if *u == uid));
+                for a in &attrs {
+                    if let (true, AttributeValue::BodyStructure(b)) = (ours, a) {
+                        return Ok(mapping::find_part(b, section));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// UID STORE (`+FLAGS.SILENT (\Seen)` and the like).
     pub async fn uid_store(&mut self, set: &str, what: &str) -> Result<()> {
         self.command(&format!("UID STORE {set} {what}"))

@@ -91,6 +91,18 @@ fn descendants(root: u32) -> Vec<u32> {
 impl Dovecot {
     /// Start a fresh server with empty mailboxes (INBOX, Drafts, Sent, Trash, Junk, Archive).
     pub fn start() -> Dovecot {
+        Dovecot::start_with("")
+    }
+
+    /// A server that announces only IMAP4rev1 basics after login (no CONDSTORE, QRESYNC,
+    /// MOVE, BINARY, SPECIAL-USE, LIST-EXTENDED, ENABLE): how older stores such as Scalix
+    /// look to the connector.
+    pub fn start_minimal() -> Dovecot {
+        Dovecot::start_with("imap_capability = IMAP4rev1 SASL-IR LITERAL+ UIDPLUS IDLE\n")
+    }
+
+    /// Start with extra `dovecot.conf` lines.
+    pub fn start_with(extra: &str) -> Dovecot {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path();
         for sub in ["run", "state", "mail"] {
@@ -187,6 +199,7 @@ userdb {{
   driver = static
   args = uid={uid} gid={gid} home={r}/mail/%u
 }}
+{extra}
 namespace inbox {{
   inbox = yes
   separator = /
