@@ -50,7 +50,7 @@ fn tree() -> impl Strategy<Value = Element> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn encode_then_decode_is_identity(t in tree()) {
