@@ -481,7 +481,199 @@ fn search_criteria(s: &Session, query: &str) -> Result<Vec<u8>, ImapError> {
     Ok(c)
 }
 
+/// A folder name a client may give: non-empty, no control characters, no delimiter.
+fn check_name(name: &str, delimiter: char) -> Result<String, ImapError> {
+    if name.trim().is_empty() || name.chars().any(|c| c.is_control() || c == delimiter) {
+        return Err(ImapError::Invalid(format!("bad folder name {name:?}")));
+    }
+    Ok(mapping::mutf7_encode(name))
+}
+
+fn quoted_folder(id: &str) -> Result<String, ImapError> {
+    frame::quoted(id).ok_or_else(|| ImapError::Invalid(format!("bad folder id {id:?}")))
+}
+
+/// NO answers to CREATE/RENAME: an existing name is a conflict, anything else as it is.
+fn name_conflict(e: ImapError, name: &str) -> ImapError {
+    match e {
+        ImapError::No { text, .. }
+            if text.to_ascii_lowercase().contains("exists") || text.contains("ALREADYEXISTS") =>
+        {
+            ImapError::Conflict(format!("a folder {name:?} already exists"))
+        }
+        other => other,
+    }
+}
+
+fn user_kind(kind: FolderKind) -> FolderKind {
+    match kind {
+        FolderKind::UserCalendar
+        | FolderKind::UserContacts
+        | FolderKind::UserTasks
+        | FolderKind::UserNotes => kind,
+        _ => FolderKind::UserMail,
+    }
+}
+
 impl MailConnector for Imap {
+    fn create_folder(
+        who: &Principal,
+        parent_id: &str,
+        name: &str,
+        kind: FolderKind,
+    ) -> Result<Folder> {
+        if !parent_id.is_empty() {
+            folder_ok(parent_id)?;
+        }
+        let (s, t) = setup(who)?;
+        let (parent, name_s) = (parent_id.to_string(), name.to_string());
+        let id = with_session(&s, t, false, move |sess| {
+            let (parent, name) = (parent.clone(), name_s.clone());
+            Box::pin(async move {
+                let delim = sess.delimiter().await?;
+                let leaf = check_name(&name, delim)?;
+                let id = if parent.is_empty() {
+                    leaf
+                } else {
+                    format!("{parent}{delim}{leaf}")
+                };
+                let q = quoted_folder(&id)?;
+                sess.command(&format!("CREATE {q}"))
+                    .await
+                    .map_err(|e| name_conflict(e, &name))?;
+                let _ = sess.command(&format!("SUBSCRIBE {q}")).await;
+                Ok(id)
+            })
+        })?;
+        Ok(Folder {
+            id,
+            parent_id: parent_id.to_string(),
+            name: name.to_string(),
+            kind: user_kind(kind),
+        })
+    }
+
+    fn update_folder(who: &Principal, id: &str, parent_id: &str, name: &str) -> Result<Folder> {
+        folder_ok(id)?;
+        if !parent_id.is_empty() {
+            folder_ok(parent_id)?;
+        }
+        if id.eq_ignore_ascii_case("INBOX") {
+            return Err(Error::Denied("INBOX cannot be renamed or moved".into()));
+        }
+        let (s, t) = setup(who)?;
+        let (old, parent, name_s) = (id.to_string(), parent_id.to_string(), name.to_string());
+        let new_id = with_session(&s, t, false, move |sess| {
+            let (old, parent, name) = (old.clone(), parent.clone(), name_s.clone());
+            Box::pin(async move {
+                let delim = sess.delimiter().await?;
+                let leaf = check_name(&name, delim)?;
+                let new = if parent.is_empty() {
+                    leaf
+                } else {
+                    format!("{parent}{delim}{leaf}")
+                };
+                if new == old {
+                    return Ok(new);
+                }
+                sess.unselect().await?;
+                sess.command(&format!(
+                    "RENAME {} {}",
+                    quoted_folder(&old)?,
+                    quoted_folder(&new)?
+                ))
+                .await
+                .map_err(|e| match name_conflict(e, &name) {
+                    ImapError::No { .. } => ImapError::NoMailbox(old.clone()),
+                    other => other,
+                })?;
+                let _ = sess
+                    .command(&format!("SUBSCRIBE {}", quoted_folder(&new)?))
+                    .await;
+                Ok(new)
+            })
+        })?;
+        let kind = Self::list_folders(who)?
+            .into_iter()
+            .find(|f| f.id == new_id)
+            .map(|f| f.kind)
+            .unwrap_or(FolderKind::UserMail);
+        Ok(Folder {
+            id: new_id,
+            parent_id: parent_id.to_string(),
+            name: name.to_string(),
+            kind,
+        })
+    }
+
+    fn delete_folder(who: &Principal, id: &str) -> Result<()> {
+        folder_ok(id)?;
+        if id.eq_ignore_ascii_case("INBOX") {
+            return Err(Error::Denied("INBOX cannot be deleted".into()));
+        }
+        // Children first, deepest first (servers refuse to delete a folder with children).
+        let all = Self::list_folders(who)?;
+        let mut doomed = vec![id.to_string()];
+        let mut i = 0;
+        while i < doomed.len() {
+            let parent = doomed[i].clone();
+            doomed.extend(
+                all.iter()
+                    .filter(|f| f.parent_id == parent)
+                    .map(|f| f.id.clone()),
+            );
+            i += 1;
+        }
+        doomed.reverse();
+        let (s, t) = setup(who)?;
+        let target = id.to_string();
+        with_session(&s, t, false, move |sess| {
+            let (doomed, target) = (doomed.clone(), target.clone());
+            Box::pin(async move {
+                sess.unselect().await?;
+                for f in &doomed {
+                    let q = quoted_folder(f)?;
+                    let _ = sess.command(&format!("UNSUBSCRIBE {q}")).await;
+                    match sess.command(&format!("DELETE {q}")).await {
+                        Ok(_) => {}
+                        Err(ImapError::No { .. }) if f == &target => {
+                            return Err(ImapError::NoMailbox(target.clone()))
+                        }
+                        Err(ImapError::No { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn replace_item(who: &Principal, item_id: &str, content: Upload) -> Result<ItemSummary> {
+        // IMAP messages are immutable: store the new version, then remove the old one.
+        let (uv, uid, folder) = parse_item(item_id)?;
+        let (s, t) = setup(who)?;
+        let id = item_id.to_string();
+        let f2 = folder.clone();
+        let flags = with_session(&s, t.clone(), true, move |sess| {
+            let (folder, id) = (f2.clone(), id.clone());
+            Box::pin(async move {
+                locate(sess, &folder, uv, uid, false, &id).await?;
+                let (flags, _) = sess.uid_flags(&uid.to_string(), None).await?;
+                Ok(flags.first().map(|f| f.flags).unwrap_or_default())
+            })
+        })?;
+        let mut imap_flags = Vec::new();
+        if flags.seen {
+            imap_flags.push("\\Seen");
+        }
+        if flags.flagged {
+            imap_flags.push("\\Flagged");
+        }
+        let new = Self::create_item_with_flags(who, &folder, &content, &imap_flags.join(" "))?;
+        Self::delete_item(who, item_id)?;
+        Ok(new)
+    }
+
     fn list_folders(who: &Principal) -> Result<Vec<Folder>> {
         let (s, t) = setup(who)?;
         let entries = with_session(&s, t, true, |sess| Box::pin(sess.list()))?;
@@ -640,22 +832,7 @@ impl MailConnector for Imap {
     }
 
     fn create_item(who: &Principal, folder_id: &str, content: Upload) -> Result<ItemSummary> {
-        folder_ok(folder_id)?;
-        let (s, t) = setup(who)?;
-        let (uv, uid) = append_upload(&s, t.clone(), folder_id, "", &content)?;
-        let folder = folder_id.to_string();
-        let metas = with_session(&s, t, true, move |sess| {
-            let folder = folder.clone();
-            Box::pin(async move {
-                sess.select(&folder, false, true).await?;
-                sess.uid_meta(&uid.to_string()).await
-            })
-        })?;
-        let m = metas
-            .into_iter()
-            .find(|m| m.uid == uid)
-            .ok_or_else(|| Error::NotFound(format!("new item {uid} in {folder_id:?}")))?;
-        Ok(summary(uv, folder_id, &m))
+        Self::create_item_with_flags(who, folder_id, &content, "")
     }
 
     fn send(who: &Principal, mime: Upload, save_copy: bool) -> Result<()> {
@@ -708,6 +885,33 @@ impl MailConnector for Imap {
         found.sort_by(|a, b| b.timestamp_ms.cmp(&a.timestamp_ms).then(b.id.cmp(&a.id)));
         found.truncate(max);
         Ok(found)
+    }
+}
+
+impl Imap {
+    /// APPEND a staged item with the given flags and return its summary.
+    fn create_item_with_flags(
+        who: &Principal,
+        folder_id: &str,
+        content: &Upload,
+        flags: &str,
+    ) -> Result<ItemSummary> {
+        folder_ok(folder_id)?;
+        let (s, t) = setup(who)?;
+        let (uv, uid) = append_upload(&s, t.clone(), folder_id, flags, content)?;
+        let folder = folder_id.to_string();
+        let metas = with_session(&s, t, true, move |sess| {
+            let folder = folder.clone();
+            Box::pin(async move {
+                sess.select(&folder, false, true).await?;
+                sess.uid_meta(&uid.to_string()).await
+            })
+        })?;
+        let m = metas
+            .into_iter()
+            .find(|m| m.uid == uid)
+            .ok_or_else(|| Error::NotFound(format!("new item {uid} in {folder_id:?}")))?;
+        Ok(summary(uv, folder_id, &m))
     }
 }
 

@@ -381,6 +381,38 @@ pub fn mutf7_decode(name: &str) -> String {
     out
 }
 
+/// Encode a folder name as modified UTF-7 (RFC 3501 §5.1.3).
+pub fn mutf7_encode(name: &str) -> String {
+    fn flush(run: &mut Vec<u16>, out: &mut String) {
+        if run.is_empty() {
+            return;
+        }
+        let bytes: Vec<u8> = run.iter().flat_map(|u| u.to_be_bytes()).collect();
+        let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes);
+        out.push('&');
+        out.push_str(&b64.replace('/', ","));
+        out.push('-');
+        run.clear();
+    }
+    let mut out = String::new();
+    let mut run: Vec<u16> = Vec::new();
+    for c in name.chars() {
+        if (' '..='~').contains(&c) {
+            flush(&mut run, &mut out);
+            if c == '&' {
+                out.push_str("&-");
+            } else {
+                out.push(c);
+            }
+        } else {
+            let mut buf = [0u16; 2];
+            run.extend_from_slice(c.encode_utf16(&mut buf));
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 /// The kind of a mailbox: SPECIAL-USE attributes first, then well-known names (INBOX always;
 /// others only at the top level). `taken` holds kinds already given to another folder.
 pub fn folder_kind(name: &str, top_level: bool, attributes: &[String]) -> FolderKind {
@@ -472,6 +504,11 @@ mod tests {
         assert_eq!(mutf7_decode("A&-B"), "A&B");
         assert_eq!(mutf7_decode("&ZeVnLIqe-"), "日本語");
         assert_eq!(mutf7_decode("broken&abc"), "broken&abc");
+        for name in ["INBOX", "Entwürfe", "A&B", "日本語 notes", "x/y", "😀"] {
+            assert_eq!(mutf7_decode(&mutf7_encode(name)), name);
+        }
+        assert_eq!(mutf7_encode("Entwürfe"), "Entw&APw-rfe");
+        assert_eq!(mutf7_encode("A&B"), "A&-B");
     }
 
     #[test]

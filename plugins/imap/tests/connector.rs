@@ -614,3 +614,81 @@ fn a_server_with_only_imap4rev1_basics_works_through_the_fallbacks() {
         assert_eq!((data.as_slice(), total), ("Café au lait=".as_bytes(), 14));
     });
 }
+
+#[test]
+fn folders_are_created_renamed_and_deleted() {
+    let d = Dovecot::start();
+    let mut r = raw(&d);
+    let host = host_for(d.port, true);
+    host.run(|| {
+        let who = alice();
+        let top = Imap::create_folder(&who, "", "Entwürfe 2", FolderKind::UserMail).unwrap();
+        assert_eq!(top.id, "Entw&APw-rfe 2");
+        assert_eq!(top.name, "Entwürfe 2");
+        let child = Imap::create_folder(&who, &top.id, "Q1", FolderKind::UserMail).unwrap();
+        assert_eq!(child.id, "Entw&APw-rfe 2/Q1");
+        assert!(matches!(
+            Imap::create_folder(&who, "", "Entwürfe 2", FolderKind::UserMail),
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            Imap::create_folder(&who, "", "a/b", FolderKind::UserMail),
+            Err(Error::Invalid(_))
+        ));
+        Imap::create_folder(&who, "", "Projects", FolderKind::UserMail).unwrap();
+        let moved = Imap::update_folder(&who, &child.id, "Projects", "Q1-2026").unwrap();
+        assert_eq!(
+            (moved.id.as_str(), moved.parent_id.as_str()),
+            ("Projects/Q1-2026", "Projects")
+        );
+        let listed = Imap::list_folders(&who).unwrap();
+        let found = listed.iter().find(|f| f.id == "Projects/Q1-2026").unwrap();
+        assert_eq!(
+            (found.parent_id.as_str(), found.name.as_str()),
+            ("Projects", "Q1-2026")
+        );
+        Imap::create_folder(&who, &moved.id, "deep", FolderKind::UserMail).unwrap();
+        Imap::delete_folder(&who, "Projects").unwrap();
+        let listed = Imap::list_folders(&who).unwrap();
+        assert!(
+            !listed.iter().any(|f| f.id.starts_with("Projects")),
+            "{listed:?}"
+        );
+        assert!(matches!(
+            Imap::delete_folder(&who, "INBOX"),
+            Err(Error::Denied(_))
+        ));
+        assert!(matches!(
+            Imap::delete_folder(&who, "Nope"),
+            Err(Error::NotFound(_))
+        ));
+    });
+    let lines = r.ok("LIST \"\" \"*\"").join("\n");
+    assert!(lines.contains("Entw&APw-rfe 2"), "{lines}");
+}
+
+#[test]
+fn replace_item_stores_the_new_version_and_keeps_flags() {
+    let d = Dovecot::start();
+    let mut r = raw(&d);
+    r.append(
+        "Drafts",
+        "\\Seen",
+        &message("draft v1", "alice@example.com", None),
+    );
+    let host = host_for(d.port, true);
+    host.run(|| {
+        let who = alice();
+        let p1 = Imap::sync(&who, "Drafts", None, 10).unwrap();
+        let Change::Added(old) = &p1.changes[0] else {
+            panic!()
+        };
+        let v2 = message("draft v2", "alice@example.com", None);
+        let new = Imap::replace_item(&who, &old.id, Upload::from_bytes(&v2).unwrap()).unwrap();
+        assert_eq!(new.subject, "draft v2");
+        assert!(new.read);
+        assert_ne!(new.id, old.id);
+        let p2 = Imap::sync(&who, "Drafts", Some(&p1.state), 10).unwrap();
+        assert_eq!(subjects(&p2.changes), ["-1", "+draft v2"]);
+    });
+}

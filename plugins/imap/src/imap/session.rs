@@ -458,6 +458,35 @@ impl Session {
         Ok(out)
     }
 
+    /// The hierarchy delimiter of the personal namespace (`LIST "" ""`), `/` if none is named.
+    pub async fn delimiter(&mut self) -> Result<char> {
+        let (frames, _) = self.command("LIST \"\" \"\"").await?;
+        for f in frames {
+            if let Ok((_, Response::MailboxData(MailboxDatum::List { delimiter, .. }))) =
+                imap_proto::parser::parse_response(&f.data)
+            {
+                if let Some(d) = delimiter.and_then(|d| d.chars().next()) {
+                    return Ok(d);
+                }
+            }
+        }
+        Ok('/')
+    }
+
+    /// Leave the selected mailbox without expunging (before renaming or deleting it).
+    pub async fn unselect(&mut self) -> Result<()> {
+        if self.selected.is_none() {
+            return Ok(());
+        }
+        self.selected = None;
+        if self.has("UNSELECT") {
+            self.command("UNSELECT").await.map(drop)
+        } else {
+            // EXAMINE leaves the old mailbox without CLOSE's expunge.
+            self.command("EXAMINE INBOX").await.map(drop)
+        }
+    }
+
     /// SELECT (`writable`) or EXAMINE a mailbox; reuses the current selection when it is the
     /// same mailbox in a sufficient mode, unless `fresh`.
     pub async fn select(&mut self, mailbox: &str, writable: bool, fresh: bool) -> Result<Selected> {
