@@ -46,6 +46,14 @@ pub enum ImapError {
         /// The login name (never the password).
         login: String,
     },
+    /// The server turned the login away for load or limits (`[UNAVAILABLE]`, `[LIMIT]`…).
+    #[error("mail server {addr} is not taking logins now: {text}")]
+    Refused {
+        /// `host:port`.
+        addr: String,
+        /// The server's answer.
+        text: String,
+    },
     /// The mailbox does not exist (or may not be selected).
     #[error("no mailbox {0:?}")]
     NoMailbox(String),
@@ -115,6 +123,7 @@ impl From<ImapError> for Error {
             | ImapError::Timeout { .. }
             | ImapError::Lost { .. }
             | ImapError::Tls { .. }
+            | ImapError::Refused { .. }
             | ImapError::Busy(_) => Error::Unavailable(text),
             ImapError::Denied { .. } => Error::Denied(text),
             ImapError::NoMailbox(_) | ImapError::NoItem(_) => Error::NotFound(text),

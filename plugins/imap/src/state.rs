@@ -183,11 +183,12 @@ pub fn plan(known: &Known, view: &ServerView, max: usize) -> (Vec<Delta>, bool) 
     gone.sort_unstable();
     gone.dedup();
     all.extend(gone.iter().map(|&u| Delta::Deleted(u)));
+    let gone_set: std::collections::HashSet<u32> = gone.iter().copied().collect();
     let mut changed: Vec<(u32, Flags)> = view
         .flags
         .iter()
         .copied()
-        .filter(|(u, f)| known.0.get(u).is_some_and(|k| k != f) && !gone.contains(u))
+        .filter(|(u, f)| known.0.get(u).is_some_and(|k| k != f) && !gone_set.contains(u))
         .collect();
     changed.sort_unstable_by_key(|c| c.0);
     changed.dedup_by_key(|c| c.0);

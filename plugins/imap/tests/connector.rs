@@ -692,3 +692,48 @@ fn replace_item_stores_the_new_version_and_keeps_flags() {
         assert_eq!(subjects(&p2.changes), ["-1", "+draft v2"]);
     });
 }
+
+#[test]
+fn the_pool_keeps_to_its_connection_limit() {
+    // Dovecot itself refuses a second connection of the same user from the same address, so
+    // any call that opened one more than the pool allows would fail.
+    let d = Dovecot::start_with("protocol imap {\n  mail_max_userip_connections = 1\n}\n");
+    {
+        let mut r = raw(&d);
+        for i in 0..3 {
+            r.append(
+                "INBOX",
+                "",
+                &message(&format!("m{i}"), "bob@example.com", None),
+            );
+        }
+    }
+    let port = d.port;
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let host = host_for(port, true).with_config("max_connections", "1");
+                host.run(|| {
+                    for _ in 0..5 {
+                        let page = Imap::sync(&alice(), "INBOX", None, 10).unwrap();
+                        assert_eq!(page.changes.len(), 3);
+                    }
+                })
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    // Over the server's limit is "try later", not "wrong password": the pool's idle
+    // connection holds the one slot, and other settings (here an unused CA file) mean
+    // another pool.
+    let err = host_for(port, true)
+        .with_config("ca_file", "/other/pool")
+        .run(|| Imap::list_folders(&alice()))
+        .unwrap_err();
+    match err {
+        Error::Unavailable(text) => assert!(text.contains("[LIMIT]"), "{text}"),
+        e => panic!("{e:?}"),
+    }
+}

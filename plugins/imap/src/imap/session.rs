@@ -345,7 +345,10 @@ impl Session {
             Status::Ok => Ok(r),
             Status::No => Err(ImapError::No {
                 command: verb,
-                text: r.1.text,
+                text: match r.1.code {
+                    Some(code) => format!("[{code}] {}", r.1.text),
+                    None => r.1.text,
+                },
             }),
             Status::Bad => Err(ImapError::Bad {
                 command: verb,
@@ -423,6 +426,23 @@ impl Session {
                     None => self.capability().await?,
                 }
                 Ok(())
+            }
+            // RFC 5530: a refusal for load or limits is not a wrong password.
+            Err(ImapError::No { text, .. })
+                if [
+                    "[UNAVAILABLE]",
+                    "[LIMIT]",
+                    "[SERVERBUG]",
+                    "[INUSE]",
+                    "[OVERQUOTA]",
+                ]
+                .iter()
+                .any(|c| text.to_ascii_uppercase().starts_with(c)) =>
+            {
+                Err(ImapError::Refused {
+                    addr: self.addr.clone(),
+                    text,
+                })
             }
             Err(ImapError::No { .. }) | Err(ImapError::Bad { .. }) => Err(denied(&self.addr)),
             Err(e) => Err(e),
