@@ -13,6 +13,11 @@
 //! | `hier/{user@domain}/{device}` | FolderSync state: sync key and the folder snapshot it stands for, plus the previous one (replay) | the plugin |
 //! | `coll/{user@domain}/{device}/{collection}` | Sync state of one collection: sync key, connector state, last answer (replay) | the plugin |
 //! | `ping/{user@domain}/{device}` | the last Ping's folder list and heartbeat (a Ping may omit them) | the plugin |
+//! | `sreq/{user@domain}/{device}` | the last Sync request's collections and options (empty and partial Syncs, parked Syncs) | the plugin |
+//! | `sent/{user@domain}/{device}` | ClientIds of the last 50 messages sent (a resend answers Status 118) | the plugin |
+//! | `fid/{user@domain}` | the user's folder id map: connector folder id → short ServerId (shared by the user's devices) | the plugin |
+//! | `iid/{user@domain}/{~digest}` | connector item ids longer than a ServerId may be | the plugin |
+//! | `oof/{user@domain}` | out-of-office settings set from a phone | the plugin |
 //!
 //! ## Remote wipe
 //!
@@ -29,7 +34,16 @@
 //! lets the device start over.
 //!
 //! Removing a device (`switchboard device remove`) is deleting every key with the
-//! `…/{user@domain}/{device}` part.
+//! `…/{user@domain}/{device}` part (`dev`, `wipe`, `hier`, `coll`, `ping`, `sreq`, `sent`);
+//! a *resync* is deleting `hier`, `coll`, `ping` and `sreq` (the device then gets Status 9 /
+//! 3 and starts over). The per-user keys (`fid`, `iid`, `oof`) stay.
+//!
+//! ## Events
+//!
+//! Parked Pings and Syncs wait on `mailbox:{user@domain}/{connector folder id}` (published by
+//! the mail connector when a folder's content changes, as the local store does) and on
+//! `mailbox:{user@domain}` (published by this plugin when a phone changes the folder
+//! hierarchy).
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

@@ -207,8 +207,15 @@ pub fn sync(ctx: &Ctx, req: &Request) -> Result<Response> {
     Ok(wire::respond(&out))
 }
 
-/// Drop every collection state of the device (FolderSync from 0).
+/// Drop every collection state of the device, and its cached Sync and Ping requests
+/// (FolderSync from 0).
 fn reset_collections(ctx: &Ctx) -> Result<()> {
+    host::kv::delete(&ctx.dk.ping())?;
+    host::kv::delete(&format!(
+        "sreq/{}/{}",
+        ctx.dk.who.address(),
+        ctx.dk.device_id
+    ))?;
     let prefix = ctx.dk.collections_prefix();
     loop {
         let rows = host::kv::scan(&prefix, None, 100)?;
