@@ -18,6 +18,38 @@
 //!   [`Message::to_bytes`]; output re-parses to the same model.
 //! * [`pidf`] — minimal PIDF (RFC 3863) parsing and building.
 //!
+//! # Example
+//!
+//! ```
+//! use switchboard_sip_proto::{Message, Method};
+//!
+//! let wire = b"MESSAGE sip:bob@example.com SIP/2.0\r\n\
+//! v: SIP/2.0/TLS pc.example.com;branch=z9hG4bK776sgdkse;rport\r\n\
+//! Max-Forwards: 70\r\n\
+//! f: \"Alice\" <sip:alice@example.com>;tag=49583\r\n\
+//! t: <sip:bob@example.com>\r\n\
+//! i: asd88asd77a@pc.example.com\r\n\
+//! CSeq: 1 MESSAGE\r\n\
+//! c: text/plain\r\n\
+//! l: 5\r\n\r\nhello";
+//! let req = Message::parse(wire)?;
+//! req.validate_request()?; // else answer 400 with the error as reason phrase
+//! assert_eq!(req.method(), Some(&Method::Message));
+//! assert_eq!(req.from()?.display.as_deref(), Some("Alice"));
+//! assert_eq!(req.to()?.uri.as_sip().unwrap().aor(), "sip:bob@example.com");
+//! assert_eq!(req.top_via()?.rport(), Some(None));
+//! assert_eq!(req.body(), b"hello");
+//!
+//! let ok = Message::response_to(&req, 200, "OK")?;
+//! let bytes = ok.to_bytes(); // Via, From, To (+tag), Call-ID, CSeq, Content-Length: 0
+//! assert!(bytes.starts_with(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS pc.example.com"));
+//! # Ok::<(), switchboard_sip_proto::Error>(())
+//! ```
+//!
+//! Digest credentials (Authorization, Proxy-Authorization) are exposed raw
+//! ([`Message::authorization`]): the core's `switchboard-auth` parses and verifies them, and
+//! it is not a dependency here because it pulls in tokio, which the WASM plugin cannot use.
+//!
 //! # Strictness
 //!
 //! Rejected: a malformed start line (including more than one space between request-line

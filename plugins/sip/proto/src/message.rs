@@ -718,9 +718,9 @@ fn make_headers<'a>(name: Cow<'a, str>, value: Cow<'a, str>) -> Result<Vec<Heade
             reason: "not a token",
         });
     }
-    let name: Cow<'a, str> = match names::canonical(&name) {
-        Some(c) => Cow::Borrowed(c),
-        None => name,
+    let (name, list): (Cow<'a, str>, bool) = match names::known(&name) {
+        Some((c, list)) => (Cow::Borrowed(c), list),
+        None => (name, false),
     };
     if has_ctl(value.as_bytes()) {
         return Err(Error::BadInput {
@@ -733,7 +733,7 @@ fn make_headers<'a>(name: Cow<'a, str>, value: Cow<'a, str>) -> Result<Vec<Heade
         Cow::Owned(v) => Cow::Owned(v.trim_matches(|c| c == ' ' || c == '\t').to_owned()),
     };
     let mut new = Vec::new();
-    push_values(&mut new, name, value, None)?;
+    push_values(&mut new, name, list, value, None)?;
     Ok(new)
 }
 
@@ -851,11 +851,10 @@ fn parse_header<'a>(
             })
         }
     };
-    let canon = names::canonical(name);
-    let name: Cow<'a, str> = match canon {
-        Some(c) => Cow::Borrowed(c),
-        None => Cow::Borrowed(name),
-    };
+    let known = names::known(name);
+    let canon = known.map(|(c, _)| c);
+    let list = known.is_some_and(|(_, l)| l);
+    let name: Cow<'a, str> = Cow::Borrowed(canon.unwrap_or(name));
     let raw_start = start + colon + 1;
     let raw_value: &'a [u8] = if folded {
         &input[raw_start..end]
@@ -907,17 +906,18 @@ fn parse_header<'a>(
             Cow::Owned(t) => Cow::Owned(t.trim_matches(|c| c == ' ' || c == '\t').to_owned()),
         }
     };
-    push_values(headers, name, value, at)
+    push_values(headers, name, list, value, at)
 }
 
 /// Push a header, split into one entry per element when its grammar is a list.
 fn push_values<'a>(
     headers: &mut Vec<Header<'a>>,
     name: Cow<'a, str>,
+    list: bool,
     value: Cow<'a, str>,
     at: Option<usize>,
 ) -> Result<(), Error> {
-    if value.is_empty() || !names::is_list(&name) {
+    if value.is_empty() || !list {
         headers.push(Header {
             name,
             value,

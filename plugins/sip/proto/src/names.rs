@@ -97,6 +97,11 @@ pub fn canonical(name: &str) -> Option<&'static str> {
     lookup(name).map(|k| k.name)
 }
 
+/// The canonical name and whether it is a list header, in one lookup.
+pub(crate) fn known(name: &str) -> Option<(&'static str, bool)> {
+    lookup(name).map(|k| (k.name, k.list))
+}
+
 /// Whether the header's grammar is a comma-separated list (so values are split on commas).
 pub fn is_list(canonical_name: &str) -> bool {
     lookup(canonical_name).is_some_and(|k| k.list)
