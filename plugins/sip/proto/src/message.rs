@@ -299,7 +299,7 @@ impl<'a> Message<'a> {
             parse_header(input, line_start, line, end, folded, &mut headers)?;
         }
         let rest = &input[pos..];
-        let mut declared: Option<(usize, usize)> = None;
+        let mut declared: Option<usize> = None;
         for h in headers.iter().filter(|h| h.name == "Content-Length") {
             let v = h.value.trim();
             let n = if !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()) {
@@ -314,24 +314,22 @@ impl<'a> Message<'a> {
                     "not a number",
                 ));
             };
-            match declared {
-                Some((d, _)) if d != n => {
-                    return Err(Error::DuplicateHeader {
-                        name: "Content-Length",
-                        at: At(h.offset),
-                    })
-                }
-                _ => declared = Some((n, 0)),
+            if declared.is_some_and(|d| d != n) {
+                return Err(Error::DuplicateHeader {
+                    name: "Content-Length",
+                    at: At(h.offset),
+                });
             }
+            declared = Some(n);
         }
         let body = match declared {
-            Some((n, _)) if n > rest.len() => {
+            Some(n) if n > rest.len() => {
                 return Err(Error::ContentLengthMismatch {
                     declared: n,
                     actual: rest.len(),
                 })
             }
-            Some((n, _)) => &rest[..n],
+            Some(n) => &rest[..n],
             None => rest,
         };
         Ok(Message {
@@ -541,8 +539,10 @@ impl<'a> Message<'a> {
     /// or the code is 100, and `Content-Length: 0`.
     ///
     /// The To tag is derived from the request (a hash of Call-ID, From tag, top Via branch and
-    /// CSeq), so a retransmitted request gets the same tag. Use
-    /// [`Message::response_to_with_tag`] to supply your own (random) tag.
+    /// CSeq), so a retransmitted request gets the same tag without the server keeping state.
+    /// That suits responses that create no dialog (REGISTER, MESSAGE, PUBLISH, OPTIONS). A
+    /// response that creates a dialog (2xx to SUBSCRIBE or INVITE) needs a tag with at least
+    /// 32 random bits (RFC 3261 §19.3): use [`Message::response_to_with_tag`] for those.
     pub fn response_to<'r>(
         req: &'r Message<'_>,
         code: u16,
