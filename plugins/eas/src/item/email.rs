@@ -107,6 +107,23 @@ pub fn application_data(
         asb::NativeBodyType,
         if msg.html.is_some() { "2" } else { "1" },
     ));
+    if version.has_common_status() {
+        // Threads: one id per thread topic, an index that orders by time.
+        let topic = thread_topic(&subject).to_lowercase();
+        let mut id = Vec::with_capacity(16);
+        for salt in 0u8..4 {
+            let mut seed = topic.clone().into_bytes();
+            seed.push(salt);
+            id.extend_from_slice(&crate::provision::fnv(&seed).to_be_bytes());
+        }
+        d.push(Element::new(switchboard_wbxml::tags::email2::ConversationId).with_opaque(id));
+        let t = u64::try_from(item.timestamp_ms.max(0)).unwrap_or(0);
+        let index = (t / 1000).to_be_bytes();
+        d.push(
+            Element::new(switchboard_wbxml::tags::email2::ConversationIndex)
+                .with_opaque(index[3..8].to_vec()),
+        );
+    }
     Ok(d)
 }
 

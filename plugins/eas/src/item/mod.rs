@@ -5,6 +5,7 @@ pub mod body;
 pub mod calendar;
 pub mod contact;
 pub mod email;
+pub mod task;
 
 use switchboard_sdk::{host, ItemSummary, Principal, Result};
 

@@ -26,7 +26,7 @@ use switchboard_wbxml::{tags::airsync as a, Element};
 use crate::folders::{self, IdMap};
 use crate::http::{self as h, Version};
 use crate::ids;
-use crate::item::{self, calendar, contact, email};
+use crate::item::{self, calendar, contact, email, task};
 use crate::state::{self, DeviceKey};
 use crate::synckey::{self, ClientKey, SyncKey};
 use crate::wire::{self, Streams};
@@ -663,6 +663,11 @@ fn item_data(
             &who.address(),
             version,
         ),
+        "Tasks" => task::application_data(&String::from_utf8_lossy(&content.bytes)),
+        "Notes" => Some(task::note_data(
+            &String::from_utf8_lossy(&content.bytes),
+            item.timestamp_ms,
+        )),
         _ => None,
     })
 }
@@ -718,6 +723,15 @@ fn add_item(who: &Principal, folder: &str, class: &str, data: &Element) -> Resul
             );
             calendar::to_ical(data, &uid).into_bytes()
         }
+        "Tasks" => {
+            let uid = format!(
+                "{:08x}-{:08x}@switchboard",
+                crate::provision::fnv(format!("{data}").as_bytes()),
+                crate::provision::fnv(format!("{}", crate::time::now_ms()).as_bytes())
+            );
+            task::to_ical(data, &uid).into_bytes()
+        }
+        "Notes" => task::note_text(data).into_bytes(),
         _ => {
             return Err(HostError::Denied(format!(
                 "creating {class} items from a phone is not supported"
