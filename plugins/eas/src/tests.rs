@@ -114,3 +114,60 @@ fn wiped_device_is_blocked() {
     )));
     assert_eq!(r.status, 403);
 }
+
+/// Every command, every version, hostile bodies: an HTTP status or an EAS status, never a
+/// panic (a panic fails this test).
+#[test]
+fn hostile_bodies_for_every_command() {
+    use switchboard_wbxml::{element, tags::airsync as a, tags::folderhierarchy as fh};
+    let valid = element!(
+        a::Sync[element!(
+            a::Collections[element!(a::Collection [
+                element!(a::SyncKey = "0"),
+                element!(a::CollectionId = "1"),
+                element!(a::Commands [element!(a::Fetch [element!(a::ServerId = "x")])]),
+            ])]
+        )]
+    )
+    .to_wbxml()
+    .unwrap();
+    let other = element!(fh::FolderSync[element!(fh::SyncKey = "0")])
+        .to_wbxml()
+        .unwrap();
+    let mut bodies: Vec<Vec<u8>> = vec![
+        vec![],
+        b"\x00\x00\x00".to_vec(),
+        b"not wbxml at all".to_vec(),
+        valid[..valid.len() / 2].to_vec(),
+        other,
+        vec![0x03, 0x01, 0x6a, 0x00, 0x00, 0x1f, 0x45, 0x01],
+    ];
+    // Deterministic mutations of a valid document.
+    let mut seed: u32 = 0x1234_5678;
+    for _ in 0..24 {
+        let mut b = valid.clone();
+        for _ in 0..3 {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let i = (seed as usize >> 8) % b.len();
+            b[i] = (seed >> 24) as u8;
+        }
+        bodies.push(b);
+    }
+    for version in ["12.1", "14.1", "16.1"] {
+        let phone = crate::testkit::Phone::new(version);
+        for cmd in http::command::SERVED {
+            for body in &bodies {
+                let r = phone.post(cmd.name(), "", body);
+                assert!(
+                    matches!(
+                        r.status,
+                        200 | 400 | 403 | 404 | 413 | 449 | 500 | 501 | 503
+                    ),
+                    "{version} {} -> {}",
+                    cmd.name(),
+                    r.status
+                );
+            }
+        }
+    }
+}

@@ -29,12 +29,27 @@ impl Content {
     }
 }
 
-/// Read the start of an item.
+/// Read the start of an item (up to [`PARSE_CAP`]).
 pub fn load(who: &Principal, item: &ItemSummary) -> Result<Content> {
+    load_up_to(who, item, PARSE_CAP)
+}
+
+/// How much to read to show a body truncated at `truncation` bytes: headers and the parts
+/// before the text need room too, and encodings grow text by a third.
+pub fn cap_for(truncation: Option<u32>) -> u32 {
+    match truncation {
+        Some(t) => t.saturating_mul(2).saturating_add(32 * 1024).min(PARSE_CAP),
+        None => PARSE_CAP,
+    }
+}
+
+/// Read the start of an item, up to `cap` bytes.
+pub fn load_up_to(who: &Principal, item: &ItemSummary, cap: u32) -> Result<Content> {
+    let cap = cap.clamp(1, PARSE_CAP);
     let mut bytes = Vec::new();
     let mut total = item.size;
-    while bytes.len() < PARSE_CAP as usize {
-        let want = PARSE_CAP - bytes.len() as u32;
+    while bytes.len() < cap as usize {
+        let want = cap - bytes.len() as u32;
         let chunk = host::mailstore::fetch(who, &item.id, None, bytes.len() as u64, want)?;
         total = chunk.total;
         if chunk.data.is_empty() {

@@ -470,7 +470,7 @@ fn collection(
     let mut conn = base.conn.clone();
     let mut more = false;
     if c.get_changes {
-        let page = match host::mailstore::sync(who, folder, base.conn.as_deref(), c.window) {
+        let page = match host::mailstore::sync(who, folder, base.conn.as_deref(), page_size(c)) {
             Ok(p) => p,
             Err(HostError::NotFound(_)) => {
                 return Ok((
@@ -548,6 +548,17 @@ fn collection(
         e.push(responses);
     }
     Ok((e, said || key != base_key))
+}
+
+/// Most bytes of item data one answer should carry (memory and the per-call deadline).
+const RESPONSE_BUDGET: u64 = 16 * 1024 * 1024;
+
+/// How many changes to ask the connector for: the window, fewer when bodies are large, so one
+/// answer stays within [`RESPONSE_BUDGET`] (MoreAvailable brings the rest).
+pub fn page_size(c: &Collection) -> u32 {
+    let per_item = u64::from(item::cap_for(c.options.body_pref().truncation)).max(16 * 1024);
+    let fit = u32::try_from(RESPONSE_BUDGET / per_item).unwrap_or(u32::MAX);
+    c.window.min(fit.max(5)).min(100)
 }
 
 /// The status of a failed item operation.
@@ -638,7 +649,17 @@ fn item_data(
     version: Version,
     streams: &mut Streams,
 ) -> Result<Option<Element>> {
-    let content = match item::load(who, item) {
+    let cap = if class == "Email" {
+        let pref = c.options.body_pref();
+        if pref.kind == crate::item::body::kind::MIME && pref.truncation.is_none() {
+            item::PARSE_CAP
+        } else {
+            item::cap_for(pref.truncation)
+        }
+    } else {
+        item::PARSE_CAP
+    };
+    let content = match item::load_up_to(who, item, cap) {
         Ok(x) => x,
         Err(HostError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e),
