@@ -181,8 +181,9 @@ pub fn handle(ctx: &Ctx, req: &Request) -> Result<Outcome> {
     for c in &mut request.collections {
         c.options.restore();
     }
-    // Long-poll bounds ([MS-ASCMD] 2.2.3.81, 2.2.3.198).
+    // Long-poll bounds ([MS-ASCMD] 2.2.3.88.2, 2.2.3.198); both at once is a protocol error.
     let wait_secs = match (request.wait, request.heartbeat) {
+        (Some(_), Some(_)) => return Ok(Outcome::Reply(top_status(status::PROTOCOL_ERROR))),
         (Some(w), _) if !(1..=59).contains(&w) => {
             return Ok(Outcome::Reply(bad_wait(if w < 1 { 1 } else { 59 })))
         }
@@ -250,6 +251,10 @@ fn run(ctx: &Ctx, request: &SyncRequest, wait_secs: Option<u32>) -> Result<Outco
                 group: Some(ctx.dk.park_group()),
             }));
         }
+    }
+    if !anything && ctx.version.has_common_status() {
+        // Nothing to report: the empty Sync response ([MS-ASCMD] 2.2.1.21.2).
+        return Ok(Outcome::Reply(h::empty(200)));
     }
     let doc = Element::new(a::Sync).with(cols);
     Ok(Outcome::Reply(wire::respond_streaming(&doc, streams)))

@@ -126,10 +126,19 @@ fn windowed_initial_sync_with_html_bodies() {
         assert_eq!(commands(&d, "Add").len(), 1);
         assert!(col(&d).child("MoreAvailable").is_none());
         let k3 = key(&d);
-        // Nothing new: the same key, no commands.
-        let d = phone.cmd("Sync", &sync_doc(&k3, &inbox, vec![]));
-        assert_eq!(key(&d), k3);
-        assert!(col(&d).child("Commands").is_none());
+        // Nothing new: the empty Sync response (HTTP 200, no body).
+        let r = phone.post(
+            "Sync",
+            "",
+            &sync_doc(&k3, &inbox, vec![]).to_wbxml().unwrap(),
+        );
+        assert_eq!(r.status, 200);
+        assert!(r.body_bytes().is_empty());
+        // Both Wait and HeartbeatInterval: Status 4.
+        let mut both = sync_doc(&k3, &inbox, vec![]);
+        both.push(element!(a::Wait = "5"));
+        both.push(element!(a::HeartbeatInterval = "300"));
+        assert_eq!(phone.cmd("Sync", &both).child_text("Status"), Some("4"));
     }
 }
 
@@ -150,8 +159,16 @@ fn a_lost_answer_is_replayed_and_forged_keys_get_status_3() {
     let d = phone.cmd("Sync", &sync_doc(&k2, &inbox, vec![]));
     let k3 = key(&d);
     assert_ne!(k3, k2);
-    let d = phone.cmd("Sync", &sync_doc(&k3, &inbox, vec![]));
-    assert_eq!(col(&d).child_text("Status"), Some("1"));
+    let r = phone.post(
+        "Sync",
+        "",
+        &sync_doc(&k3, &inbox, vec![]).to_wbxml().unwrap(),
+    );
+    assert_eq!(
+        (r.status, r.body_bytes().len()),
+        (200, 0),
+        "nothing new: empty response"
+    );
     for bad in [k1.as_str(), "deadbeef-1", "17", "x"] {
         let d = phone.cmd("Sync", &sync_doc(bad, &inbox, vec![]));
         assert_eq!(col(&d).child_text("Status"), Some("3"), "{bad}");
@@ -208,17 +225,21 @@ fn client_changes_are_applied_and_not_echoed() {
     assert!(m0.summary.read && m0.summary.flagged);
     assert!(!inbox_items.iter().any(|s| s.summary.id == "m1"));
     assert_eq!(phone.store(|| MemStore::items("Trash")).len(), 1);
-    // The next sync does not echo them back.
+    // The next sync does not echo them back: nothing to say, the empty response.
     let k = key(&d);
-    let d = phone.cmd("Sync", &sync_doc(&k, &inbox, vec![]));
-    assert!(col(&d).child("Commands").is_none(), "{d}");
+    let r = phone.post(
+        "Sync",
+        "",
+        &sync_doc(&k, &inbox, vec![]).to_wbxml().unwrap(),
+    );
+    assert!(r.body_bytes().is_empty(), "{r:?}");
     // A change made elsewhere does come through, as flags only.
     phone.store(|| {
         use switchboard_sdk::MailConnector;
         let who = switchboard_sdk::Principal::parse("alice@example.com").unwrap();
         MemStore::set_flags(&who, "m2", Some(true), None).unwrap();
     });
-    let d = phone.cmd("Sync", &sync_doc(&key(&d), &inbox, vec![]));
+    let d = phone.cmd("Sync", &sync_doc(&k, &inbox, vec![]));
     let ch = commands(&d, "Change");
     assert_eq!(ch.len(), 1);
     let data = ch[0].child("ApplicationData").unwrap();
