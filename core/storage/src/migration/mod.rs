@@ -8,6 +8,7 @@
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 mod m20261122_000001_initial;
+mod m20261130_000001_kv_usage;
 
 /// The list of all migrations of this crate, in order.
 #[derive(Debug)]
@@ -15,6 +16,9 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_initial::Migration)]
+        vec![
+            Box::new(m20261122_000001_initial::Migration),
+            Box::new(m20261130_000001_kv_usage::Migration),
+        ]
     }
 }

@@ -7,11 +7,13 @@ use switchboard_storage::{Backend, Storage, StorageError};
 use crate::support::{Kind, TestDb};
 
 const INITIAL: &str = "m20261122_000001_initial";
+const KV_USAGE: &str = "m20261130_000001_kv_usage";
 
 pub async fn migrations_apply_once(kind: Kind) -> Result<()> {
     let db = TestDb::unmigrated(kind).await?;
-    assert_eq!(db.pending_migrations().await?, vec![INITIAL.to_owned()]);
-    assert_eq!(db.migrate().await?, vec![INITIAL.to_owned()]);
+    let all = vec![INITIAL.to_owned(), KV_USAGE.to_owned()];
+    assert_eq!(db.pending_migrations().await?, all);
+    assert_eq!(db.migrate().await?, all);
     assert!(db.pending_migrations().await?.is_empty());
     assert!(
         db.migrate().await?.is_empty(),

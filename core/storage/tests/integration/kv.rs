@@ -481,3 +481,121 @@ pub async fn kv_commit_under_concurrency(kind: Kind) -> Result<()> {
     assert_eq!(seen.len(), 60, "every writer's entry exactly once");
     Ok(())
 }
+
+/// A database written before the usage counters existed gets them filled from its rows by the
+/// migration, and they then move with every write.
+pub async fn kv_usage_migration_counts_existing_rows(kind: Kind) -> Result<()> {
+    use sea_orm_migration::MigratorTrait;
+    use switchboard_storage::migration::Migrator;
+    use switchboard_storage::sea_orm::{ConnectionTrait, Statement};
+    let db = TestDb::unmigrated(kind).await?;
+    Migrator::up(db.connection(), Some(1)).await?;
+    let backend = db.connection().get_database_backend();
+    for (plugin, key, value) in [
+        ("p", "ab", &b"xyz"[..]),
+        ("p", "\u{e9}", &[0u8; 10][..]),
+        ("q", "zzzz", &b"zzzz"[..]),
+    ] {
+        let sql = match kind {
+            Kind::Sqlite => {
+                "INSERT INTO plugin_kv (plugin, key, value, version) VALUES (?, ?, ?, 1)"
+            }
+            Kind::Postgres => {
+                "INSERT INTO plugin_kv (plugin, key, value, version) VALUES ($1, $2, $3, 1)"
+            }
+        };
+        db.connection()
+            .execute(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [plugin.into(), key.into(), value.to_vec().into()],
+            ))
+            .await?;
+    }
+    db.migrate().await?;
+    assert_eq!(db.kv_usage_bytes("p").await?, 2 + 3 + 2 + 10);
+    assert_eq!(db.kv_usage_bytes("q").await?, 8);
+    db.kv_set("p", "ab", b"").await?;
+    assert_eq!(db.kv_usage_bytes("p").await?, 2 + 2 + 10);
+    assert_eq!(db.kv_usage_recount("p").await?, 2 + 2 + 10);
+    Ok(())
+}
+
+/// Many writers commit, set, swap and delete at once (on different and on shared keys): the
+/// usage counter always equals a recount of the data.
+pub async fn kv_usage_exact_under_concurrency(kind: Kind) -> Result<()> {
+    let db = std::sync::Arc::new(TestDb::new(kind).await?);
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(6));
+    let mut tasks = Vec::new();
+    for w in 0..6u32 {
+        let db = db.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            for i in 0..20u32 {
+                let size = ((w * 31 + i * 17) % 50) as usize;
+                let value = vec![w as u8; size];
+                match (w + i) % 4 {
+                    0 => {
+                        // A message-like commit: an item, a shared counter, a change-log entry.
+                        loop {
+                            let current = db.kv_get("store", "counter").await?;
+                            let n: u64 = current
+                                .as_deref()
+                                .map(|v| String::from_utf8_lossy(v).parse().unwrap_or(0))
+                                .unwrap_or(0);
+                            if db
+                                .kv_commit(
+                                    "store",
+                                    &[("counter".into(), current.clone())],
+                                    &[
+                                        ("counter".into(), Some((n + 1).to_string().into_bytes())),
+                                        (format!("item/{w}/{i}"), Some(value.clone())),
+                                        (format!("log/{n:08}"), Some(vec![1; size / 2])),
+                                        (format!("item/{w}/{}", i.saturating_sub(2)), None),
+                                    ],
+                                )
+                                .await?
+                            {
+                                break;
+                            }
+                        }
+                    }
+                    1 => {
+                        db.kv_set("store", &format!("shared/{}", i % 3), &value)
+                            .await?
+                    }
+                    2 => {
+                        let key = format!("shared/{}", i % 3);
+                        let current = db.kv_get("store", &key).await?;
+                        db.kv_compare_and_swap("store", &key, current.as_deref(), Some(&value))
+                            .await?;
+                    }
+                    _ => {
+                        db.kv_delete("store", &format!("shared/{}", (i + 1) % 3))
+                            .await?;
+                    }
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let counted = db.kv_usage_recount("store").await?;
+    assert!(counted > 0);
+    assert_eq!(db.kv_usage_bytes("store").await?, counted);
+    // Emptying the namespace brings the counter back to zero exactly.
+    let keys: Vec<String> = db
+        .kv_scan("store", "", None, 10_000)
+        .await?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    for k in keys {
+        db.kv_delete("store", &k).await?;
+    }
+    assert_eq!(db.kv_usage_bytes("store").await?, 0);
+    Ok(())
+}

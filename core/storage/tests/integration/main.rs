@@ -63,6 +63,8 @@ both_backends! {
     kv::kv_commit_under_concurrency,
     kv::kv_cas_concurrent_counter,
     kv::kv_cas_concurrent_create,
+    kv::kv_usage_migration_counts_existing_rows,
+    kv::kv_usage_exact_under_concurrency,
     devices::device_lifecycle,
     devices::device_errors,
     audit::audit_append_and_recent,
