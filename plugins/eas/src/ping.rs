@@ -156,7 +156,7 @@ pub fn handle(ctx: &Ctx, req: &Request) -> Result<Outcome> {
         if pending(ctx, id, conn)? {
             changed.push(id.clone());
         }
-        keys.push((format!("mailbox:{}/{conn}", who.address()), id.clone()));
+        keys.push((crate::state::folder_event(who, conn), id.clone()));
     }
     if !changed.is_empty() {
         return reply(changes(&changed));
@@ -164,7 +164,7 @@ pub fn handle(ctx: &Ctx, req: &Request) -> Result<Outcome> {
     let parked = Parked {
         who: who.address(),
         keys: keys.clone(),
-        hierarchy_key: format!("mailbox:{}", who.address()),
+        hierarchy_key: crate::state::hierarchy_event(who),
     };
     let mut watch_keys: Vec<String> = keys.into_iter().map(|(k, _)| k).collect();
     watch_keys.push(parked.hierarchy_key.clone());

@@ -257,7 +257,7 @@ fn commit_mutation(
     st.cur = Snapshot { key, folders };
     state::store(&ctx.dk.hierarchy(), &st)?;
     // Other devices of the user learn of it through Ping.
-    let _ = host::events::publish(&format!("mailbox:{}", ctx.dk.who.address()));
+    let _ = host::events::publish(&crate::state::hierarchy_event(&ctx.dk.who));
     Ok(key)
 }
 

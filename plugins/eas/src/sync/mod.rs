@@ -228,14 +228,14 @@ fn run(ctx: &Ctx, request: &SyncRequest, wait_secs: Option<u32>) -> Result<Outco
             continue;
         };
         let kind = list.iter().find(|f| f.id == c.id).map_or(1, |f| f.kind);
-        watch.push(format!("mailbox:{}/{folder}", ctx.dk.who.address()));
+        watch.push(crate::state::folder_event(&ctx.dk.who, &folder));
         let (el, said) = collection(ctx, c, &folder, kind, &map, &mut streams)?;
         anything |= said;
         cols.push(el);
     }
     if !anything {
         if let Some(secs) = wait_secs {
-            watch.push(format!("mailbox:{}", ctx.dk.who.address()));
+            watch.push(crate::state::hierarchy_event(&ctx.dk.who));
             let parked = Parked {
                 who: ctx.dk.who.address(),
                 device_id: ctx.dk.device_id.clone(),
