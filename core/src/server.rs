@@ -18,7 +18,7 @@ use crate::config::{Listener, Settings};
 use crate::credentials::{DbAuditSink, LocalUsers};
 use crate::plugins::PluginRuntime;
 use crate::readiness::Readiness;
-use crate::sip::CoreSipHandler;
+use crate::sip::{SipDispatch, StreamDialer};
 use crate::state::{ReloadError, Shared, Snapshot};
 use crate::tls::TlsError;
 
@@ -197,8 +197,21 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     let mut addrs = BoundAddrs::default();
     let http_limit = Arc::new(Semaphore::new(settings.config.http.max_connections));
     let sip_limit = Arc::new(Semaphore::new(settings.config.sip.max_connections));
-    let sip_handler: Arc<dyn SipHandler> = Arc::new(CoreSipHandler);
-    let flows = Flows::default();
+    let sip_handler: Arc<dyn SipHandler> = Arc::new(SipDispatch::new(shared.clone()));
+    // The flow table lives in the plugin runtime: it outlives reloads, and the SIP frontend
+    // sends on it (`sip-transport`).
+    let flows = shared.plugin_runtime.sip.flows().clone();
+    shared
+        .plugin_runtime
+        .sip
+        .set_dialer(Arc::new(StreamDialer::new(
+            &shared,
+            &sip_handler,
+            flows.clone(),
+            sip_limit.clone(),
+            &shutdown,
+            tracker.clone(),
+        )));
 
     // Bind everything before serving anything, so a bad address fails the start cleanly.
     let mut tcp = Vec::new();
@@ -235,6 +248,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
                 source,
             })?;
         addrs.sip_udp.push(s.local_addr().unwrap_or(addr));
+        let s = Arc::new(s);
+        shared.plugin_runtime.sip.add_udp(s.clone());
         udp.push(s);
     }
 

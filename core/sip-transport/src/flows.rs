@@ -50,7 +50,15 @@ struct Entry {
 /// connection when it starts and removes it when it ends.
 #[derive(Debug, Clone, Default)]
 pub struct Flows {
-    inner: Arc<Mutex<HashMap<FlowId, Entry>>>,
+    inner: Arc<Mutex<Table>>,
+}
+
+/// The registry proper: flows by id, and the newest flow by remote address (for
+/// [`Flows::find`]).
+#[derive(Debug, Default)]
+struct Table {
+    by_id: HashMap<FlowId, Entry>,
+    by_peer: HashMap<(Transport, SocketAddr), FlowId>,
 }
 
 impl Flows {
@@ -59,7 +67,7 @@ impl Flows {
         Self::default()
     }
 
-    fn map(&self) -> MutexGuard<'_, HashMap<FlowId, Entry>> {
+    fn map(&self) -> MutexGuard<'_, Table> {
         // No code panics while holding the lock; recover rather than propagate if one ever did.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -70,7 +78,7 @@ impl Flows {
     /// written in order, between (never inside) the connection's own replies.
     pub fn send(&self, flow: FlowId, message: Bytes) -> Result<(), SendError> {
         let map = self.map();
-        let entry = map.get(&flow).ok_or(SendError::UnknownFlow(flow))?;
+        let entry = map.by_id.get(&flow).ok_or(SendError::UnknownFlow(flow))?;
         entry.tx.try_send(message).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::QueueFull {
                 flow,
@@ -82,28 +90,38 @@ impl Flows {
 
     /// Transport and addresses of an open flow.
     pub fn info(&self, flow: FlowId) -> Option<FlowInfo> {
-        self.map().get(&flow).map(|e| e.info)
+        self.map().by_id.get(&flow).map(|e| e.info)
+    }
+
+    /// The open flow over `transport` whose remote address is `peer` (the newest, should
+    /// there be several), so a message for that address can reuse the connection the peer
+    /// opened (RFC 5626 flow reuse; RFC 3261 §18.2.2 for responses).
+    pub fn find(&self, transport: Transport, peer: SocketAddr) -> Option<FlowId> {
+        self.map().by_peer.get(&(transport, peer)).copied()
     }
 
     /// Whether `flow` is open.
     pub fn contains(&self, flow: FlowId) -> bool {
-        self.map().contains_key(&flow)
+        self.map().by_id.contains_key(&flow)
     }
 
     /// The number of open flows.
     pub fn len(&self) -> usize {
-        self.map().len()
+        self.map().by_id.len()
     }
 
     /// Whether no flow is open.
     pub fn is_empty(&self) -> bool {
-        self.map().is_empty()
+        self.map().by_id.is_empty()
     }
 
     /// Registers a connection; it stays registered until the returned guard is dropped.
     pub(crate) fn register(&self, info: FlowInfo, tx: mpsc::Sender<Bytes>) -> Registration {
         let id = FlowId::next();
-        self.map().insert(id, Entry { info, tx });
+        let mut map = self.map();
+        map.by_id.insert(id, Entry { info, tx });
+        map.by_peer.insert((info.transport, info.peer), id);
+        drop(map);
         Registration {
             flows: self.clone(),
             id,
@@ -127,6 +145,13 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.flows.map().remove(&self.id);
+        let mut map = self.flows.map();
+        if let Some(entry) = map.by_id.remove(&self.id) {
+            let key = (entry.info.transport, entry.info.peer);
+            // Only if no newer flow from the same address took the slot.
+            if map.by_peer.get(&key) == Some(&self.id) {
+                map.by_peer.remove(&key);
+            }
+        }
     }
 }

@@ -11,13 +11,15 @@
 //!   connection. They are generic over the IO, so the core hands in TLS streams
 //!   (tokio-rustls) without this crate knowing about TLS.
 //! * [`Flows`] — the registry of open stream connections, so a message can later be sent on a
-//!   client's existing connection (RFC 5626 flow reuse).
+//!   client's existing connection (RFC 5626 flow reuse), found by id or by remote address.
+//! * [`ratelimit`] — a token bucket per source address in bounded memory (sans-IO).
 //!
 //! It is not a SIP message model: it never parses more than it needs to frame a message and
 //! to refuse one.
 #![deny(missing_docs)]
 
 pub mod framing;
+pub mod ratelimit;
 
 mod flows;
 mod metrics_names;
@@ -33,7 +35,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use flows::{FlowInfo, Flows, SendError};
-pub use stream::serve_stream;
+pub use stream::{serve_stream, serve_stream_notify};
 pub use udp::serve_udp;
 
 use framing::Limits;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::flows::{FlowInfo, Registration};
 use crate::framing::{error_response, Frame, StreamFramer};
@@ -68,6 +68,28 @@ pub async fn serve_stream<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    serve_stream_notify(
+        stream, peer, local, transport, cfg, handler, flows, shutdown, None,
+    )
+    .await;
+}
+
+/// [`serve_stream`], telling `registered` the connection's [`FlowId`](crate::FlowId) as soon
+/// as it is in `flows` (for connections the caller opened and wants to send on at once).
+#[allow(clippy::too_many_arguments)]
+pub async fn serve_stream_notify<S>(
+    stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+    transport: Transport,
+    cfg: TransportConfig,
+    handler: Arc<dyn SipHandler>,
+    flows: Flows,
+    shutdown: watch::Receiver<bool>,
+    registered: Option<oneshot::Sender<crate::FlowId>>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (reader, writer) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel(cfg.outbound_queue.max(1));
     let registration = flows.register(
@@ -78,6 +100,9 @@ pub async fn serve_stream<S>(
         },
         tx.clone(),
     );
+    if let Some(registered) = registered {
+        let _ = registered.send(registration.id());
+    }
     let conn = Connection {
         transport,
         peer,

@@ -243,6 +243,11 @@ pub struct SipConfig {
     pub idle_timeout_secs: u64,
     /// Most simultaneous SIP TCP + TLS connections.
     pub max_connections: usize,
+    /// Messages per second one source address (IPv6: one /64) may send on average; excess
+    /// requests get 503 with Retry-After on TCP/TLS and are dropped on UDP. 0: no limit.
+    pub rate_limit_per_sec: u32,
+    /// Messages one source address may send at once after a quiet period.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for SipConfig {
@@ -254,6 +259,8 @@ impl Default for SipConfig {
             max_message_bytes: 65_535,
             idle_timeout_secs: 300,
             max_connections: 20_000,
+            rate_limit_per_sec: 100,
+            rate_limit_burst: 200,
         }
     }
 }

@@ -9,10 +9,12 @@ use std::time::Instant;
 
 use switchboard_sdk::abi::{DirectoryCall, DirectoryReply, MailCall, MailReply, PluginCall};
 use switchboard_sdk::http::{Outcome, Request};
+use switchboard_sdk::sip::Origin;
 use switchboard_sdk::{Error, Principal};
 
 use super::caps::events::EventHub;
 use super::caps::request_body::RequestBody;
+use super::caps::sip::SipSockets;
 use super::caps::staging::Staging;
 use super::caps::{CallCtx, PluginInfo, Routes};
 use super::manifest::{Artifact, Manifest};
@@ -76,6 +78,8 @@ pub struct Plugin {
     max_faults: u32,
     health: Health,
     meters: Meters,
+    /// The core's SIP sockets, for SIP frontends (see [`Plugin::with_sip`]).
+    sip: Option<Arc<SipSockets>>,
 }
 
 /// What `/admin/status` and `switchboard plugin list` show.
@@ -120,8 +124,16 @@ impl Plugin {
             max_faults: max_faults.max(1),
             health: Health::default(),
             meters: Meters::default(),
+            sip: None,
         }
         .with_memory_gauge()
+    }
+
+    /// Give a SIP frontend the core's SIP sockets (its `sip-transport` import); without them
+    /// its sends answer `unavailable`.
+    pub fn with_sip(mut self, sip: Arc<SipSockets>) -> Plugin {
+        self.sip = Some(sip);
+        self
     }
 
     fn with_memory_gauge(self) -> Plugin {
@@ -207,6 +219,7 @@ impl Plugin {
             principal,
             body: body.map(|b| Arc::new(tokio::sync::Mutex::new(b))),
             staging: staging.unwrap_or_else(|| Arc::new(Staging::new(self.info.upload_limit))),
+            sip: self.sip.clone(),
         }
     }
 
@@ -297,6 +310,27 @@ impl Plugin {
             match &self.runtime {
                 Runtime::Wasm(w) => w.http_resume(&tenant, ctx, state, fired).await,
                 Runtime::Native(n) => n.call(ctx, PluginCall::HttpResume { state, fired }).await,
+            }
+        })
+        .await
+    }
+
+    /// `sip-handler.handle`: one framed SIP message. The plugin answers through
+    /// `sip-transport`; directory calls are routed through `routes`.
+    ///
+    /// WebAssembly instances come from one warm pool for all SIP traffic (the tenant is not
+    /// known before the plugin parses the message); `docs/plugins.md` says why that is safe.
+    pub async fn sip_handle(
+        &self,
+        routes: Option<Arc<dyn Routes>>,
+        message: Vec<u8>,
+        origin: Origin,
+    ) -> Result<(), Fault> {
+        let ctx = self.ctx(routes, None, None, None);
+        self.guard("handle", async {
+            match &self.runtime {
+                Runtime::Wasm(w) => w.sip_handle(ctx, message, origin).await,
+                Runtime::Native(n) => n.call(ctx, PluginCall::SipHandle { message, origin }).await,
             }
         })
         .await

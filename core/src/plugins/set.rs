@@ -16,6 +16,7 @@ use switchboard_storage::Storage;
 use super::caps::events::EventHub;
 use super::caps::kv::Kv;
 use super::caps::outbound::{Connections, Grant};
+use super::caps::sip::SipSockets;
 use super::caps::staging::Staging;
 use super::caps::{PluginInfo, Routes};
 use super::engine::{EngineOptions, WasmEngine};
@@ -34,6 +35,8 @@ pub struct PluginRuntime {
     options: EngineOptions,
     /// Events and parked requests.
     pub hub: Arc<EventHub>,
+    /// The core's SIP sockets and open SIP flows (they outlive reloads).
+    pub sip: Arc<SipSockets>,
     storage: Storage,
 }
 
@@ -51,6 +54,7 @@ impl PluginRuntime {
                     .then(|| settings.data_dir.join("plugin-cache")),
             },
             hub: Arc::new(EventHub::new()),
+            sip: Arc::new(SipSockets::new()),
             storage,
         }
     }
@@ -258,13 +262,13 @@ async fn load_one(
         }
     };
     tracing::info!(plugin = name, world = %manifest.world, version = %manifest.version, "plugin loaded");
-    Ok(Plugin::new(
-        info,
-        manifest,
-        rt,
-        runtime.hub.clone(),
-        cfg.max_faults,
-    ))
+    let world = manifest.world;
+    let plugin = Plugin::new(info, manifest, rt, runtime.hub.clone(), cfg.max_faults);
+    Ok(if world == World::SipFrontend {
+        plugin.with_sip(runtime.sip.clone())
+    } else {
+        plugin
+    })
 }
 
 /// What `switchboard plugin verify` found out about a plugin file.

@@ -22,7 +22,7 @@ use wasmtime::{ResourceLimiter, Store, StoreContextMut};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::caps::{sip_unavailable, CallCtx, PluginInfo};
+use super::caps::{CallCtx, PluginInfo};
 use super::engine::{WasmEngine, EPOCH_TICK};
 use super::manifest::World;
 use super::{Fault, PluginError};
@@ -265,8 +265,13 @@ pub fn linker(engine: &WasmEngine, world: World) -> wasmtime::Result<Linker<Stor
     }
     if world == World::SipFrontend {
         let mut i = linker.instance(&iface("sip-transport"))?;
-        host_fn!(i, "send-flow", |_c, (_flow: u64, _message: Vec<u8>)| Err::<(), Error>(sip_unavailable()));
-        host_fn!(i, "send-to", |_c, (_t: String, _target: String, _message: Vec<u8>)| Err::<(), Error>(sip_unavailable()));
+        i.func_wrap(
+            "send-flow",
+            |store: StoreContextMut<'_, StoreData>, (flow, message): (u64, Vec<u8>)| {
+                Ok((with_ctx(&store, |c| c.sip().and_then(|s| s.send_flow(flow, &message)))?,))
+            },
+        )?;
+        host_fn!(i, "send-to", |c, (transport: String, target: String, message: Vec<u8>)| c.sip_send_to(&transport, &target, &message).await);
     }
     if world.has_outbound() {
         let mut i = linker.instance(&iface("outbound"))?;

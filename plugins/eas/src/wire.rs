@@ -3,7 +3,7 @@
 
 use switchboard_sdk::host;
 use switchboard_sdk::http::{Request, Response};
-use switchboard_wbxml::{decode_with, tags as t, Element, Limits, Tag};
+use switchboard_wbxml::{decode_with, tags as t, Element, Limits, Node, Tag};
 use thiserror::Error;
 
 use crate::http::{self, Command};
@@ -81,13 +81,35 @@ pub fn decode_body_limit(
     Ok(Some(doc))
 }
 
-/// Encode a response document as a 200 WBXML response.
+/// Encode a response document as a 200 WBXML response. Text that WBXML cannot carry (NUL
+/// characters, from a broken message) is dropped rather than failing the whole answer.
 pub fn respond(doc: &Element) -> Response {
     match doc.to_wbxml() {
         Ok(bytes) => http::wbxml(bytes),
+        Err(switchboard_wbxml::EncodeError::NulInText) => {
+            let mut clean = doc.clone();
+            strip_nul(&mut clean);
+            match clean.to_wbxml() {
+                Ok(bytes) => http::wbxml(bytes),
+                Err(e) => {
+                    host::log::error(&format!("eas: encoding {}: {e}", doc.tag));
+                    http::empty(500)
+                }
+            }
+        }
         Err(e) => {
             host::log::error(&format!("eas: encoding {}: {e}", doc.tag));
             http::empty(500)
+        }
+    }
+}
+
+fn strip_nul(e: &mut Element) {
+    for n in &mut e.children {
+        match n {
+            Node::Text(t) if t.contains('\0') => t.retain(|c| c != '\0'),
+            Node::Element(child) => strip_nul(child),
+            _ => {}
         }
     }
 }
@@ -231,4 +253,18 @@ pub fn respond_streaming(doc: &Element, streams: Streams) -> Response {
     out.push(BodyPart::Bytes(rest.to_vec()));
     r.body = out;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_characters_do_not_fail_an_answer() {
+        let doc = Element::new(t::airsync::Sync).with_text_child(t::airsync::Status, "1\0");
+        let r = respond(&doc);
+        assert_eq!(r.status, 200);
+        let back = switchboard_wbxml::decode(&r.body_bytes()).unwrap();
+        assert_eq!(back.child_text("Status"), Some("1"));
+    }
 }

@@ -6,6 +6,7 @@ pub mod events;
 pub mod kv;
 pub mod outbound;
 pub mod request_body;
+pub mod sip;
 pub mod staging;
 
 use std::collections::BTreeMap;
@@ -74,6 +75,8 @@ pub struct CallCtx {
     pub body: Option<Arc<tokio::sync::Mutex<RequestBody>>>,
     /// Uploads staged during this request (shared with the connectors it calls).
     pub staging: Arc<Staging>,
+    /// The core's SIP sockets (SIP frontends on a running server only).
+    pub sip: Option<Arc<sip::SipSockets>>,
 }
 
 fn same_principal(a: &Principal, b: &Principal) -> bool {
@@ -208,6 +211,27 @@ impl CallCtx {
             .await
     }
 
+    /// The `sip-transport` import: SIP frontends only, and only on a server with SIP sockets.
+    pub fn sip(&self) -> Result<&sip::SipSockets, Error> {
+        if self.info.world != World::SipFrontend {
+            return Err(Error::Denied(format!(
+                "the {} world does not import sip-transport",
+                self.info.world
+            )));
+        }
+        self.sip.as_deref().ok_or_else(sip_unavailable)
+    }
+
+    /// `sip-transport.send-to`
+    pub async fn sip_send_to(
+        &self,
+        transport: &str,
+        target: &str,
+        message: &[u8],
+    ) -> Result<(), Error> {
+        self.sip()?.send_to(transport, target, message).await
+    }
+
     /// Where granted directory `name` is on the host (native plugins).
     pub fn dir(&self, name: &str) -> Option<String> {
         self.info.dirs.get(name).map(|p| p.display().to_string())
@@ -251,9 +275,14 @@ impl CallCtx {
                 encode(&())
             }
             HostCall::RequestBodyRead { max } => encode(&self.read_body(max).await),
-            HostCall::SipSendFlow { .. } | HostCall::SipSendTo { .. } => {
-                encode(&Err::<(), _>(sip_unavailable()))
+            HostCall::SipSendFlow { flow, message } => {
+                encode(&self.sip().and_then(|s| s.send_flow(flow, &message)))
             }
+            HostCall::SipSendTo {
+                transport,
+                target,
+                message,
+            } => encode(&self.sip_send_to(&transport, &target, &message).await),
             HostCall::FilesDir { name } => encode(&self.dir(&name)),
             HostCall::StagingCreate => encode(&self.staging().and_then(|s| s.create())),
             HostCall::StagingAppend { upload, data } => {
@@ -271,10 +300,9 @@ impl CallCtx {
     }
 }
 
-/// SIP frontends load and run, but the core's SIP listeners are wired to them by the SIP
-/// frontend milestone; until then sending is refused with this error.
+/// What `sip-transport` calls answer where there are no SIP sockets (e.g. `plugin verify`).
 pub fn sip_unavailable() -> Error {
-    Error::Unavailable("SIP sending is not wired to the core's SIP listeners yet".into())
+    Error::Unavailable("no SIP sockets in this context (only a running server has them)".into())
 }
 
 #[cfg(test)]
@@ -305,6 +333,7 @@ mod tests {
             principal: Principal::parse("alice@example.com"),
             body: None,
             staging: Arc::new(Staging::new(1024)),
+            sip: None,
         };
         (dir, c)
     }

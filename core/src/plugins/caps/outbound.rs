@@ -154,7 +154,8 @@ impl Connections {
     }
 }
 
-fn client_config() -> Arc<rustls::ClientConfig> {
+/// The rustls client config for outbound TLS: the public web PKI roots, ring.
+pub(crate) fn client_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
     CONFIG
         .get_or_init(|| {
