@@ -10,12 +10,10 @@ use std::time::Instant;
 use switchboard_sdk::abi::{DirectoryCall, DirectoryReply, MailCall, MailReply, PluginCall};
 use switchboard_sdk::http::{Outcome, Request};
 use switchboard_sdk::sip::Origin;
-use switchboard_sdk::sip::Origin;
 use switchboard_sdk::{Error, Principal};
 
 use super::caps::events::EventHub;
 use super::caps::request_body::RequestBody;
-use super::caps::sip::SipSockets;
 use super::caps::sip::SipSockets;
 use super::caps::staging::Staging;
 use super::caps::{CallCtx, PluginInfo, Routes};
@@ -312,27 +310,6 @@ impl Plugin {
             match &self.runtime {
                 Runtime::Wasm(w) => w.http_resume(&tenant, ctx, state, fired).await,
                 Runtime::Native(n) => n.call(ctx, PluginCall::HttpResume { state, fired }).await,
-            }
-        })
-        .await
-    }
-
-    /// `sip-handler.handle`: one framed SIP message. The plugin answers through
-    /// `sip-transport`; directory calls are routed through `routes`.
-    ///
-    /// WebAssembly instances come from one warm pool for all SIP traffic (the tenant is not
-    /// known before the plugin parses the message); `docs/plugins.md` says why that is safe.
-    pub async fn sip_handle(
-        &self,
-        routes: Option<Arc<dyn Routes>>,
-        message: Vec<u8>,
-        origin: Origin,
-    ) -> Result<(), Fault> {
-        let ctx = self.ctx(routes, None, None, None);
-        self.guard("handle", async {
-            match &self.runtime {
-                Runtime::Wasm(w) => w.sip_handle(ctx, message, origin).await,
-                Runtime::Native(n) => n.call(ctx, PluginCall::SipHandle { message, origin }).await,
             }
         })
         .await

@@ -17,7 +17,6 @@ use super::caps::events::EventHub;
 use super::caps::kv::Kv;
 use super::caps::outbound::{Connections, Grant};
 use super::caps::sip::SipSockets;
-use super::caps::sip::SipSockets;
 use super::caps::staging::Staging;
 use super::caps::{PluginInfo, Routes};
 use super::engine::{EngineOptions, WasmEngine};
@@ -36,8 +35,6 @@ pub struct PluginRuntime {
     options: EngineOptions,
     /// Events and parked requests.
     pub hub: Arc<EventHub>,
-    /// The core's SIP sockets and open SIP flows (they outlive reloads).
-    pub sip: Arc<SipSockets>,
     /// The core's SIP sockets and open SIP flows (they outlive reloads).
     pub sip: Arc<SipSockets>,
     storage: Storage,

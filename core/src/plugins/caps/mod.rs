@@ -232,27 +232,6 @@ impl CallCtx {
         self.sip()?.send_to(transport, target, message).await
     }
 
-    /// The `sip-transport` import: SIP frontends only, and only on a server with SIP sockets.
-    pub fn sip(&self) -> Result<&sip::SipSockets, Error> {
-        if self.info.world != World::SipFrontend {
-            return Err(Error::Denied(format!(
-                "the {} world does not import sip-transport",
-                self.info.world
-            )));
-        }
-        self.sip.as_deref().ok_or_else(sip_unavailable)
-    }
-
-    /// `sip-transport.send-to`
-    pub async fn sip_send_to(
-        &self,
-        transport: &str,
-        target: &str,
-        message: &[u8],
-    ) -> Result<(), Error> {
-        self.sip()?.send_to(transport, target, message).await
-    }
-
     /// Where granted directory `name` is on the host (native plugins).
     pub fn dir(&self, name: &str) -> Option<String> {
         self.info.dirs.get(name).map(|p| p.display().to_string())

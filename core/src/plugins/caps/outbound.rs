@@ -155,7 +155,6 @@ impl Connections {
 }
 
 /// The rustls client config for outbound TLS: the public web PKI roots, ring.
-pub(crate) /// The rustls client config for outbound TLS: the public web PKI roots, ring.
 pub(crate) fn client_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
     CONFIG
