@@ -411,3 +411,34 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod tests_12_1 {
+    use crate::testkit::{MemStore, Phone};
+
+    #[test]
+    fn smart_forward_12_1_uses_query_parameters() {
+        let phone = Phone::new("12.1");
+        phone.store(|| {
+            MemStore::deliver(
+                "INBOX",
+                "m1",
+                "Hi",
+                "From: bob@example.com\r\nSubject: Hi\r\n\r\noriginal text\r\n",
+                1,
+            )
+        });
+        let mine = "From: alice@example.com\r\nTo: carol@example.com\r\nSubject: Fwd: Hi\r\n\r\nsee below\r\n";
+        let r = phone.post(
+            "SmartForward",
+            "&CollectionId=1&ItemId=m1&SaveInSent=T",
+            mine.as_bytes(),
+        );
+        assert_eq!(r.status, 200);
+        let sent = phone.store(MemStore::sent);
+        assert!(sent[0].contains("message/rfc822") && sent[0].contains("original text"));
+        // An unknown source: 404 for 12.1 (no command body to carry a status).
+        let r = phone.post("SmartReply", "&CollectionId=1&ItemId=gone", mine.as_bytes());
+        assert_eq!(r.status, 404);
+    }
+}

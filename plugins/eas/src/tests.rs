@@ -171,3 +171,42 @@ fn hostile_bodies_for_every_command() {
         }
     }
 }
+
+/// The base64 query form carries version, device and policy key: a provisioned device works
+/// through it exactly as through the plain form.
+#[test]
+fn base64_query_end_to_end() {
+    use base64::Engine as _;
+    use switchboard_wbxml::{decode, element, tags::folderhierarchy as fh};
+    let phone = crate::testkit::Phone::new("16.1");
+    let key = phone.key.unwrap();
+    let mut q = vec![161u8, 9, 0x09, 0x04, 4, b'D', b'E', b'V', b'1', 4];
+    q.extend_from_slice(&key.to_le_bytes());
+    q.push(6);
+    q.extend_from_slice(b"iPhone");
+    let query = base64::engine::general_purpose::STANDARD.encode(&q);
+    let body = element!(fh::FolderSync[element!(fh::SyncKey = "0")])
+        .to_wbxml()
+        .unwrap();
+    let r = response(
+        phone
+            .host
+            .handle::<Eas>(request("POST", &query, &[], &body)),
+    );
+    assert_eq!(r.status, 200);
+    let d = decode(&r.body_bytes()).unwrap();
+    assert_eq!(d.child_text("Status"), Some("1"));
+    // The same with a stale key in the encoded field: 144.
+    let mut stale = q.clone();
+    stale[10] ^= 0xff;
+    let query = base64::engine::general_purpose::STANDARD.encode(&stale);
+    let r = response(
+        phone
+            .host
+            .handle::<Eas>(request("POST", &query, &[], &body)),
+    );
+    assert_eq!(
+        decode(&r.body_bytes()).unwrap().child_text("Status"),
+        Some("144")
+    );
+}

@@ -29,7 +29,6 @@ pub fn response() -> Response {
             ("ms-asprotocolversions".into(), SUPPORTED_HEADER.into()),
             ("ms-asprotocolcommands".into(), commands_header()),
             ("cache-control".into(), "private".into()),
-            ("content-length".into(), "0".into()),
         ],
         body: vec![],
     }
