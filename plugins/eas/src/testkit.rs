@@ -261,6 +261,21 @@ impl MailConnector for MemStore {
         Ok(find(&id).map(|x| x.2.summary).unwrap())
     }
 
+    fn replace_item(_who: &Principal, item_id: &str, content: Upload) -> Result<ItemSummary> {
+        let (folder, i, _) = find(item_id).ok_or_else(|| Error::NotFound(item_id.into()))?;
+        let mut data = Vec::new();
+        for c in content.chunks(4096) {
+            data.extend(c?);
+        }
+        let mut its = items(&folder);
+        its[i].content = data;
+        its[i].summary.size = its[i].content.len() as u64;
+        let s = its[i].summary.clone();
+        put(&format!("items/{folder}"), &its);
+        record(&folder, Change::Changed(s.clone()));
+        Ok(s)
+    }
+
     fn set_flags(
         _who: &Principal,
         item_id: &str,

@@ -49,6 +49,18 @@ pub fn compact(ms: i64) -> String {
     format!("{y:04}{m:02}{d:02}T{h:02}{mi:02}{s:02}Z")
 }
 
+/// `Mon, 30 Nov 2026 19:05:00 +0000` (RFC 5322 `Date:`).
+pub fn rfc5322(ms: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (y, m, d, h, mi, s, _) = parts(ms);
+    let dow = DAYS[ms.div_euclid(86_400_000).rem_euclid(7) as usize];
+    let mon = MONTHS[(m as usize).clamp(1, 12) - 1];
+    format!("{dow}, {d} {mon} {y} {h:02}:{mi:02}:{s:02} +0000")
+}
+
 /// Parse either form (and `YYYYMMDD` dates); `None` when malformed.
 pub fn parse(s: &str) -> Option<i64> {
     let digits: String = s.chars().filter(char::is_ascii_digit).collect();
@@ -96,5 +108,6 @@ mod tests {
         assert_eq!(parse("2009-13-01"), None);
         assert_eq!(parse("garbage"), None);
         assert_eq!(iso(-1000), "1969-12-31T23:59:59.000Z");
+        assert_eq!(rfc5322(ms), "Thu, 12 Nov 2009 00:45:06 +0000");
     }
 }

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod calendar;
 pub mod contact;
+pub mod draft;
 pub mod email;
 pub mod task;
 

@@ -26,7 +26,7 @@ use switchboard_wbxml::{tags::airsync as a, Element};
 use crate::folders::{self, IdMap};
 use crate::http::{self as h, Version};
 use crate::ids;
-use crate::item::{self, calendar, contact, email, task};
+use crate::item::{self, calendar, contact, draft, email, task};
 use crate::state::{self, DeviceKey};
 use crate::synckey::{self, ClientKey, SyncKey};
 use crate::wire::{self, Streams};
@@ -404,7 +404,7 @@ fn collection(
             ClientCommand::Add { client_id, data } => {
                 let (sid, code) = match adds.get(client_id) {
                     Some(sid) => (Some(sid.clone()), status::OK),
-                    None => match add_item(who, folder, class, data) {
+                    None => match add_item(who, folder, class, data, kind, ctx.version) {
                         Ok(item) => {
                             st.echo.insert(item.id.clone(), Echo::Item);
                             let sid = ids::server_id(who, &item.id)?;
@@ -423,10 +423,12 @@ fn collection(
             ClientCommand::Change { server_id, data } => {
                 let code = match ids::item_id(who, server_id)? {
                     None => status::NOT_FOUND,
-                    Some(id) => match change_item(who, &id, class, data, &mut st) {
-                        Ok(()) => status::OK,
-                        Err(e) => item_status(&e),
-                    },
+                    Some(id) => {
+                        match change_item(who, &id, class, data, &mut st, kind, ctx.version) {
+                            Ok(()) => status::OK,
+                            Err(e) => item_status(&e),
+                        }
+                    }
                 };
                 // Successful changes are not answered ([MS-ASCMD] 2.2.3.24).
                 if code != status::OK {
@@ -732,8 +734,18 @@ fn fetch_item(
 }
 
 /// Create an item from a client's Add.
-fn add_item(who: &Principal, folder: &str, class: &str, data: &Element) -> Result<ItemSummary> {
+fn add_item(
+    who: &Principal,
+    folder: &str,
+    class: &str,
+    data: &Element,
+    kind: u8,
+    version: Version,
+) -> Result<ItemSummary> {
     let content = match class {
+        "Email" if kind == folders::kind::DRAFTS && version.is_16() => {
+            draft::to_mime(data, &who.address()).into_bytes()
+        }
         "Contacts" => {
             let uid = format!(
                 "{:08x}",
@@ -769,14 +781,49 @@ fn add_item(who: &Principal, folder: &str, class: &str, data: &Element) -> Resul
 }
 
 /// Apply a client's Change.
+#[allow(clippy::too_many_arguments)]
 fn change_item(
     who: &Principal,
     id: &str,
     class: &str,
     data: &Element,
     st: &mut CollState,
+    kind: u8,
+    version: Version,
 ) -> Result<()> {
     match class {
+        "Email"
+            if kind == folders::kind::DRAFTS
+                && version.is_16()
+                && (draft::is_edit(data) || draft::wants_send(data)) =>
+        {
+            if draft::is_edit(data) {
+                let mime = draft::to_mime(data, &who.address());
+                let upload = Upload::from_bytes(mime.as_bytes())?;
+                host::mailstore::replace_item(who, id, &upload)?;
+                st.echo.insert(id.to_string(), Echo::Flags(None, None));
+            }
+            if draft::wants_send(data) {
+                // Stage the stored draft in chunks, send it, and remove it from Drafts.
+                let upload = Upload::create()?;
+                let mut offset = 0u64;
+                loop {
+                    let chunk = host::mailstore::fetch(who, id, None, offset, 256 * 1024)?;
+                    if chunk.data.is_empty() {
+                        break;
+                    }
+                    offset += chunk.data.len() as u64;
+                    upload.append(&chunk.data)?;
+                    if offset >= chunk.total {
+                        break;
+                    }
+                }
+                host::mailstore::send(who, &upload, true)?;
+                host::mailstore::delete_item(who, id)?;
+                st.echo.insert(id.to_string(), Echo::Item);
+            }
+            Ok(())
+        }
         "Email" => {
             let (read, flagged) = email::parse_change(data);
             if read.is_none() && flagged.is_none() {

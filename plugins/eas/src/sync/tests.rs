@@ -541,3 +541,63 @@ fn calendar_events_both_ways() {
         .expect("stored");
     assert!(dentist.contains("DTSTART:20231201T090000Z") && dentist.contains("TRIGGER:-PT30M"));
 }
+
+#[test]
+fn drafts_on_16_1_are_stored_edited_and_sent() {
+    use switchboard_wbxml::tags::email2 as em2;
+    let phone = Phone::new("16.1");
+    let drafts = folder_ids(&phone)["Drafts"].clone();
+    let k = start(&phone, &drafts);
+    let add = element!(
+        a::Commands[element!(a::Add [
+            element!(a::ClientId = "d1"),
+            element!(a::ApplicationData [
+                element!(em::To = "bob@example.com"),
+                element!(em::Subject = "Draft"),
+                element!(asb::Body [element!(asb::Type = "1"), element!(asb::Data = "first")]),
+            ]),
+        ])]
+    );
+    let d = phone.cmd("Sync", &sync_doc(&k, &drafts, vec![add]));
+    let sid = col(&d)
+        .child("Responses")
+        .and_then(|r| r.child("Add"))
+        .and_then(|a| a.child_text("ServerId"))
+        .unwrap()
+        .to_string();
+    assert_eq!(phone.store(|| MemStore::items("Drafts")).len(), 1);
+    let send = element!(
+        a::Commands[element!(a::Change [
+            element!(a::ServerId = sid.as_str()),
+            element!(a::ApplicationData [
+                element!(em::To = "bob@example.com"),
+                element!(em::Subject = "Final"),
+                element!(asb::Body [element!(asb::Type = "1"), element!(asb::Data = "second")]),
+                element!(em2::Send),
+            ]),
+        ])]
+    );
+    let d = phone.cmd("Sync", &sync_doc(&key(&d), &drafts, vec![send]));
+    assert!(col(&d).child("Responses").is_none(), "{d}");
+    let sent = phone.store(MemStore::sent);
+    assert_eq!(sent.len(), 1);
+    let m = crate::mime::parse(sent[0].as_bytes());
+    assert_eq!(m.header("subject"), Some("Final"));
+    assert_eq!(m.text.as_deref(), Some("second"));
+    assert!(phone.store(|| MemStore::items("Drafts")).is_empty());
+    // On 14.1 a draft Add is refused (conversion error), nothing stored.
+    let old = Phone::new("14.1");
+    let drafts = folder_ids(&old)["Drafts"].clone();
+    let k = start(&old, &drafts);
+    let add = element!(
+        a::Commands[element!(a::Add [element!(a::ClientId = "d1"), element!(a::ApplicationData [element!(em::Subject = "x")])])]
+    );
+    let d = old.cmd("Sync", &sync_doc(&k, &drafts, vec![add]));
+    assert_eq!(
+        col(&d)
+            .child("Responses")
+            .and_then(|r| r.child("Add"))
+            .and_then(|a| a.child_text("Status")),
+        Some("6")
+    );
+}
