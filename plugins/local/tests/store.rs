@@ -481,11 +481,11 @@ fn search_matches_subject_sender_and_small_bodies_newest_first() {
             .map(|s| s.id)
             .collect()
     };
-    assert_eq!(ids("lunch", None), [alt.id.clone()]);
-    assert_eq!(ids("dave@example.org", None), [att.id.clone()]);
-    assert_eq!(ids("rhabarberkuchen", None), [intl.id.clone()], "body text");
-    assert_eq!(ids("KÖLN", None), [intl.id.clone()]);
-    assert_eq!(ids("contract", None), [fwd.id.clone()]);
+    assert_eq!(ids("lunch", None), vec![alt.id.clone()]);
+    assert_eq!(ids("dave@example.org", None), vec![att.id.clone()]);
+    assert_eq!(ids("rhabarberkuchen", None), vec![intl.id.clone()], "body text");
+    assert_eq!(ids("KÖLN", None), vec![intl.id.clone()]);
+    assert_eq!(ids("contract", None), vec![fwd.id.clone()]);
     assert!(ids("contract", Some("inbox")).is_empty());
     // Newest first: fwd (9 Mar) > intl (6 Mar) > att (4 Mar) > alt (3 Mar).
     assert_eq!(
