@@ -188,6 +188,25 @@ pub fn load<T: DeserializeOwned>(key: &str) -> Result<Option<T>> {
     }
 }
 
+/// Read a JSON value with its stored bytes (for a later [`store_if`]).
+pub fn load_raw<T: DeserializeOwned>(key: &str) -> Result<(Option<T>, Option<Vec<u8>>)> {
+    let raw = kv::get(key)?;
+    let value = raw.as_deref().and_then(|b| serde_json::from_slice(b).ok());
+    Ok((value, raw))
+}
+
+/// Write a JSON value only if the key still holds `expected` (what [`load_raw`] returned):
+/// `false` when another request changed it meanwhile.
+pub fn store_if<T: Serialize>(key: &str, expected: Option<&[u8]>, value: &T) -> Result<bool> {
+    let bytes = serde_json::to_vec(value)
+        .map_err(|e| switchboard_sdk::Error::Internal(format!("encoding {key}: {e}")))?;
+    if expected == Some(bytes.as_slice()) {
+        // Unchanged: nothing to write (an idle Sync costs no kv write).
+        return Ok(true);
+    }
+    kv::compare_and_swap(key, expected, Some(&bytes))
+}
+
 /// Write a JSON value.
 pub fn store<T: Serialize>(key: &str, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec(value)

@@ -346,7 +346,7 @@ fn collection(
     let who = &ctx.dk.who;
     let class = folders::class_of(kind);
     let skey = ctx.dk.collection(&c.id);
-    let stored: Option<CollState> = state::load(&skey)?;
+    let (stored, raw): (Option<CollState>, _) = state::load_raw(&skey)?;
 
     // Which point does the client stand on?
     let (mut st, base) = match (synckey::parse(&c.sync_key), stored) {
@@ -541,7 +541,12 @@ fn collection(
         };
         st.echo.remove(&first);
     }
-    state::store(&skey, &st)?;
+    if !state::store_if(&skey, raw.as_deref(), &st)? {
+        // Another request of this device moved the collection meanwhile: let the client
+        // retry rather than overwrite what that request recorded.
+        host::log::info(&format!("eas: concurrent Sync of collection {}", c.id));
+        return Ok((collection_status(c, status::RETRY, ctx.version), true));
+    }
 
     let mut e = collection_head(c, &key.to_string(), ctx.version, class)
         .with_text_child(a::Status, status::OK.to_string());
