@@ -78,6 +78,13 @@ pub fn handle(ctx: &Ctx, req: &Request) -> Result<Response> {
             device_information(ctx, part)?
         } else if part.tag == st::UserInformation {
             user_information(ctx)
+        } else if part.tag == st::RightsManagementInformation {
+            // No IRM templates on this server.
+            Element::new(st::RightsManagementInformation)
+                .with_text_child(st::Status, status::OK.to_string())
+                .with(Element::new(st::Get).with(Element::new(
+                    switchboard_wbxml::tags::rightsmanagement::RightsManagementTemplates,
+                )))
         } else if part.tag == st::DevicePassword {
             // The recovery password is not kept (PasswordRecoveryEnabled is 0).
             Element::new(st::DevicePassword).with_text_child(st::Status, status::OK.to_string())

@@ -652,6 +652,32 @@ pub fn application_data(text: &str, me: &str, version: Version) -> Option<Elemen
 
 /// An iCalendar text from a client's calendar `ApplicationData`.
 pub fn to_ical(data: &Element, uid: &str) -> String {
+    to_ical_as(data, uid, None)
+}
+
+/// The attendees of a client's event: (email, name, type 1 required / 2 optional / 3 resource).
+pub fn attendees_of(data: &Element) -> Vec<(String, String, String)> {
+    data.child_tag(c::Attendees)
+        .map(|list| {
+            list.children_tagged(c::Attendee)
+                .take(500)
+                .filter_map(|a| {
+                    let email = a.child_text("Email")?.trim().to_string();
+                    let name = a.child_text("Name").unwrap_or(&email).trim().to_string();
+                    let ty = a
+                        .child_text("AttendeeType")
+                        .unwrap_or("1")
+                        .trim()
+                        .to_string();
+                    (!email.is_empty()).then_some((email, name, ty))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// [`to_ical`] with the user as organizer when the event has attendees (a meeting).
+pub fn to_ical_as(data: &Element, uid: &str, me: Option<&str>) -> String {
     let t = |tag: Tag| {
         data.child_tag(tag)
             .and_then(|e| e.text())
@@ -761,6 +787,23 @@ pub fn to_ical(data: &Element, uid: &str) -> String {
             v.push_str("\r\n");
         }
     }
+    let attendees = attendees_of(data);
+    if !attendees.is_empty() {
+        if let Some(me) = me {
+            v.push_str(&format!("ORGANIZER:mailto:{me}\r\n"));
+        }
+        for (email, name, ty) in &attendees {
+            let role = match ty.as_str() {
+                "2" => "OPT-PARTICIPANT",
+                "3" => "NON-PARTICIPANT;CUTYPE=RESOURCE",
+                _ => "REQ-PARTICIPANT",
+            };
+            v.push_str(&format!(
+                "ATTENDEE;CN=\"{}\";ROLE={role};PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{email}\r\n",
+                name.replace('"', "'")
+            ));
+        }
+    }
     if let Ok(minutes) = t(c::Reminder).parse::<u32>() {
         v.push_str(&format!(
             "BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:Reminder\r\nTRIGGER:-PT{minutes}M\r\nEND:VALARM\r\n"
@@ -768,6 +811,37 @@ pub fn to_ical(data: &Element, uid: &str) -> String {
     }
     v.push_str("END:VEVENT\r\nEND:VCALENDAR\r\n");
     v
+}
+
+/// An invitation mail (iTIP REQUEST) for a stored meeting, to its attendees; `None` when the
+/// event has no attendees.
+pub fn invitation(stored: &str, me: &str) -> Option<String> {
+    let cal = parse(stored)?;
+    let ev = cal.child("VEVENT")?;
+    let to: Vec<String> = ev
+        .all("ATTENDEE")
+        .map(|a| mailto(&a.value))
+        .filter(|e| !e.eq_ignore_ascii_case(me))
+        .collect();
+    if to.is_empty() {
+        return None;
+    }
+    let request = stored.replacen("BEGIN:VEVENT", "METHOD:REQUEST\r\nBEGIN:VEVENT", 1);
+    let subject = ev.text("SUMMARY").unwrap_or_default();
+    let subject: String = subject.chars().filter(|c| !c.is_control()).collect();
+    let subject = if subject.is_ascii() {
+        subject
+    } else {
+        format!(
+            "=?utf-8?B?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(subject.as_bytes())
+        )
+    };
+    Some(format!(
+        "From: {me}\r\nTo: {}\r\nSubject: {subject}\r\nDate: {}\r\nMIME-Version: 1.0\r\nContent-Type: text/calendar; method=REQUEST; charset=utf-8\r\n\r\n{request}",
+        to.join(", "),
+        time::rfc5322(time::now_ms())
+    ))
 }
 
 /// The `email:MeetingRequest` of an invitation, and the message class to show.

@@ -764,7 +764,17 @@ fn add_item(
                 crate::provision::fnv(format!("{data}").as_bytes()),
                 crate::provision::fnv(format!("{}", crate::time::now_ms()).as_bytes())
             );
-            calendar::to_ical(data, &uid).into_bytes()
+            let ical = calendar::to_ical_as(data, &uid, Some(&who.address()));
+            // From 16.0 the server sends the invitations of meetings made on the phone.
+            if version.is_16() {
+                if let Some(mail) = calendar::invitation(&ical, &who.address()) {
+                    let upload = Upload::from_bytes(mail.as_bytes())?;
+                    if let Err(e) = host::mailstore::send(who, &upload, true) {
+                        host::log::warn(&format!("eas: sending invitations: {e}"));
+                    }
+                }
+            }
+            ical.into_bytes()
         }
         "Tasks" => {
             let uid = format!(
@@ -851,7 +861,7 @@ fn change_item(
             let uid = calendar::parse(&String::from_utf8_lossy(&old.data))
                 .and_then(|c| c.child("VEVENT").and_then(|e| e.text("UID")))
                 .unwrap_or_else(|| id.to_string());
-            let ical = calendar::to_ical(data, &uid);
+            let ical = calendar::to_ical_as(data, &uid, Some(&who.address()));
             let upload = Upload::from_bytes(ical.as_bytes())?;
             host::mailstore::replace_item(who, id, &upload)?;
             Ok(())

@@ -601,3 +601,34 @@ fn drafts_on_16_1_are_stored_edited_and_sent() {
         Some("6")
     );
 }
+
+#[test]
+fn meetings_made_on_a_16_1_phone_invite_their_attendees() {
+    use switchboard_wbxml::tags::calendar as cal;
+    let phone = Phone::new("16.1");
+    let calendar = folder_ids(&phone)["Calendar"].clone();
+    let k = start(&phone, &calendar);
+    let add = element!(
+        a::Commands[element!(a::Add [
+            element!(a::ClientId = "m1"),
+            element!(a::ApplicationData [
+                element!(cal::StartTime = "20231201T090000Z"),
+                element!(cal::EndTime = "20231201T100000Z"),
+                element!(cal::Subject = "Review"),
+                element!(cal::Attendees [element!(cal::Attendee [
+                    element!(cal::Email = "bob@example.com"),
+                    element!(cal::Name = "Bob"),
+                    element!(cal::AttendeeType = "1"),
+                ])]),
+            ]),
+        ])]
+    );
+    let d = phone.cmd("Sync", &sync_doc(&k, &calendar, vec![add]));
+    assert!(col(&d).child("Responses").is_some());
+    let sent = phone.store(MemStore::sent);
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].contains("To: bob@example.com") && sent[0].contains("METHOD:REQUEST"));
+    assert!(sent[0].contains("ORGANIZER:mailto:alice@example.com"));
+    let stored = phone.store(|| MemStore::items("Calendar"));
+    assert!(String::from_utf8_lossy(&stored[0].content).contains("ATTENDEE;CN=\"Bob\""));
+}
