@@ -380,8 +380,10 @@ pub fn strip_html(h: &str) -> String {
     let bytes = h.as_bytes();
     while i < bytes.len() {
         if let Some(end) = skip {
-            if lower[i..].starts_with(end) {
+            // Byte-wise: inside <style>/<script> `i` walks through multi-byte characters.
+            if lower.as_bytes()[i..].starts_with(end.as_bytes()) {
                 skip = None;
+                in_tag = false;
                 i += end.len();
             } else {
                 i += 1;
@@ -499,6 +501,8 @@ mod tests {
         for n in 0..MULTI.len() {
             let _ = parse(&MULTI.as_bytes()[..n]);
         }
+        let _ = strip_html("<style>é{}ü</style>ö<b title='ä'>x</b>€");
+        assert_eq!(strip_html("<style>é</style>ö"), "ö");
         let mut s = "aéb".to_string();
         assert!(truncate(&mut s, 2));
         assert_eq!(s, "a");

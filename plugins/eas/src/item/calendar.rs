@@ -196,7 +196,11 @@ fn transition(comp: &Component) -> Option<(u16, u16, u16, u16)> {
     };
     let month: u16 = get("BYMONTH")?.parse().ok()?;
     let byday = get("BYDAY")?;
-    let (week, day) = byday.split_at(byday.len().checked_sub(2)?);
+    let cut = byday.len().checked_sub(2)?;
+    if !byday.is_char_boundary(cut) {
+        return None;
+    }
+    let (week, day) = byday.split_at(cut);
     let week: i32 = if week.is_empty() {
         1
     } else {
@@ -374,7 +378,11 @@ fn recurrence(
             b.split(',')
                 .filter_map(|d| {
                     let d = d.trim();
-                    let (n, day) = d.split_at(d.len().checked_sub(2)?);
+                    let cut = d.len().checked_sub(2)?;
+                    if !d.is_char_boundary(cut) {
+                        return None;
+                    }
+                    let (n, day) = d.split_at(cut);
                     let bit = ["SU", "MO", "TU", "WE", "TH", "FR", "SA"]
                         .iter()
                         .position(|x| *x == day)?;
@@ -1090,7 +1098,11 @@ pub(crate) mod tests {
         assert!(stored.contains("BEGIN:VTIMEZONE") && stored.contains("PARTSTAT=ACCEPTED"));
         let again = application_data(&stored, "alice@example.com", Version::V14_1).unwrap();
         assert_eq!(again.child_text("ResponseType"), Some("3"));
-        // Junk never panics.
+        // Junk never panics, non-ASCII rule parts included.
+        let odd = INVITE
+            .replace("BYDAY=TU", "BYDAY=ÄTU,é")
+            .replace("BYDAY=-1SU", "BYDAY=ü");
+        let _ = application_data(&odd, "a@b", Version::V14_1);
         for n in 0..INVITE.len() {
             let _ = application_data(&INVITE[..n], "a@b", Version::V14_1);
             let _ = meeting_request(&INVITE[..n], Version::V16_1);
