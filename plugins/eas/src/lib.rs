@@ -42,6 +42,8 @@ pub mod time;
 pub mod wire;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod testkit;
 
 use switchboard_sdk::http::{Outcome, Request, Response};
