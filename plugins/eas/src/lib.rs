@@ -207,6 +207,20 @@ fn dispatch(ctx: &Ctx, req: &Request) -> switchboard_sdk::Result<Outcome> {
             }))
         }
     }
+    // A device seen for the first time (provisioning not required) is recorded, so admins
+    // can list, wipe and remove it like any other.
+    let device = match device {
+        None if ctx.query.command != Command::Provision => {
+            let d = Device {
+                device_type: ctx.query.device_type.clone(),
+                version: ctx.version.to_string(),
+                ..Device::default()
+            };
+            state::store(&ctx.dk.device(), &d)?;
+            Some(d)
+        }
+        d => d,
+    };
     commands::run(ctx, req, device)
 }
 

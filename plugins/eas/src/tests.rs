@@ -210,3 +210,19 @@ fn base64_query_end_to_end() {
         Some("144")
     );
 }
+
+#[test]
+fn devices_are_recorded_even_without_provisioning() {
+    let host = MockHost::new().with_config("require_provisioning", "false");
+    let r = response(host.handle::<Eas>(request(
+        "POST",
+        "Cmd=Settings&DeviceId=NOPROV&DeviceType=Android",
+        &[("MS-ASProtocolVersion", "14.1")],
+        b"",
+    )));
+    assert_eq!(r.status, 200);
+    let rec: state::Device =
+        serde_json::from_slice(&host.kv_get("dev/alice@example.com/NOPROV").unwrap()).unwrap();
+    assert_eq!(rec.device_type, "Android");
+    assert_eq!(rec.policy_key, None);
+}
