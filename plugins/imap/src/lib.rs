@@ -52,6 +52,8 @@ use crate::error::ImapError;
 use crate::imap::frame;
 use crate::imap::pool::{self, OpFuture};
 use crate::imap::{Session, Target};
+#[cfg(test)]
+use crate::mapping::Flags;
 use crate::mapping::MessageMeta;
 use crate::settings::Settings;
 use crate::state::{Delta, Known, ServerView, Token};
@@ -1061,3 +1063,71 @@ fn send_message(who: &Principal, mime: &Upload, save_copy: bool) -> Result<()> {
 }
 
 switchboard_sdk::export_native!(mail_connector: Imap);
+
+/// Whatever a server, a client or a stored record hands these functions, they answer without
+/// panicking, and the codecs round-trip.
+#[cfg(test)]
+mod no_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frame_of(data: Vec<u8>, cut: usize) -> frame::Frame {
+        let cut = cut.min(data.len());
+        let lit = cut..data.len();
+        frame::Frame {
+            data,
+            literals: vec![lit],
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_take_any_bytes(data in proptest::collection::vec(any::<u8>(), 0..300), cut in 0usize..300) {
+            let text = String::from_utf8_lossy(&data).into_owned();
+            let _ = Token::decode(&text);
+            // Bounded by MAX_KNOWN, but a corrupt run can still ask for millions of UIDs:
+            // keep the generated records to a size a debug build decodes quickly.
+            if data.len() < 8 || data.iter().take(8).all(|b| b & 0x80 == 0) {
+                let _ = Known::decode(&data);
+            }
+            let _ = mapping::decode_words(&data);
+            let _ = mapping::mutf7_decode(&text);
+            let _ = mapping::internal_date_ms(&text);
+            let _ = mapping::parse_item_id(&text);
+            let _ = frame::literal_len(&data);
+            let _ = frame::search(&text);
+            let _ = frame::capabilities(&text);
+            let _ = frame::parse_uid_set(&text);
+            let f = frame_of(data.clone(), cut);
+            let _ = frame::parse_done(&f, "S1");
+            let _ = frame::section_chunk(&f, "RFC822.SIZE ");
+            let _ = f.text();
+            let _ = smtp::recipients(&data);
+            let _ = smtp::strip_bcc(&data);
+            let _ = smtp::header_end(&data);
+            let mut out = Vec::new();
+            decode::Base64Stream::default().push(&data, &mut out);
+            let mut qp = decode::QpStream::default();
+            qp.push(&data, &mut out);
+            qp.finish(&mut out);
+            if let Ok((_, imap_proto::Response::Fetch(_, attrs))) = imap_proto::parser::parse_response(&data) {
+                let _ = mapping::meta_from_fetch(&attrs);
+            }
+        }
+
+        #[test]
+        fn codecs_round_trip(
+            name in "\\PC{0,20}",
+            uids in proptest::collection::btree_map(1u32..5000, 0u8..4, 0..200),
+            uv in any::<u32>(), modseq in any::<u64>(), last in any::<u32>(), hash in any::<[u8; 8]>(),
+        ) {
+            prop_assert_eq!(mapping::mutf7_decode(&mapping::mutf7_encode(&name)), name.clone());
+            let known = Known(uids.into_iter().map(|(u, b)| (u, Flags::from_bits(b))).collect());
+            prop_assert_eq!(Known::decode(&known.encode()), Some(known));
+            let t = Token { uid_validity: uv, modseq, last_uid: last, set_hash: hash };
+            let s = t.encode();
+            prop_assert!(s.len() <= 64);
+            prop_assert_eq!(Token::decode(&s), Some(t));
+        }
+    }
+}

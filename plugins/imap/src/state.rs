@@ -87,6 +87,9 @@ impl Token {
     }
 }
 
+/// Most UIDs one record may hold (a bound for corrupt records; mailboxes are far smaller).
+pub const MAX_KNOWN: u64 = 4_000_000;
+
 /// The UIDs a client knows, with the flags it was last told.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Known(pub BTreeMap<u32, Flags>);
@@ -126,7 +129,7 @@ impl Known {
             let len = u32::try_from(get_varint(data, &mut at)?).ok()?;
             let bits = *data.get(at)?;
             at += 1;
-            if len == 0 || start == 0 || len > 50_000_000 {
+            if len == 0 || start == 0 || map.len() as u64 + u64::from(len) > MAX_KNOWN {
                 return None;
             }
             let end = start.checked_add(len - 1)?;

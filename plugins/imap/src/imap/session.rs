@@ -510,8 +510,11 @@ impl Session {
     /// SELECT (`writable`) or EXAMINE a mailbox; reuses the current selection when it is the
     /// same mailbox in a sufficient mode, unless `fresh`.
     pub async fn select(&mut self, mailbox: &str, writable: bool, fresh: bool) -> Result<Selected> {
+        // A selection is reused only while the connection is busy (a fetch streaming chunks);
+        // after a pause, SELECT again so UIDVALIDITY and the like are current.
+        let recent = self.last_used.elapsed() < Duration::from_secs(30);
         if let Some((name, rw, sel)) = &self.selected {
-            if !fresh && name == mailbox && (*rw || !writable) {
+            if !fresh && recent && name == mailbox && (*rw || !writable) {
                 return Ok(*sel);
             }
         }
