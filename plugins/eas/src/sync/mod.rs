@@ -477,42 +477,53 @@ fn collection(
     let mut conn = base.conn.clone();
     let mut more = false;
     if c.get_changes {
-        let page = match host::mailstore::sync(who, folder, base.conn.as_deref(), page_size(c)) {
-            Ok(p) => p,
-            Err(HostError::NotFound(_)) => {
-                return Ok((
-                    collection_status(c, status::HIERARCHY_CHANGED, ctx.version),
-                    true,
-                ))
-            }
-            Err(HostError::Invalid(_) | HostError::Conflict(_)) => {
-                // The connector no longer knows the state: the client starts over.
-                let _ = host::kv::delete(&skey);
-                return Ok((
-                    collection_status(c, status::INVALID_SYNC_KEY, ctx.version),
-                    true,
-                ));
-            }
-            Err(e) => {
-                host::log::warn(&format!("eas: Sync {folder}: {e}"));
-                return Ok((
-                    collection_status(c, status::SERVER_ERROR, ctx.version),
-                    true,
-                ));
-            }
-        };
-        more = page.more;
-        conn = Some(page.state.clone());
         let cutoff = if class == "Email" {
             filter_window(c.options.filter).map(|w| crate::time::now_ms() - w)
         } else {
             None
         };
-        for change in page.changes {
-            if let Some(el) =
-                server_change(ctx, c, class, change, cutoff, &mut st, replay, streams)?
-            {
-                commands.push(el);
+        // Pages whose changes are all filtered out (old mail, echoes) are skipped here rather
+        // than answered empty with MoreAvailable, up to a bound.
+        let mut pages = 0;
+        loop {
+            let first = pages == 0;
+            let page = match host::mailstore::sync(who, folder, conn.as_deref(), page_size(c)) {
+                Ok(p) => p,
+                Err(_) if !first => break,
+                Err(HostError::NotFound(_)) => {
+                    return Ok((
+                        collection_status(c, status::HIERARCHY_CHANGED, ctx.version),
+                        true,
+                    ))
+                }
+                Err(HostError::Invalid(_) | HostError::Conflict(_)) => {
+                    // The connector no longer knows the state: the client starts over.
+                    let _ = host::kv::delete(&skey);
+                    return Ok((
+                        collection_status(c, status::INVALID_SYNC_KEY, ctx.version),
+                        true,
+                    ));
+                }
+                Err(e) => {
+                    host::log::warn(&format!("eas: Sync {folder}: {e}"));
+                    return Ok((
+                        collection_status(c, status::SERVER_ERROR, ctx.version),
+                        true,
+                    ));
+                }
+            };
+            pages += 1;
+            more = page.more;
+            conn = Some(page.state.clone());
+            for change in page.changes {
+                if let Some(el) =
+                    server_change(ctx, c, class, change, cutoff, &mut st, replay, streams)?
+                {
+                    commands.push(el);
+                }
+            }
+            if !more || commands.elements().next().is_some() || pages >= MAX_SKIPPED_PAGES {
+                break;
             }
         }
     }
@@ -561,6 +572,9 @@ fn collection(
     }
     Ok((e, said || key != base_key))
 }
+
+/// Most connector pages read for one answer when filters leave them empty.
+const MAX_SKIPPED_PAGES: u32 = 20;
 
 /// Most bytes of item data one answer should carry (memory and the per-call deadline).
 const RESPONSE_BUDGET: u64 = 16 * 1024 * 1024;

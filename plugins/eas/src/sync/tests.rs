@@ -632,3 +632,32 @@ fn meetings_made_on_a_16_1_phone_invite_their_attendees() {
     let stored = phone.store(|| MemStore::items("Calendar"));
     assert!(String::from_utf8_lossy(&stored[0].content).contains("ATTENDEE;CN=\"Bob\""));
 }
+
+#[test]
+fn filtered_pages_are_skipped_not_answered_empty() {
+    let phone = Phone::new("14.1");
+    let inbox = folder_ids(&phone)["INBOX"].clone();
+    let k = start(&phone, &inbox);
+    let now = crate::time::now_ms();
+    phone.store(|| {
+        for i in 0..30 {
+            MemStore::deliver(
+                "INBOX",
+                &format!("old{i}"),
+                "old",
+                MAIL,
+                now - 60 * 86_400_000,
+            );
+        }
+        MemStore::deliver("INBOX", "fresh", "fresh", MAIL, now);
+    });
+    let opts = element!(a::Options[element!(a::FilterType = "3")]);
+    let d = phone.cmd(
+        "Sync",
+        &sync_doc(&k, &inbox, vec![element!(a::WindowSize = "5"), opts]),
+    );
+    let adds = commands(&d, "Add");
+    assert_eq!(adds.len(), 1, "{d}");
+    assert_eq!(adds[0].child_text("ServerId"), Some("fresh"));
+    assert!(col(&d).child("MoreAvailable").is_none());
+}
