@@ -226,3 +226,68 @@ fn devices_are_recorded_even_without_provisioning() {
     assert_eq!(rec.device_type, "Android");
     assert_eq!(rec.policy_key, None);
 }
+
+/// Byte-level requests and answers, in the shapes of the [MS-ASCMD] examples, for 14.1 and 16.1.
+#[test]
+fn spec_shaped_bytes_ping_and_sync() {
+    for version in ["14.1", "16.1"] {
+        let phone = crate::testkit::Phone::new(version);
+        // FolderSync first so folder ids exist.
+        let fs = [
+            0x03, 0x01, 0x6A, 0x00, 0x00, 0x07, 0x56, 0x52, 0x03, b'0', 0x00, 0x01, 0x01,
+        ];
+        assert_eq!(phone.post("FolderSync", "", &fs).status, 200);
+
+        // <Ping><HeartbeatInterval>30</HeartbeatInterval><Folders><Folder><Id>1</Id>
+        // <Class>Email</Class></Folder></Folders></Ping>: out of range.
+        let ping = |hb: &[u8]| {
+            let mut b = vec![0x03, 0x01, 0x6A, 0x00, 0x00, 0x0D, 0x45, 0x48, 0x03];
+            b.extend_from_slice(hb);
+            b.extend_from_slice(&[
+                0x00, 0x01, 0x49, 0x4A, 0x4B, 0x03, b'1', 0x00, 0x01, 0x4C, 0x03,
+            ]);
+            b.extend_from_slice(b"Email");
+            b.extend_from_slice(&[0x00, 0x01, 0x01, 0x01, 0x01]);
+            b
+        };
+        let r = phone.post("Ping", "", &ping(b"30"));
+        // <Ping><Status>5</Status><HeartbeatInterval>60</HeartbeatInterval></Ping>
+        assert_eq!(
+            r.body_bytes(),
+            [
+                0x03, 0x01, 0x6A, 0x00, 0x00, 0x0D, 0x45, 0x47, 0x03, b'5', 0x00, 0x01, 0x48, 0x03,
+                b'6', b'0', 0x00, 0x01, 0x01
+            ]
+        );
+        // In range: parked.
+        let key = phone.key.unwrap().to_string();
+        let out = phone.host.handle::<Eas>(request(
+            "POST",
+            "Cmd=Ping&User=alice&DeviceId=DEV1&DeviceType=iPhone",
+            &[("MS-ASProtocolVersion", version), ("X-MS-PolicyKey", &key)],
+            &ping(b"480"),
+        ));
+        assert!(matches!(out, Outcome::Park(_)), "{out:?}");
+
+        // <Sync><Collections><Collection><SyncKey>0</SyncKey><CollectionId>1</CollectionId>
+        // </Collection></Collections></Sync>
+        let sync = [
+            0x03, 0x01, 0x6A, 0x00, 0x45, 0x5C, 0x4F, 0x4B, 0x03, b'0', 0x00, 0x01, 0x52, 0x03,
+            b'1', 0x00, 0x01, 0x01, 0x01, 0x01,
+        ];
+        let body = phone.post("Sync", "", &sync).body_bytes();
+        // <Sync><Collections><Collection><SyncKey>…</SyncKey><CollectionId>1</CollectionId>
+        // <Status>1</Status></Collection></Collections></Sync>
+        assert_eq!(
+            &body[..9],
+            &[0x03, 0x01, 0x6A, 0x00, 0x45, 0x5C, 0x4F, 0x4B, 0x03]
+        );
+        assert_eq!(
+            &body[body.len() - 15..],
+            &[
+                0x00, 0x01, 0x52, 0x03, b'1', 0x00, 0x01, 0x4E, 0x03, b'1', 0x00, 0x01, 0x01, 0x01,
+                0x01
+            ][..]
+        );
+    }
+}
