@@ -483,6 +483,21 @@ fn search_criteria(s: &Session, query: &str) -> Result<Vec<u8>, ImapError> {
     Ok(c)
 }
 
+/// Tell parked requests (EAS Ping) that a folder (`Some`) or the folder list (`None`)
+/// changed through this connector: `mailbox:{user@domain}/{folder id}` or
+/// `mailbox:{user@domain}`. Changes made on the IMAP server by other clients are seen at
+/// the next sync, not announced (that needs a watcher the plugin API does not offer yet).
+fn announce(who: &Principal, folder: Option<&str>) {
+    let address = who.address().to_lowercase();
+    let key = match folder {
+        Some(f) => format!("mailbox:{address}/{f}"),
+        None => format!("mailbox:{address}"),
+    };
+    if let Err(e) = host::events::publish(&key) {
+        host::log::warn(&format!("publishing {key}: {e}"));
+    }
+}
+
 /// A folder name a client may give: non-empty, no control characters, no delimiter.
 fn check_name(name: &str, delimiter: char) -> Result<String, ImapError> {
     if name.trim().is_empty() || name.chars().any(|c| c.is_control() || c == delimiter) {
@@ -547,6 +562,7 @@ impl MailConnector for Imap {
                 Ok(id)
             })
         })?;
+        announce(who, None);
         Ok(Folder {
             id,
             parent_id: parent_id.to_string(),
@@ -600,6 +616,7 @@ impl MailConnector for Imap {
             .find(|f| f.id == new_id)
             .map(|f| f.kind)
             .unwrap_or(FolderKind::UserMail);
+        announce(who, None);
         Ok(Folder {
             id: new_id,
             parent_id: parent_id.to_string(),
@@ -647,7 +664,9 @@ impl MailConnector for Imap {
                 }
                 Ok(())
             })
-        })
+        })?;
+        announce(who, None);
+        Ok(())
     }
 
     fn replace_item(who: &Principal, item_id: &str, content: Upload) -> Result<ItemSummary> {
@@ -779,6 +798,7 @@ impl MailConnector for Imap {
         }
         let (s, t) = setup(who)?;
         let id = item_id.to_string();
+        let folder_s = folder.clone();
         with_session(&s, t, true, move |sess| {
             let (folder, id, stores) = (folder.clone(), id.clone(), stores.clone());
             Box::pin(async move {
@@ -788,7 +808,9 @@ impl MailConnector for Imap {
                 }
                 Ok(())
             })
-        })
+        })?;
+        announce(who, Some(&folder_s));
+        Ok(())
     }
 
     fn move_item(who: &Principal, item_id: &str, to_folder_id: &str) -> Result<String> {
@@ -799,7 +821,8 @@ impl MailConnector for Imap {
         }
         let (s, t) = setup(who)?;
         let (id, to) = (item_id.to_string(), to_folder_id.to_string());
-        with_session(&s, t, false, move |sess| {
+        let from = folder.clone();
+        let new_id = with_session(&s, t, false, move |sess| {
             let (folder, id, to) = (folder.clone(), id.clone(), to.clone());
             Box::pin(async move {
                 locate(sess, &folder, uv, uid, true, &id).await?;
@@ -817,20 +840,26 @@ impl MailConnector for Imap {
                     Err(e) => Err(e),
                 }
             })
-        })
+        })?;
+        announce(who, Some(&from));
+        announce(who, Some(to_folder_id));
+        Ok(new_id)
     }
 
     fn delete_item(who: &Principal, item_id: &str) -> Result<()> {
         let (uv, uid, folder) = parse_item(item_id)?;
         let (s, t) = setup(who)?;
         let id = item_id.to_string();
+        let folder_s = folder.clone();
         with_session(&s, t, true, move |sess| {
             let (folder, id) = (folder.clone(), id.clone());
             Box::pin(async move {
                 locate(sess, &folder, uv, uid, true, &id).await?;
                 sess.uid_delete(&uid.to_string()).await
             })
-        })
+        })?;
+        announce(who, Some(&folder_s));
+        Ok(())
     }
 
     fn create_item(who: &Principal, folder_id: &str, content: Upload) -> Result<ItemSummary> {
@@ -913,6 +942,7 @@ impl Imap {
             .into_iter()
             .find(|m| m.uid == uid)
             .ok_or_else(|| Error::NotFound(format!("new item {uid} in {folder_id:?}")))?;
+        announce(who, Some(folder_id));
         Ok(summary(uv, folder_id, &m))
     }
 }
@@ -1050,7 +1080,9 @@ fn send_message(who: &Principal, mime: &Upload, save_copy: bool) -> Result<()> {
                 .find(|f| f.kind == FolderKind::Sent)
                 .map(|f| f.id.clone())
                 .unwrap_or_else(|| "Sent".to_string());
-            append_upload(&settings, settings.target(who), &sent, "\\Seen", mime)
+            append_upload(&settings, settings.target(who), &sent, "\\Seen", mime)?;
+            announce(who, Some(&sent));
+            Ok(())
         });
         if let Err(e) = saved {
             host::log::warn(&format!(

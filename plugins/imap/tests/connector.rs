@@ -176,6 +176,14 @@ fn flags_move_and_delete_reach_the_server() {
             Err(Error::NotFound(_))
         ));
 
+        // Parked requests hear about changes made through the connector.
+        let events = host.events();
+        for key in [
+            "mailbox:alice@example.com/INBOX",
+            "mailbox:alice@example.com/Archive",
+        ] {
+            assert!(events.iter().any(|e| e == key), "{key} not in {events:?}");
+        }
         let fetched = r.ok("SELECT INBOX");
         assert!(
             fetched.iter().any(|l| l.contains("1 EXISTS")),
