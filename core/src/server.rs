@@ -213,6 +213,9 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             tracker.clone(),
         )));
 
+    // SIP frontends check Digest credentials against the same chain (`sip-auth`).
+    shared.plugin_runtime.sip.set_auth(shared.auth.clone());
+
     // Bind everything before serving anything, so a bad address fails the start cleanly.
     let mut tcp = Vec::new();
     for (kind, addr) in &settings.listeners {

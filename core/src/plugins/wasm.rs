@@ -268,10 +268,20 @@ pub fn linker(engine: &WasmEngine, world: World) -> wasmtime::Result<Linker<Stor
         i.func_wrap(
             "send-flow",
             |store: StoreContextMut<'_, StoreData>, (flow, message): (u64, Vec<u8>)| {
-                Ok((with_ctx(&store, |c| c.sip().and_then(|s| s.send_flow(flow, &message)))?,))
+                Ok((with_ctx(&store, |c| {
+                    c.sip().and_then(|s| s.send_flow(flow, &message))
+                })?,))
             },
         )?;
         host_fn!(i, "send-to", |c, (transport: String, target: String, message: Vec<u8>)| c.sip_send_to(&transport, &target, &message).await);
+        let mut i = linker.instance(&iface("sip-auth"))?;
+        host_fn!(i, "verify-digest", |c, (method: String, authorization: String, realm: String, source: String)| c.sip_verify_digest(&method, &authorization, &realm, &source).await);
+        i.func_wrap(
+            "challenge",
+            |store: StoreContextMut<'_, StoreData>, (realm, stale): (String, bool)| {
+                Ok((with_ctx(&store, |c| c.sip_challenge(&realm, stale))?,))
+            },
+        )?;
     }
     if world.has_outbound() {
         let mut i = linker.instance(&iface("outbound"))?;

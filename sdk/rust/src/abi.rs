@@ -387,6 +387,16 @@ pub enum HostCall {
     StagingRead { upload: u32, offset: u64, max: u32 },
     /// → `Result<u64>`
     StagingSize { upload: u32 },
+    /// → `Result<Option<Principal>>` (`sip-auth.verify-digest`; appended last so older
+    /// native plugins keep their variant numbers)
+    SipVerifyDigest {
+        method: String,
+        authorization: String,
+        realm: String,
+        source: String,
+    },
+    /// → `String` (`sip-auth.challenge`)
+    SipChallenge { realm: String, stale: bool },
 }
 
 /// Encode a value for the other side (postcard). Encoding plain data into a `Vec` cannot fail.

@@ -560,6 +560,51 @@ pub mod sip_transport {
     }
 }
 
+/// SIP Digest authentication against the server's credential chain (RFC 3261 §22): the
+/// plugin passes the client's header, the server checks it without ever showing the plugin a
+/// password or HA1.
+pub mod sip_auth {
+    #[allow(unused_imports)] // HostCall is only built natively
+    use super::*;
+    use crate::types::Principal;
+
+    /// Check a Digest `Authorization` / `Proxy-Authorization` value for a request with
+    /// `method` in `realm`; `source` is the peer's IP address (throttling, audit).
+    ///
+    /// `Ok(Some(user))`: valid. `Ok(None)`: refused — challenge again.
+    /// [`Error::Conflict`]: right password, stale or replayed nonce — challenge with
+    /// `stale=true`. [`Error::Denied`]: throttled. [`Error::Unavailable`]: no credential
+    /// source answered.
+    pub fn verify_digest(
+        method: &str,
+        authorization: &str,
+        realm: &str,
+        source: &str,
+    ) -> Result<Option<Principal>> {
+        call!(
+            HostCall::SipVerifyDigest {
+                method: method.into(),
+                authorization: authorization.into(),
+                realm: realm.into(),
+                source: source.into(),
+            },
+            crate::wasm::sip_verify_digest(method, authorization, realm, source)
+        )
+    }
+
+    /// A fresh challenge for `realm`: the value of a `WWW-Authenticate` /
+    /// `Proxy-Authenticate` header. `None` only when there is no host.
+    pub fn challenge(realm: &str, stale: bool) -> Option<String> {
+        call_plain!(
+            HostCall::SipChallenge {
+                realm: realm.into(),
+                stale,
+            },
+            crate::wasm::sip_challenge(realm, stale)
+        )
+    }
+}
+
 /// Directories the admin granted (manifest `capabilities.dirs`), read-only.
 pub mod files {
     #[allow(unused_imports)] // HostCall is only built natively

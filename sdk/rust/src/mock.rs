@@ -24,6 +24,21 @@ use crate::types::{Error, Level, Result};
 
 type MailFn = Box<dyn Fn(MailCall) -> Result<MailReply>>;
 type DirectoryFn = Box<dyn Fn(DirectoryCall) -> Result<DirectoryReply>>;
+type DigestFn = Box<dyn Fn(&DigestCheck<'_>) -> Result<Option<crate::Principal>>>;
+
+/// One `sip-auth.verify-digest` call, as a verifier given to
+/// [`MockHost::with_digest_verifier`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct DigestCheck<'a> {
+    /// The request's method.
+    pub method: &'a str,
+    /// The `Authorization` / `Proxy-Authorization` value.
+    pub authorization: &'a str,
+    /// The realm the plugin expects.
+    pub realm: &'a str,
+    /// The peer's IP address.
+    pub source: &'a str,
+}
 
 #[derive(Default)]
 struct State {
@@ -35,6 +50,7 @@ struct State {
     dirs: BTreeMap<String, String>,
     staged: Vec<Vec<u8>>,
     sip_sent: Vec<(String, Vec<u8>)>,
+    challenges: u64,
 }
 
 #[derive(Default)]
@@ -42,6 +58,7 @@ struct Inner {
     state: RefCell<State>,
     mail: Option<(MailFn, MockHost)>,
     directory: Option<(DirectoryFn, MockHost)>,
+    digest: Option<DigestFn>,
 }
 
 /// The mock host. Cheap to clone; clones share state.
@@ -120,6 +137,16 @@ impl MockHost {
                 connector_host,
             ))
         })
+    }
+
+    /// Answer `sip-auth.verify-digest` with `f` (without one it is `unavailable`).
+    /// `sip-auth.challenge` answers `Digest realm="R", nonce="mock-nonce-N", algorithm=MD5,
+    /// qop="auth"` (N counts challenges), with `, stale=true` when asked.
+    pub fn with_digest_verifier(
+        self,
+        f: impl Fn(&DigestCheck<'_>) -> Result<Option<crate::Principal>> + 'static,
+    ) -> MockHost {
+        self.edit(|inner| inner.digest = Some(Box::new(f)))
     }
 
     /// Run `f` with this host answering host calls.
@@ -303,6 +330,38 @@ impl HostApi for MockHost {
             } => {
                 st.sip_sent.push((format!("{transport}:{target}"), message));
                 encode(&Ok::<_, Error>(()))
+            }
+            HostCall::SipVerifyDigest {
+                method,
+                authorization,
+                realm,
+                source,
+            } => {
+                drop(st);
+                let check = DigestCheck {
+                    method: &method,
+                    authorization: &authorization,
+                    realm: &realm,
+                    source: &source,
+                };
+                let verdict = match &self.inner.digest {
+                    Some(f) => f(&check),
+                    None => Err(Error::Unavailable(
+                        "no digest verifier in this MockHost".into(),
+                    )),
+                };
+                encode(&verdict)
+            }
+            HostCall::SipChallenge { realm, stale } => {
+                st.challenges += 1;
+                let mut c = format!(
+                    "Digest realm=\"{realm}\", nonce=\"mock-nonce-{}\", algorithm=MD5, qop=\"auth\"",
+                    st.challenges
+                );
+                if stale {
+                    c.push_str(", stale=true");
+                }
+                encode(&c)
             }
         }
     }

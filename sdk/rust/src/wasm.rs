@@ -29,6 +29,7 @@ pub mod bindings {
                     import switchboard:plugin/outbound@0.1.0;
                     import switchboard:plugin/request-body@0.1.0;
                     import switchboard:plugin/sip-transport@0.1.0;
+                    import switchboard:plugin/sip-auth@0.1.0;
                     import switchboard:plugin/staging@0.1.0;
                 }
             ",
@@ -184,6 +185,22 @@ pub(crate) fn sip_send_flow(flow: u64, message: &[u8]) -> Vec<u8> {
 }
 pub(crate) fn sip_send_to(transport: &str, target: &str, message: &[u8]) -> Vec<u8> {
     encode(&common::sip_transport::send_to(transport, target, message))
+}
+pub(crate) fn sip_verify_digest(
+    method: &str,
+    authorization: &str,
+    realm: &str,
+    source: &str,
+) -> Vec<u8> {
+    encode(&common::sip_auth::verify_digest(
+        method,
+        authorization,
+        realm,
+        source,
+    ))
+}
+pub(crate) fn sip_challenge(realm: &str, stale: bool) -> Vec<u8> {
+    encode(&common::sip_auth::challenge(realm, stale))
 }
 pub(crate) fn staging_create() -> Vec<u8> {
     encode(&staging::create())

@@ -232,6 +232,26 @@ impl CallCtx {
         self.sip()?.send_to(transport, target, message).await
     }
 
+    /// `sip-auth.verify-digest` (SIP frontends only).
+    pub async fn sip_verify_digest(
+        &self,
+        method: &str,
+        authorization: &str,
+        realm: &str,
+        source: &str,
+    ) -> Result<Option<Principal>, Error> {
+        self.sip()?
+            .verify_digest(method, authorization, realm, source)
+            .await
+    }
+
+    /// `sip-auth.challenge` (SIP frontends only; empty elsewhere).
+    pub fn sip_challenge(&self, realm: &str, stale: bool) -> String {
+        self.sip()
+            .map(|s| s.challenge(realm, stale))
+            .unwrap_or_default()
+    }
+
     /// Where granted directory `name` is on the host (native plugins).
     pub fn dir(&self, name: &str) -> Option<String> {
         self.info.dirs.get(name).map(|p| p.display().to_string())
@@ -283,6 +303,17 @@ impl CallCtx {
                 target,
                 message,
             } => encode(&self.sip_send_to(&transport, &target, &message).await),
+            HostCall::SipVerifyDigest {
+                method,
+                authorization,
+                realm,
+                source,
+            } => encode(
+                &self
+                    .sip_verify_digest(&method, &authorization, &realm, &source)
+                    .await,
+            ),
+            HostCall::SipChallenge { realm, stale } => encode(&self.sip_challenge(&realm, stale)),
             HostCall::FilesDir { name } => encode(&self.dir(&name)),
             HostCall::StagingCreate => encode(&self.staging().and_then(|s| s.create())),
             HostCall::StagingAppend { upload, data } => {

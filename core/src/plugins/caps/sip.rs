@@ -9,6 +9,10 @@
 //!   opens a connection only back to an address that itself connected to this server recently
 //!   (see [`SipSockets::set_dialer`] and `docs/plugins.md`); anything else is `not-found`.
 //!
+//! * `sip-auth.verify-digest` / `challenge` check Digest credentials against the core's
+//!   credential chain ([`SipSockets::set_auth`]): nonces, replay counters, throttling and the
+//!   audit log are the core's, and the plugin never sees a password or HA1.
+//!
 //! One [`SipSockets`] lives as long as the server (in the plugin runtime), so flows survive
 //! reloads: a reloaded SIP frontend can still answer on connections opened before.
 
@@ -19,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use switchboard_sdk::Error;
+use switchboard_auth::{AuthFailureKind, Authenticator};
+use switchboard_sdk::{Error, Principal};
 use switchboard_sip_transport::{FlowId, Flows, SendError, Transport};
 use tokio::net::UdpSocket;
 
@@ -37,8 +42,11 @@ const MAX_REMEMBERED: usize = 65_536;
 /// answers reach the SIP frontend). Implemented by the core's SIP listeners.
 pub trait Dialer: Send + Sync + std::fmt::Debug {
     /// Connect to `target` over `transport` (TCP or TLS); the id of the new flow.
-    fn dial(&self, transport: Transport, target: SocketAddr)
-        -> BoxFuture<'static, Result<FlowId, Error>>;
+    fn dial(
+        &self,
+        transport: Transport,
+        target: SocketAddr,
+    ) -> BoxFuture<'static, Result<FlowId, Error>>;
 }
 
 /// The core's SIP sockets as the `sip-transport` capability sees them.
@@ -49,6 +57,7 @@ pub struct SipSockets {
     /// IP → when it last had a stream connection to us.
     seen: Mutex<HashMap<IpAddr, Instant>>,
     dialer: OnceLock<Arc<dyn Dialer>>,
+    auth: OnceLock<Arc<Authenticator>>,
 }
 
 fn transport_of(name: &str) -> Result<Transport, Error> {
@@ -95,6 +104,82 @@ impl SipSockets {
     /// `send-to` over TCP/TLS only reuses open flows.
     pub fn set_dialer(&self, dialer: Arc<dyn Dialer>) {
         let _ = self.dialer.set(dialer);
+    }
+
+    /// Installs the credential chain `sip-auth` checks against (once; later calls are
+    /// ignored). Without one, `verify-digest` is `unavailable`.
+    pub fn set_auth(&self, auth: Arc<Authenticator>) {
+        let _ = self.auth.set(auth);
+    }
+
+    fn auth(&self) -> Result<&Arc<Authenticator>, Error> {
+        self.auth.get().ok_or_else(|| {
+            Error::Unavailable("no credential chain for SIP Digest in this context".into())
+        })
+    }
+
+    /// `sip-auth.verify-digest`: `Ok(None)` when refused, `conflict` when stale, `denied`
+    /// when throttled, `unavailable` when no credential source answered.
+    pub async fn verify_digest(
+        &self,
+        method: &str,
+        authorization: &str,
+        realm: &str,
+        source: &str,
+    ) -> Result<Option<Principal>, Error> {
+        let auth = self.auth()?;
+        let source: IpAddr = source
+            .trim()
+            .parse()
+            .or_else(|_| source.trim().parse::<SocketAddr>().map(|a| a.ip()))
+            .map_err(|_| Error::Invalid(format!("source {source:?} is not an IP address")))?;
+        let header = Some(authorization).filter(|h| !h.trim().is_empty());
+        let now = Instant::now();
+        let wall = std::time::SystemTime::now();
+        match auth
+            .digest(header, method, realm, source, "sip", now, wall)
+            .await
+        {
+            Ok(identity) => Principal::parse(&identity.address)
+                .map(Some)
+                .ok_or_else(|| {
+                    Error::Internal(format!(
+                        "credential source returned an address without a domain: {:?}",
+                        identity.address
+                    ))
+                }),
+            Err(f) => match f.kind {
+                AuthFailureKind::Stale => Err(Error::Conflict(
+                    "stale or replayed nonce: challenge again with stale=true".into(),
+                )),
+                AuthFailureKind::Throttled { retry_after } => Err(Error::Denied(format!(
+                    "too many failed logins; retry in {} s",
+                    retry_after.as_secs().max(1)
+                ))),
+                AuthFailureKind::Unavailable => {
+                    Err(Error::Unavailable("no credential source answered".into()))
+                }
+                AuthFailureKind::MissingCredentials
+                | AuthFailureKind::Malformed(_)
+                | AuthFailureKind::BadCredentials
+                | AuthFailureKind::Disabled => Ok(None),
+            },
+        }
+    }
+
+    /// `sip-auth.challenge`: a fresh nonce for `realm` (empty without a credential chain).
+    pub fn challenge(&self, realm: &str, stale: bool) -> String {
+        let Ok(auth) = self.auth() else {
+            return String::new();
+        };
+        let nonce = auth.nonces().issue(std::time::SystemTime::now());
+        switchboard_auth::digest::challenge(
+            realm,
+            &nonce,
+            switchboard_auth::DigestAlgorithm::Md5,
+            stale,
+            None,
+        )
     }
 
     /// Notes that `ip` has a stream connection to us now (it may be connected back to for
@@ -161,7 +246,12 @@ impl SipSockets {
     }
 
     /// `sip-transport.send-to`
-    pub async fn send_to(&self, transport: &str, target: &str, message: &[u8]) -> Result<(), Error> {
+    pub async fn send_to(
+        &self,
+        transport: &str,
+        target: &str,
+        message: &[u8],
+    ) -> Result<(), Error> {
         Self::check_size(message)?;
         let transport = transport_of(transport)?;
         let target: SocketAddr = target.trim().parse().map_err(|_| {
@@ -170,7 +260,9 @@ impl SipSockets {
             ))
         })?;
         if target.port() == 0 || target.ip().is_unspecified() {
-            return Err(Error::Invalid(format!("SIP target {target} is not reachable")));
+            return Err(Error::Invalid(format!(
+                "SIP target {target} is not reachable"
+            )));
         }
         if transport == Transport::Udp {
             return self.send_udp(target, message).await;
