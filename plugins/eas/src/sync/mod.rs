@@ -577,7 +577,7 @@ fn collection(
 const MAX_SKIPPED_PAGES: u32 = 20;
 
 /// Most bytes of item data one answer should carry (memory and the per-call deadline).
-const RESPONSE_BUDGET: u64 = 16 * 1024 * 1024;
+const RESPONSE_BUDGET: u64 = 8 * 1024 * 1024;
 
 /// How many changes to ask the connector for: the window, fewer when bodies are large, so one
 /// answer stays within [`RESPONSE_BUDGET`] (MoreAvailable brings the rest).
