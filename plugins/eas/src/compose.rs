@@ -214,21 +214,7 @@ fn combine(who: &Principal, reply: &Upload, item: &str, forward: bool) -> Result
         && !cte.contains("quoted")
     {
         // Quote the original's text below the reply.
-        let original = crate::item::load(
-            who,
-            &switchboard_sdk::ItemSummary {
-                id: item.to_string(),
-                folder_id: String::new(),
-                class: switchboard_sdk::ItemClass::Email,
-                size: 0,
-                timestamp_ms: 0,
-                subject: String::new(),
-                sender: String::new(),
-                read: true,
-                flagged: false,
-                attachments: vec![],
-            },
-        )?;
+        let original = crate::item::load(who, &crate::item::bare(item))?;
         let msg = mime::parse(&original.bytes);
         let mut quoted = String::from("\r\n\r\n-----Original Message-----\r\n");
         for (k, label) in [

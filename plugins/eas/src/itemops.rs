@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use switchboard_sdk::http::{BodyPart, ItemRef, Request, Response};
-use switchboard_sdk::{host, Error as HostError, ItemSummary, Result};
+use switchboard_sdk::{host, Error as HostError, Result};
 use switchboard_wbxml::{
     tags::airsync as a, tags::airsyncbase as asb, tags::itemoperations as io, Element,
 };
@@ -148,18 +148,7 @@ fn fetch(ctx: &Ctx, op: &Element, streams: &mut Streams) -> Result<Element> {
     let Some(item_id) = ids::item_id(who, server_id)? else {
         return Ok(fetch_status(status::NOT_FOUND));
     };
-    let summary = ItemSummary {
-        id: item_id.clone(),
-        folder_id: String::new(),
-        class: switchboard_sdk::ItemClass::Email,
-        size: 0,
-        timestamp_ms: 0,
-        subject: String::new(),
-        sender: String::new(),
-        read: true,
-        flagged: false,
-        attachments: vec![],
-    };
+    let summary = crate::item::bare(&item_id);
     let content = match item::load(who, &summary) {
         Ok(c) => c,
         Err(HostError::NotFound(_)) => return Ok(fetch_status(status::NOT_FOUND)),

@@ -9,7 +9,7 @@
 
 use switchboard_sdk::host::staging::Upload;
 use switchboard_sdk::http::{Request, Response};
-use switchboard_sdk::{host, Error as HostError, FolderKind, ItemClass, ItemSummary, Result};
+use switchboard_sdk::{host, Error as HostError, FolderKind, Result};
 use switchboard_wbxml::{tags::meetingresponse as mr, Element};
 
 use crate::ids;
@@ -70,18 +70,7 @@ fn respond(ctx: &Ctx, request_id: &str, response: u8, send: bool) -> Result<(u8,
     let Some(item_id) = ids::item_id(who, request_id)? else {
         return Ok((status::INVALID, None));
     };
-    let summary = ItemSummary {
-        id: item_id,
-        folder_id: String::new(),
-        class: ItemClass::Email,
-        size: 0,
-        timestamp_ms: 0,
-        subject: String::new(),
-        sender: String::new(),
-        read: true,
-        flagged: false,
-        attachments: vec![],
-    };
+    let summary = item::bare(&item_id);
     let content = match item::load(who, &summary) {
         Ok(c) => c,
         Err(HostError::NotFound(_)) => return Ok((status::INVALID, None)),

@@ -82,6 +82,47 @@ pub fn parse(s: &str) -> Option<i64> {
     Some(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1000) + milli)
 }
 
+/// Parse an RFC 5322 date (`Tue, 14 Nov 2023 22:13:20 +0100`); `None` when malformed.
+pub fn parse_rfc5322(s: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let s = s.split_once(',').map_or(s, |(_, rest)| rest);
+    let mut parts = s.split_whitespace();
+    let day: u32 = parts.next()?.parse().ok()?;
+    let mon = parts.next()?.to_ascii_lowercase();
+    let month = MONTHS.iter().position(|m| mon.starts_with(m))? as u32 + 1;
+    let mut year: i64 = parts.next()?.parse().ok()?;
+    if year < 100 {
+        year += if year < 50 { 2000 } else { 1900 };
+    }
+    let hms: Vec<i64> = parts
+        .next()?
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<Vec<_>>>()?;
+    let (h, mi, sec) = (
+        *hms.first()?,
+        *hms.get(1)?,
+        hms.get(2).copied().unwrap_or(0),
+    );
+    if !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let zone = parts.next().unwrap_or("+0000");
+    let offset = match zone.as_bytes().first() {
+        Some(b'+' | b'-') if zone.len() >= 5 => {
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let hh: i64 = zone.get(1..3)?.parse().ok()?;
+            let mm: i64 = zone.get(3..5)?.parse().ok()?;
+            sign * (hh * 60 + mm)
+        }
+        _ => 0,
+    };
+    let days = days_from_civil(year, month, day);
+    Some((days * 86_400 + h * 3600 + mi * 60 + sec - offset * 60) * 1000)
+}
+
 /// Now, in milliseconds since the epoch (0 if the clock is unavailable).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -109,5 +150,8 @@ mod tests {
         assert_eq!(parse("garbage"), None);
         assert_eq!(iso(-1000), "1969-12-31T23:59:59.000Z");
         assert_eq!(rfc5322(ms), "Thu, 12 Nov 2009 00:45:06 +0000");
+        assert_eq!(parse_rfc5322("Thu, 12 Nov 2009 01:45:06 +0100"), Some(ms));
+        assert_eq!(parse_rfc5322("12 Nov 09 00:45:06 GMT"), Some(ms));
+        assert_eq!(parse_rfc5322("garbage"), None);
     }
 }

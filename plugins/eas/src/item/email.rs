@@ -23,6 +23,8 @@ pub fn application_data(
     streams: &mut Streams,
 ) -> Result<Element> {
     let mut d = Element::new(switchboard_wbxml::tags::airsync::ApplicationData);
+    // A summary made from an id alone (Fetch) knows neither flags nor time.
+    let known = item.timestamp_ms != super::UNKNOWN_TIME;
     let Some((content, msg)) = content else {
         d.push(Element::text_element(em::Read, flag(item.read)));
         d.push(flag_element(item.flagged));
@@ -48,17 +50,23 @@ pub fn application_data(
     if let Some(r) = msg.header("reply-to") {
         d.push(Element::text_element(em::ReplyTo, r));
     }
-    d.push(Element::text_element(
-        em::DateReceived,
-        time::iso(item.timestamp_ms),
-    ));
+    let received = if known {
+        Some(item.timestamp_ms)
+    } else {
+        msg.header("date").and_then(time::parse_rfc5322)
+    };
+    if let Some(t) = received {
+        d.push(Element::text_element(em::DateReceived, time::iso(t)));
+    }
     d.push(Element::text_element(em::DisplayTo, display_names(&to)));
     d.push(Element::text_element(
         em::ThreadTopic,
         thread_topic(&subject),
     ));
     d.push(Element::text_element(em::Importance, importance(msg)));
-    d.push(Element::text_element(em::Read, flag(item.read)));
+    if known {
+        d.push(Element::text_element(em::Read, flag(item.read)));
+    }
     if !item.attachments.is_empty() {
         let mut atts = Element::new(asb::Attachments);
         for a in &item.attachments {
@@ -98,7 +106,9 @@ pub fn application_data(
     };
     d.push(Element::text_element(em::MessageClass, class));
     d.push(Element::text_element(em::InternetCPID, "65001"));
-    d.push(flag_element(item.flagged));
+    if known {
+        d.push(flag_element(item.flagged));
+    }
     d.push(Element::text_element(
         em::ContentClass,
         "urn:content-classes:message",
@@ -117,7 +127,7 @@ pub fn application_data(
             id.extend_from_slice(&crate::provision::fnv(&seed).to_be_bytes());
         }
         d.push(Element::new(switchboard_wbxml::tags::email2::ConversationId).with_opaque(id));
-        let t = u64::try_from(item.timestamp_ms.max(0)).unwrap_or(0);
+        let t = u64::try_from(received.unwrap_or(0).max(0)).unwrap_or(0);
         let index = (t / 1000).to_be_bytes();
         d.push(
             Element::new(switchboard_wbxml::tags::email2::ConversationIndex)

@@ -14,6 +14,26 @@ use switchboard_sdk::{host, ItemSummary, Principal, Result};
 /// from this much and their MIME streamed by the core when asked for whole.
 pub const PARSE_CAP: u32 = 512 * 1024;
 
+/// Marks a summary made up from an id alone (Fetch by ServerId): its flags and time are not
+/// known, so they are not reported.
+pub const UNKNOWN_TIME: i64 = i64::MIN;
+
+/// A summary standing for an item known only by its id.
+pub fn bare(id: &str) -> ItemSummary {
+    ItemSummary {
+        id: id.to_string(),
+        folder_id: String::new(),
+        class: switchboard_sdk::ItemClass::Email,
+        size: 0,
+        timestamp_ms: UNKNOWN_TIME,
+        subject: String::new(),
+        sender: String::new(),
+        read: false,
+        flagged: false,
+        attachments: vec![],
+    }
+}
+
 /// The first bytes of an item's content.
 #[derive(Debug, Clone)]
 pub struct Content {

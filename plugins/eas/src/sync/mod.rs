@@ -728,23 +728,7 @@ fn fetch_item(
     version: Version,
     streams: &mut Streams,
 ) -> Result<Option<Element>> {
-    let chunk = match host::mailstore::fetch(who, id, None, 0, 1) {
-        Ok(ch) => ch,
-        Err(HostError::NotFound(_)) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let summary = ItemSummary {
-        id: id.to_string(),
-        folder_id: String::new(),
-        class: switchboard_sdk::ItemClass::Email,
-        size: chunk.total,
-        timestamp_ms: 0,
-        subject: String::new(),
-        sender: String::new(),
-        read: true,
-        flagged: false,
-        attachments: vec![],
-    };
+    let summary = crate::item::bare(id);
     let mut full = c.clone();
     for p in &mut full.options.body {
         p.truncation = None;
