@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Listener, Settings};
 use crate::credentials::{DbAuditSink, LocalUsers};
+use crate::directory_auth::DirectoryUsers;
 use crate::plugins::PluginRuntime;
 use crate::readiness::Readiness;
 use crate::sip::{SipDispatch, StreamDialer};
@@ -173,7 +174,12 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     let mut secret = [0u8; 32];
     rand::Rng::fill(&mut rand::thread_rng(), &mut secret);
     let nonces = NonceManager::new(secret, Duration::from_secs(auth_cfg.nonce_ttl_secs));
-    let sources: Vec<Arc<dyn CredentialSource>> = vec![Arc::new(LocalUsers::new(storage.clone()))];
+    // Local users first, then the directory connector routed for the login's domain.
+    let directories = Arc::new(DirectoryUsers::new(storage.clone()));
+    let sources: Vec<Arc<dyn CredentialSource>> = vec![
+        Arc::new(LocalUsers::new(storage.clone())),
+        directories.clone(),
+    ];
     let auth = Arc::new(Authenticator::new(
         sources,
         throttle,
@@ -191,6 +197,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         readiness.clone(),
         plugin_runtime,
     ));
+    directories.attach(&shared);
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();

@@ -187,7 +187,19 @@ async fn load_one(
         .filter_map(|(k, s)| s.default.as_ref().map(|d| (k.clone(), text(d))))
         .collect();
     for (k, v) in &cfg.settings {
-        values.insert(k.clone(), text(v));
+        let mut value = text(v);
+        // `secret` settings may be `env:NAME` / `file:PATH` references, resolved here.
+        if manifest
+            .settings
+            .get(k)
+            .is_some_and(|s| s.kind == super::manifest::SettingType::Secret)
+        {
+            let env = |n: &str| settings.source.env.get(n).cloned();
+            value = crate::config::Secret::new(value)
+                .resolve(&env, &base)
+                .map_err(|e| PluginError::Native(format!("settings.{k}: {e}")))?;
+        }
+        values.insert(k.clone(), value);
     }
     let grants = cfg
         .outbound

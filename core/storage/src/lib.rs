@@ -36,6 +36,7 @@
 mod audit;
 mod connect;
 mod devices;
+mod directory_users;
 mod domains;
 pub mod entity;
 mod error;
@@ -50,6 +51,7 @@ mod validate;
 pub use audit::{AuditEntry, AuditOutcome, AuditRecord};
 pub use connect::{Backend, Storage};
 pub use devices::{Device, DeviceSeen, WipeState};
+pub use directory_users::{DirectoryLogin, DIRECTORY_PASSWORD_HASH};
 pub use domains::Domain;
 pub use error::StorageError;
 pub use password::PasswordCheck;

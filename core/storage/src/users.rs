@@ -6,6 +6,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Pagi
 use sea_orm::{QueryFilter, QueryOrder, TransactionTrait};
 use serde::Serialize;
 
+use crate::directory_users::DIRECTORY_PASSWORD_HASH;
 use crate::entity::user;
 use crate::error::{is_foreign_key_violation, is_unique_violation, DbResultExt};
 use crate::password::{self, PasswordCheck};
@@ -240,7 +241,8 @@ impl Storage {
             Ok(addr) => self.user_model(&addr.full).await?,
             Err(_) => None,
         };
-        let Some(model) = model else {
+        // Directory users' passwords live in the directory: unknown here, ask the next source.
+        let Some(model) = model.filter(|m| m.password_hash != DIRECTORY_PASSWORD_HASH) else {
             password::verify(address, password, None).await?;
             return Ok(PasswordCheck::UnknownUser);
         };

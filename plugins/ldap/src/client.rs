@@ -337,8 +337,12 @@ async fn paged_search(
             let _ = timed(
                 s,
                 "ending a paged search",
-                ldap.with_controls(PagedResults { size: 0, cookie })
-                    .search(&s.base_dn, Scope::Subtree, filter, vec!["1.1"]),
+                ldap.with_controls(PagedResults { size: 0, cookie }).search(
+                    &s.base_dn,
+                    Scope::Subtree,
+                    filter,
+                    vec!["1.1"],
+                ),
             )
             .await;
             break;

@@ -157,8 +157,7 @@ pub struct Settings {
 }
 
 /// Defaults, as in `plugin.toml` (used when the host has no value, e.g. in unit tests).
-pub const DEFAULT_USER_FILTER: &str =
-    "(&(objectClass=inetOrgPerson)(|(uid={user})(mail={login})))";
+pub const DEFAULT_USER_FILTER: &str = "(&(objectClass=inetOrgPerson)(|(uid={user})(mail={login})))";
 /// Default GAL filter.
 pub const DEFAULT_GAL_FILTER: &str = "(&(objectClass=inetOrgPerson)(mail=*))";
 /// Default query filter.
@@ -179,7 +178,9 @@ fn parse_url(url: &str) -> Result<(String, bool), LdapError> {
     };
     let hostport = rest.trim_end_matches('/');
     if hostport.is_empty() || hostport.contains('/') || hostport.contains('?') {
-        return Err(bad("must be ldap://HOST[:PORT] or ldaps://HOST[:PORT] (no path)"));
+        return Err(bad(
+            "must be ldap://HOST[:PORT] or ldaps://HOST[:PORT] (no path)",
+        ));
     }
     let default_port = if ldaps { 636 } else { 389 };
     let has_port = match hostport.rsplit_once(':') {

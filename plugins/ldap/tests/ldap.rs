@@ -47,7 +47,11 @@ fn bind_logins_over_starttls_and_ldaps() {
         // {login} = mail also finds the entry (dave's mail differs from his uid).
         assert_eq!(auth(&h, "dave.null", "dave pw"), Ok(true));
         assert_eq!(auth(&h, "bob", "wrong"), Ok(false));
-        assert_eq!(auth(&h, "bob", ""), Ok(false), "empty password = anonymous bind");
+        assert_eq!(
+            auth(&h, "bob", ""),
+            Ok(false),
+            "empty password = anonymous bind"
+        );
         assert_eq!(auth(&h, "nobody", "bob's secret"), Ok(false));
         // Pooled connections are reused across calls and users.
         assert_eq!(auth(&h, "carol", "carol pw"), Ok(true));
@@ -59,7 +63,14 @@ fn bind_logins_over_starttls_and_ldaps() {
 fn injection_in_the_username_matches_nobody() {
     let slapd = Slapd::start();
     let h = host(&slapd, &slapd.url(), &[]);
-    for evil in ["*)(uid=*", "*", "bob)(|(uid=*", "b*", "bob\\", "*)(objectClass=*"] {
+    for evil in [
+        "*)(uid=*",
+        "*",
+        "bob)(|(uid=*",
+        "b*",
+        "bob\\",
+        "*)(objectClass=*",
+    ] {
         assert_eq!(auth(&h, evil, "bob's secret"), Ok(false), "{evil}");
         assert_eq!(h.run(|| Ldap::lookup(&who(evil))), Ok(None), "{evil}");
     }
@@ -102,7 +113,10 @@ fn lookup_maps_attributes_including_member_of() {
     );
     assert_eq!(attr("dn"), [format!("uid=bob,{PEOPLE_DN}")]);
     // Display name falls back to cn when there is no displayName.
-    let gal = h.run(|| Ldap::lookup(&who("gal07"))).unwrap().expect("gal07");
+    let gal = h
+        .run(|| Ldap::lookup(&who("gal07")))
+        .unwrap()
+        .expect("gal07");
     assert_eq!(gal.display_name, "Gal Person 07");
     assert_eq!(gal.phone, "");
     assert_eq!(h.run(|| Ldap::lookup(&who("nobody"))), Ok(None));
@@ -132,7 +146,9 @@ fn gal_search_pages_past_the_page_size() {
         &[("page_size", "5"), ("size_limit", "12")],
     );
     assert_eq!(
-        h.run(|| Ldap::search("example.com", "", 1000)).unwrap().len(),
+        h.run(|| Ldap::search("example.com", "", 1000))
+            .unwrap()
+            .len(),
         12
     );
     // The connection is still good after an early end.
@@ -172,7 +188,11 @@ fn unreachable_server_is_a_clear_unavailable_error() {
         }
     }
     // Plain ldap:// without StartTLS works when the admin says so explicitly.
-    let h = host(&slapd, &slapd.url(), &[("starttls", "false"), ("ca_file", "")]);
+    let h = host(
+        &slapd,
+        &slapd.url(),
+        &[("starttls", "false"), ("ca_file", "")],
+    );
     assert_eq!(auth(&h, "bob", "bob's secret"), Ok(true));
 }
 

@@ -56,6 +56,44 @@ fn signal(pid: u32, sig: &str) {
         .status();
 }
 
+/// Start `dovecot -F` with the config in `root` and wait for its greeting on `port`.
+fn launch(root: &Path, port: u16) -> Result<Child, String> {
+    let log = || std::fs::read_to_string(root.join("dovecot.log")).unwrap_or_default();
+    let mut child = Command::new(dovecot_binary())
+        .arg("-F")
+        .arg("-c")
+        .arg(root.join("dovecot.conf"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("start dovecot (apt-get install dovecot-imapd dovecot-lmtpd): {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            // Wait for the greeting: the listener may be bound before login processes run.
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = [0u8; 64];
+            if matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                return Ok(child);
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            return Err(format!("dovecot exited ({status}): {err}\n{}", log()));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("dovecot did not answer on port {port}:\n{}", log()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// All processes below `root` (from /proc), children first found first.
 fn descendants(root: u32) -> Vec<u32> {
     let mut parent_of = Vec::new();
@@ -145,11 +183,16 @@ impl Dovecot {
         .expect("generate certificate");
         std::fs::write(root.join("cert.pem"), cert.cert.pem()).expect("cert.pem");
         std::fs::write(root.join("key.pem"), cert.signing_key.serialize_pem()).expect("key.pem");
-        let port = free_port();
-        let tls_port = free_port();
-        let r = root.display();
-        let conf = format!(
-            r#"# throwaway test server
+        // A port picked free may be taken by a parallel test before Dovecot binds it: then
+        // try again with other ports.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let port = free_port();
+            let tls_port = free_port();
+            let r = root.display();
+            let conf = format!(
+                r#"# throwaway test server
 base_dir = {r}/run
 state_dir = {r}/state
 log_path = {r}/dovecot.log
@@ -225,16 +268,21 @@ namespace inbox {{
   }}
 }}
 "#
-        );
-        std::fs::write(root.join("dovecot.conf"), conf).expect("dovecot.conf");
-        let mut d = Dovecot {
-            dir,
-            child: None,
-            port,
-            tls_port,
-        };
-        d.run();
-        d
+            );
+            std::fs::write(root.join("dovecot.conf"), conf).expect("dovecot.conf");
+            match launch(root, port) {
+                Ok(child) => {
+                    return Dovecot {
+                        dir,
+                        child: Some(child),
+                        port,
+                        tls_port,
+                    }
+                }
+                Err(e) if attempt < 5 => eprintln!("dovecot did not start, retrying: {e}"),
+                Err(e) => panic!("{e}"),
+            }
+        }
     }
 
     /// The server certificate (PEM), to trust as a CA.
@@ -252,41 +300,10 @@ namespace inbox {{
     }
 
     fn run(&mut self) {
-        let mut child = Command::new(dovecot_binary())
-            .arg("-F")
-            .arg("-c")
-            .arg(self.conf())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start dovecot (apt-get install dovecot-imapd dovecot-lmtpd)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-                // Wait for the greeting: the listener may be bound before login processes run.
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut buf = [0u8; 64];
-                if matches!(s.read(&mut buf), Ok(n) if n > 0) {
-                    break;
-                }
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = e.read_to_string(&mut err);
-                }
-                panic!("dovecot exited ({status}): {err}\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "dovecot did not answer on port {}:\n{}",
-                self.port,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        match launch(self.dir.path(), self.port) {
+            Ok(child) => self.child = Some(child),
+            Err(e) => panic!("{e}"),
         }
-        self.child = Some(child);
     }
 
     /// Stop the server (SIGTERM; SIGKILL if it lingers) and wait until it has exited; its

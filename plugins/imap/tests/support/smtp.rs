@@ -38,37 +38,44 @@ impl SmtpSink {
         std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).expect("cert");
         std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).expect("key");
         std::fs::create_dir_all(dir.path().join("out")).expect("out dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
-        // Debian's interpreter, where python3-aiosmtpd is installed.
-        let python = if std::path::Path::new("/usr/bin/python3").exists() {
-            "/usr/bin/python3"
-        } else {
-            "python3"
-        };
-        let mut child = Command::new(python)
-            .arg(script)
-            .arg(port.to_string())
-            .arg(dir.path().join("cert.pem"))
-            .arg(dir.path().join("key.pem"))
-            .arg(dir.path().join("out"))
-            .arg(login)
-            .arg(password)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the SMTP sink (apt-get install python3-aiosmtpd)");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("sink output");
-        assert_eq!(line.trim(), "ready", "SMTP sink did not start");
-        SmtpSink { dir, child, port }
+        // Retry with another port if a parallel test took the one picked.
+        for attempt in 1.. {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let script =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
+            // Debian's interpreter, where python3-aiosmtpd is installed.
+            let python = if std::path::Path::new("/usr/bin/python3").exists() {
+                "/usr/bin/python3"
+            } else {
+                "python3"
+            };
+            let mut child = Command::new(python)
+                .arg(script)
+                .arg(port.to_string())
+                .arg(dir.path().join("cert.pem"))
+                .arg(dir.path().join("key.pem"))
+                .arg(dir.path().join("out"))
+                .arg(login)
+                .arg(password)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start the SMTP sink (apt-get install python3-aiosmtpd)");
+            let mut line = String::new();
+            let stdout = child.stdout.take().expect("stdout");
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            if line.trim() == "ready" {
+                return SmtpSink { dir, child, port };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(attempt < 5, "SMTP sink did not start");
+        }
+        unreachable!("the loop returns or panics")
     }
 
     /// The certificate to trust.

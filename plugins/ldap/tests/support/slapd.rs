@@ -160,11 +160,7 @@ impl Slapd {
         ])
         .expect("self-signed certificate");
         std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).unwrap();
-        std::fs::write(
-            dir.path().join("key.pem"),
-            cert.signing_key.serialize_pem(),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
         std::fs::write(dir.path().join("slapd.conf"), config(dir.path())).unwrap();
 
         // A port picked here may be taken by someone else before slapd binds it: retry.
@@ -209,14 +205,30 @@ impl Slapd {
 
     /// Add entries with `ldapadd` as the root DN.
     pub fn load(&self, ldif: &str) {
-        let mut child = Command::new("ldapadd")
+        self.tool("ldapadd", ldif)
+    }
+
+    /// Change entries with `ldapmodify` as the root DN (LDIF with `changetype: modify`).
+    pub fn modify(&self, ldif: &str) {
+        self.tool("ldapmodify", ldif)
+    }
+
+    /// Set a person's password, as an admin would in the directory.
+    pub fn set_password(&self, uid: &str, password: &str) {
+        self.modify(&format!(
+            "dn: uid={uid},{PEOPLE_DN}\nchangetype: modify\nreplace: userPassword\nuserPassword: {password}\n"
+        ))
+    }
+
+    fn tool(&self, tool: &str, ldif: &str) {
+        let mut child = Command::new(tool)
             .args(["-x", "-H", &self.url(), "-D", ROOT_DN, "-w", ROOT_PASSWORD])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot run ldapadd ({e}): install it with `apt-get install ldap-utils`")
+                panic!("cannot run {tool} ({e}): install it with `apt-get install ldap-utils`")
             });
         child
             .stdin
@@ -227,7 +239,7 @@ impl Slapd {
         let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
-            "ldapadd failed: {}",
+            "{tool} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }

@@ -1,0 +1,225 @@
+//! LDAP users through the real server: with configuration alone (`[plugins.ldap]` serving
+//! example.com, no `user add`), a directory user logs in over HTTPS Basic, and from then on
+//! passes SIP Digest with the HA1 that login stored. Against a throwaway slapd.
+
+mod support;
+
+#[path = "../../plugins/ldap/tests/support/slapd.rs"]
+mod slapd;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Instant, SystemTime};
+
+use md5::{Digest, Md5};
+use slapd::{Slapd, BASE_DN, SERVICE_DN, SERVICE_PASSWORD};
+use support::plugins::{install, manifest_of, Build};
+use support::*;
+use switchboard_auth::{AuthFailure, AuthFailureKind, Identity};
+
+const BOB: &str = "bob@example.com";
+const BOB_PASSWORD: &str = "bob's secret";
+const PATH: &str = "/autodiscover/autodiscover.xml";
+
+/// Install the connector and return the `[plugins.ldap]` config for `slapd` (StartTLS,
+/// service password by `file:` reference).
+fn ldap_config(slapd: &Slapd, dir: &std::path::Path) -> String {
+    let manifest = install(
+        &dir.join("ldap"),
+        "switchboard-ldap",
+        Build::Native,
+        &manifest_of("plugins/ldap/plugin.toml"),
+    );
+    let pw = dir.join("ldap-service-password");
+    std::fs::write(&pw, format!("{SERVICE_PASSWORD}\n")).unwrap();
+    format!(
+        "[plugins.ldap]\nmanifest = {:?}\ndomains = [\"example.com\"]\n\
+         [plugins.ldap.settings]\nurl = {:?}\nbase_dn = {BASE_DN:?}\nbind_dn = {SERVICE_DN:?}\n\
+         bind_password = {:?}\nca_file = {:?}\n",
+        manifest.display().to_string(),
+        slapd.url(),
+        format!("file:{}", pw.display()),
+        slapd.ca_file().display().to_string(),
+    )
+}
+
+fn hex_md5(s: &str) -> String {
+    hex::encode(Md5::digest(s.as_bytes()))
+}
+
+fn digest_header(user: &str, password: &str, nonce: &str, nc: &str) -> String {
+    let (realm, method, uri, cnonce) = ("example.com", "REGISTER", "sip:example.com", "c0ffee");
+    let ha1 = hex_md5(&format!("{user}:{realm}:{password}"));
+    let ha2 = hex_md5(&format!("{method}:{uri}"));
+    let response = hex_md5(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
+    format!(
+        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         algorithm=MD5, response=\"{response}\", qop=auth, nc={nc}, cnonce=\"{cnonce}\""
+    )
+}
+
+async fn sip_digest(
+    t: &TestServer,
+    user: &str,
+    password: &str,
+    nc: &str,
+) -> Result<Identity, AuthFailure> {
+    let auth = &t.server().shared.auth;
+    let nonce = auth.nonces().issue(SystemTime::now());
+    auth.digest(
+        Some(&digest_header(user, password, &nonce, nc)),
+        "REGISTER",
+        "example.com",
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        "sip",
+        Instant::now(),
+        SystemTime::now(),
+    )
+    .await
+}
+
+async fn autodiscover(t: &TestServer, login: &str, password: &str, email: &str) -> Response {
+    let body = AUTODISCOVER_REQUEST.replace("alice@example.com", email);
+    t.https()
+        .await
+        .request(
+            "POST",
+            PATH,
+            &[("Authorization", &basic(login, password))],
+            body.as_bytes(),
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn directory_user_logs_in_over_https_then_passes_sip_digest() {
+    let slapd = Slapd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(&ldap_config(&slapd, dir.path())).await;
+
+    // Before any HTTPS login there is no HA1: SIP Digest cannot work yet.
+    let before = sip_digest(&t, "bob", BOB_PASSWORD, "00000001").await;
+    assert_eq!(
+        before.unwrap_err().kind,
+        AuthFailureKind::BadCredentials,
+        "no HA1 before the first login"
+    );
+
+    // Wrong directory password, unknown user, a domain no directory serves: 401.
+    for (login, pw) in [
+        (BOB, "wrong"),
+        ("nobody@example.com", BOB_PASSWORD),
+        ("*)(uid=*@example.com", BOB_PASSWORD),
+        ("bob@other.example", BOB_PASSWORD),
+    ] {
+        let r = autodiscover(&t, login, pw, BOB).await;
+        assert_eq!(r.status, 401, "{login}: {}", r.text());
+    }
+    // The local user of the same domain still logs in (local users are asked first).
+    assert_eq!(autodiscover(&t, USER, PASSWORD, USER).await.status, 200);
+
+    // The directory user logs in with the directory password.
+    let r = autodiscover(&t, BOB, BOB_PASSWORD, BOB).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("<DisplayName>Bob the Builder</DisplayName>"),
+        "{}",
+        r.text()
+    );
+
+    // Now SIP Digest works, with either username form (MD5 here; SHA-256 is stored too).
+    for (user, nc) in [("bob", "00000001"), (BOB, "00000002")] {
+        let id = sip_digest(&t, user, BOB_PASSWORD, nc)
+            .await
+            .unwrap_or_else(|f| panic!("{user}: {f:?}"));
+        assert_eq!(id.address, BOB);
+    }
+    let storage = &t.server().shared.storage;
+    for alg in switchboard_storage::HashAlgorithm::ALL {
+        assert!(storage
+            .sip_ha1(BOB, "example.com", alg)
+            .await
+            .unwrap()
+            .is_some());
+    }
+    assert!(sip_digest(&t, "bob", "wrong", "00000001").await.is_err());
+
+    // The directory user shows up locally, and can be disabled locally.
+    let u = storage
+        .user(BOB)
+        .await
+        .unwrap()
+        .expect("directory user row");
+    assert_eq!(u.display_name.as_deref(), Some("Bob the Builder"));
+
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn directory_password_change_retires_the_old_sip_password() {
+    let slapd = Slapd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(&ldap_config(&slapd, dir.path())).await;
+    assert_eq!(autodiscover(&t, BOB, BOB_PASSWORD, BOB).await.status, 200);
+    assert!(sip_digest(&t, "bob", BOB_PASSWORD, "00000001")
+        .await
+        .is_ok());
+
+    // The password changes in the directory. Until the next HTTPS login the old HA1 stays…
+    slapd.set_password("bob", "new secret");
+    assert!(sip_digest(&t, "bob", BOB_PASSWORD, "00000001")
+        .await
+        .is_ok());
+    // …a stranger's wrong password does not remove it…
+    assert_eq!(autodiscover(&t, BOB, "guess", BOB).await.status, 401);
+    assert!(sip_digest(&t, "bob", BOB_PASSWORD, "00000001")
+        .await
+        .is_ok());
+    // …but the old password refused by the directory does. (Spelled `Bob@…`: the chain
+    // remembers verified login/password pairs for 60 s, which is documented, and would answer
+    // for `bob@…` without asking the directory.)
+    assert_eq!(
+        autodiscover(&t, "Bob@example.com", BOB_PASSWORD, BOB)
+            .await
+            .status,
+        401
+    );
+    assert!(sip_digest(&t, "bob", BOB_PASSWORD, "00000001")
+        .await
+        .is_err());
+    // The new password over HTTPS brings SIP back, with the new password.
+    assert_eq!(autodiscover(&t, BOB, "new secret", BOB).await.status, 200);
+    assert!(sip_digest(&t, "bob", "new secret", "00000001")
+        .await
+        .is_ok());
+
+    // Disabled locally: refused even with the right directory password (a new one, so the
+    // chain's 60 s cache of verified passwords cannot answer instead).
+    t.server()
+        .shared
+        .storage
+        .set_disabled(BOB, true)
+        .await
+        .unwrap();
+    slapd.set_password("bob", "third secret");
+    assert_eq!(autodiscover(&t, BOB, "third secret", BOB).await.status, 401);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_directory_is_unavailable_not_bad_credentials() {
+    let slapd = Slapd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = ldap_config(&slapd, dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = config.replace(&slapd.url(), &format!("ldap://127.0.0.1:{port}"));
+    let t = TestServer::start(&config).await;
+    let r = autodiscover(&t, BOB, BOB_PASSWORD, BOB).await;
+    // Not the user's fault: 503, not a password prompt.
+    assert_eq!(r.status, 503, "{}", r.text());
+    t.shutdown().await;
+}
