@@ -291,3 +291,21 @@ fn spec_shaped_bytes_ping_and_sync() {
         );
     }
 }
+
+#[test]
+fn wrong_code_page_is_invalid_wbxml() {
+    // SWITCH_PAGE to page 31 (no such ActiveSync page), then a tag.
+    let body = [0x03, 0x01, 0x6A, 0x00, 0x00, 0x1F, 0x45, 0x01];
+    let p = crate::testkit::Phone::new("14.1");
+    let r = p.post("FolderSync", "", &body);
+    let d = switchboard_wbxml::decode(&r.body_bytes()).unwrap();
+    assert_eq!(
+        d.to_string(),
+        r#"<FolderSync xmlns="FolderHierarchy:"><Status>102</Status></FolderSync>"#
+    );
+    let p = crate::testkit::Phone::new("12.1");
+    assert_eq!(p.post("FolderSync", "", &body).status, 400);
+    // A known page but a token it does not define (AirSync 0x11 is unassigned).
+    let body = [0x03, 0x01, 0x6A, 0x00, 0x00, 0x00, 0x51, 0x01];
+    assert_eq!(p.post("Sync", "", &body).status, 400);
+}
