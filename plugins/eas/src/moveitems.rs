@@ -85,6 +85,7 @@ fn echo(ctx: &Ctx, collection: &str, item: &str) -> Result<()> {
     let key = ctx.dk.collection(collection);
     if let Some(mut st) = state::load::<CollState>(&key)? {
         st.echo.insert(item.to_string(), Echo::Item);
+        st.aging.retain(|(s, _)| s != item);
         state::store(&key, &st)?;
     }
     Ok(())

@@ -98,7 +98,16 @@ pub struct CollState {
     /// Changes the client made itself, by connector item id, not to be echoed.
     #[serde(default)]
     pub echo: BTreeMap<String, Echo>,
+    /// Mail on the device with its time, kept while a FilterType is in force, so mail that
+    /// ages out of the window is removed from the phone (SoftDelete).
+    #[serde(default)]
+    pub aging: Vec<(String, i64)>,
 }
+
+/// The most messages tracked for ageing out per collection.
+const MAX_AGING: usize = 5000;
+/// The most SoftDeletes in one answer.
+const MAX_SOFT_DELETES: usize = 100;
 
 const MAX_ECHO: usize = 2000;
 
@@ -361,6 +370,7 @@ fn collection(
                 prev: None,
                 folder: folder.to_string(),
                 echo: BTreeMap::new(),
+                aging: Vec::new(),
             };
             state::store(&skey, &st)?;
             let e = collection_head(c, &key.to_string(), ctx.version, class)
@@ -444,6 +454,7 @@ fn collection(
                     None => status::OK,
                     Some(id) => {
                         st.echo.insert(id.clone(), Echo::Item);
+                        st.aging.retain(|(s, _)| s != server_id);
                         match delete_item(who, &id, folder, kind, c.deletes_as_moves) {
                             Ok(()) | Err(HostError::NotFound(_)) => status::OK,
                             Err(e) => item_status(&e),
@@ -525,6 +536,28 @@ fn collection(
             if !more || commands.elements().next().is_some() || pages >= MAX_SKIPPED_PAGES {
                 break;
             }
+        }
+    }
+
+    // Mail that aged out of the FilterType window leaves the phone.
+    if c.get_changes && class == "Email" {
+        match filter_window(c.options.filter) {
+            Some(w) => {
+                let cutoff = crate::time::now_ms() - w;
+                let mut gone = 0;
+                st.aging.retain(|(sid, t)| {
+                    if *t < cutoff && gone < MAX_SOFT_DELETES {
+                        commands.push(
+                            Element::new(a::SoftDelete).with_text_child(a::ServerId, sid.clone()),
+                        );
+                        gone += 1;
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+            None => st.aging.clear(),
         }
     }
 
@@ -612,16 +645,19 @@ fn server_change(
 ) -> Result<Option<Element>> {
     let who = &ctx.dk.who;
     // On a replay the echo record is still needed for the next attempt: read, don't take.
-    let mut echo = |id: &str| {
-        if replay {
-            st.echo.get(id).copied()
-        } else {
-            st.echo.remove(id)
-        }
+    let id_of = match &change {
+        Change::Added(i) | Change::Changed(i) => i.id.clone(),
+        Change::Deleted(i) => i.clone(),
     };
+    let echoed = if replay {
+        st.echo.get(&id_of).copied()
+    } else {
+        st.echo.remove(&id_of)
+    };
+    let aging = cutoff.is_some() && class == "Email";
     Ok(match change {
         Change::Added(item) => {
-            if echo(&item.id) == Some(Echo::Item) {
+            if echoed == Some(Echo::Item) {
                 return Ok(None);
             }
             if cutoff.is_some_and(|t| item.timestamp_ms < t) {
@@ -630,14 +666,18 @@ fn server_change(
             let Some(data) = item_data(who, &item, class, c, ctx.version, streams)? else {
                 return Ok(None);
             };
+            let sid = ids::server_id(who, &item.id)?;
+            if aging && st.aging.len() < MAX_AGING {
+                st.aging.push((sid.clone(), item.timestamp_ms));
+            }
             Some(
                 Element::new(a::Add)
-                    .with_text_child(a::ServerId, ids::server_id(who, &item.id)?)
+                    .with_text_child(a::ServerId, sid)
                     .with(data),
             )
         }
         Change::Changed(item) => {
-            if let Some(Echo::Flags(r, f)) = echo(&item.id) {
+            if let Some(Echo::Flags(r, f)) = echoed {
                 if r.is_none_or(|r| r == item.read) && f.is_none_or(|f| f == item.flagged) {
                     return Ok(None);
                 }
@@ -657,10 +697,12 @@ fn server_change(
             )
         }
         Change::Deleted(id) => {
-            if echo(&id) == Some(Echo::Item) {
+            let sid = ids::server_id(who, &id)?;
+            st.aging.retain(|(s, _)| *s != sid);
+            if echoed == Some(Echo::Item) {
                 return Ok(None);
             }
-            Some(Element::new(a::Delete).with_text_child(a::ServerId, ids::server_id(who, &id)?))
+            Some(Element::new(a::Delete).with_text_child(a::ServerId, sid))
         }
     })
 }

@@ -661,3 +661,32 @@ fn filtered_pages_are_skipped_not_answered_empty() {
     assert_eq!(adds[0].child_text("ServerId"), Some("fresh"));
     assert!(col(&d).child("MoreAvailable").is_none());
 }
+
+#[test]
+fn mail_leaving_the_filter_window_is_soft_deleted() {
+    let phone = Phone::new("14.1");
+    let inbox = folder_ids(&phone)["INBOX"].clone();
+    let k = start(&phone, &inbox);
+    let now = crate::time::now_ms();
+    phone.store(|| {
+        MemStore::deliver("INBOX", "three-days", "a", MAIL, now - 3 * 86_400_000);
+        MemStore::deliver("INBOX", "today", "b", MAIL, now);
+    });
+    let week = element!(a::Options[element!(a::FilterType = "3")]);
+    let d = phone.cmd("Sync", &sync_doc(&k, &inbox, vec![week]));
+    assert_eq!(commands(&d, "Add").len(), 2);
+    // The window narrows to one day: the three-day-old message leaves the phone.
+    let day = element!(a::Options[element!(a::FilterType = "1")]);
+    let d = phone.cmd("Sync", &sync_doc(&key(&d), &inbox, vec![day]));
+    let soft = commands(&d, "SoftDelete");
+    assert_eq!(soft.len(), 1, "{d}");
+    assert_eq!(soft[0].child_text("ServerId"), Some("three-days"));
+    // Once only.
+    let day = element!(a::Options[element!(a::FilterType = "1")]);
+    let r = phone.post(
+        "Sync",
+        "",
+        &sync_doc(&key(&d), &inbox, vec![day]).to_wbxml().unwrap(),
+    );
+    assert!(r.body_bytes().is_empty());
+}
