@@ -293,28 +293,15 @@ fn decode_qp(s: &[u8], q: bool) -> Vec<u8> {
     out
 }
 
-/// Bytes in a charset to a string: UTF-8 and ASCII as such, Latin-1 and Windows-1252 by
-/// table, anything else as lossy UTF-8.
+/// Bytes in a charset to a string: every WHATWG encoding label (UTF-8, ISO-8859-x,
+/// Windows-125x, KOI8, Shift_JIS, GB18030, Big5, EUC-KR…); unknown labels and no label as
+/// UTF-8, malformed sequences replaced.
 pub fn decode_charset(charset: Option<&str>, bytes: &[u8]) -> String {
-    match charset.map(str::to_ascii_lowercase).as_deref() {
-        Some("iso-8859-1" | "latin1" | "iso-8859-15" | "windows-1252" | "cp1252") => {
-            bytes.iter().map(|&b| cp1252(b)).collect()
-        }
-        _ => String::from_utf8_lossy(bytes).into_owned(),
-    }
-}
-
-fn cp1252(b: u8) -> char {
-    const HIGH: [char; 32] = [
-        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž',
-        '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}',
-        'ž', 'Ÿ',
-    ];
-    if (0x80..0xA0).contains(&b) {
-        HIGH[usize::from(b - 0x80)]
-    } else {
-        char::from(b)
-    }
+    let enc = charset
+        .and_then(|c| encoding_rs::Encoding::for_label(c.trim().as_bytes()))
+        .unwrap_or(encoding_rs::UTF_8);
+    let (text, _, _) = enc.decode(bytes);
+    text.into_owned()
 }
 
 /// Decode RFC 2047 encoded words (`=?utf-8?B?…?=`, `=?iso-8859-1?Q?…?=`); whitespace between
@@ -472,6 +459,9 @@ mod tests {
         assert_eq!(m.text.as_deref(), Some("Hallo Jürgen, wie geht's?"));
         assert_eq!(m.html.as_deref(), Some("<p>Hallo Jürgen</p>"));
         assert_eq!(strip_html(m.html.as_deref().unwrap()), "Hallo Jürgen");
+        assert_eq!(decode_charset(Some("koi8-r"), &[0xf0, 0xd2, 0xc9]), "При");
+        assert_eq!(decode_charset(Some("windows-1250"), &[0x9a]), "š");
+        assert_eq!(decode_charset(Some("x-unknown"), "ü".as_bytes()), "ü");
     }
 
     #[test]
