@@ -209,5 +209,10 @@ impl DirectoryConnector for Ldap {
     }
 }
 
-// Native only (see the crate docs): there is deliberately no `export_wasm!`.
+// Native only (see the crate docs): there is deliberately no `export_wasm!`. Linked into the
+// server (feature `builtin`, `manifest = "builtin:ldap"`): `builtin_entry()`, no C symbol;
+// otherwise a loadable `.so` with `switchboard_plugin_entry`.
+#[cfg(feature = "builtin")]
+switchboard_sdk::export_native!(directory_connector: Ldap, builtin);
+#[cfg(not(feature = "builtin"))]
 switchboard_sdk::export_native!(directory_connector: Ldap);
