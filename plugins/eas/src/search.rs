@@ -189,7 +189,7 @@ fn search_mailbox(ctx: &Ctx, store: &Element, streams: &mut Streams) -> Result<E
     let total = found.len();
     let mut results = Vec::new();
     for i in found.iter().skip(from as usize) {
-        let content = match item::load(who, i) {
+        let content = match item::load_up_to(who, i, item::cap_for(pref.truncation)) {
             Ok(c) => c,
             Err(HostError::NotFound(_)) => continue,
             Err(e) => return Err(e),
