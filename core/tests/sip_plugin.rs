@@ -81,13 +81,7 @@ fn register(user: &str, transport: &str) -> String {
 fn relay(to: &str, transport: &str, extra: &[(&str, &str)], body: &str) -> String {
     let mut headers = vec![("X-Relay-To", to)];
     headers.extend_from_slice(extra);
-    request(
-        "MESSAGE",
-        "sip:relay@example.com",
-        transport,
-        &headers,
-        body,
-    )
+    request("MESSAGE", "sip:relay@example.com", transport, &headers, body)
 }
 
 /// One SIP message read from a stream (header, then `Content-Length` bytes of body), or a
@@ -217,13 +211,7 @@ async fn request_response_on_every_transport(build: Build) {
     );
     assert_eq!(header(&r, "CSeq"), Some("314159 OPTIONS"));
     // Oversize on UDP: 513 from the core; the plugin never sees it.
-    let big = request(
-        "MESSAGE",
-        "sip:alice@example.com",
-        "UDP",
-        &[],
-        &"x".repeat(3000),
-    );
+    let big = request("MESSAGE", "sip:alice@example.com", "UDP", &[], &"x".repeat(3000));
     let r = udp_send_recv(&sock, addrs.sip_udp[0], &big).await.unwrap();
     assert!(r.starts_with("SIP/2.0 513 Message Too Large\r\n"), "{r}");
     assert_eq!(header(&r, "X-Echo-Tag"), None, "{r}");
@@ -237,14 +225,8 @@ async fn request_response_on_every_transport(build: Build) {
     // Keep-alive ping answered by the core, then the connection still carries messages.
     c.send("\r\n\r\n").await;
     assert_eq!(c.next().await.as_deref(), Some("\r\n"));
-    c.send(&request(
-        "INFO",
-        "sip:alice@example.com",
-        "TCP",
-        &[],
-        "ping",
-    ))
-    .await;
+    c.send(&request("INFO", "sip:alice@example.com", "TCP", &[], "ping"))
+        .await;
     let r = c.next().await.unwrap();
     assert_eq!(status(&r), "SIP/2.0 200 OK", "{r}");
     assert_eq!(header(&r, "CSeq"), Some("314159 INFO"));
@@ -300,19 +282,12 @@ async fn relays_reuse_registered_flows(build: Build) {
 
     // Alice (UDP) messages bob: the forward arrives on bob's own connection (send-flow).
     let alice = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let r = udp_send_recv(
-        &alice,
-        addrs.sip_udp[0],
-        &relay("bob", "UDP", &[], "hi bob"),
-    )
-    .await
-    .unwrap();
+    let r = udp_send_recv(&alice, addrs.sip_udp[0], &relay("bob", "UDP", &[], "hi bob"))
+        .await
+        .unwrap();
     assert_eq!(status(&r), "SIP/2.0 200 OK", "{r}");
     let fwd = bob.next().await.unwrap();
-    assert!(
-        fwd.starts_with("MESSAGE sip:bob@example.com SIP/2.0\r\n"),
-        "{fwd}"
-    );
+    assert!(fwd.starts_with("MESSAGE sip:bob@example.com SIP/2.0\r\n"), "{fwd}");
     assert_eq!(body(&fwd), "hi bob");
 
     // By address (send-to tcp): the core finds bob's open connection to that address.
@@ -326,11 +301,7 @@ async fn relays_reuse_registered_flows(build: Build) {
     assert_eq!(status(&r), "SIP/2.0 200 OK", "{r}");
     let fwd = bob.next().await.unwrap();
     assert_eq!(body(&fwd), "again");
-    assert_eq!(
-        t.server().sip_flows.len(),
-        1,
-        "no new connection was opened"
-    );
+    assert_eq!(t.server().sip_flows.len(), 1, "no new connection was opened");
 
     // Bob answers the forwarded MESSAGE; the response goes to the plugin (which drops it)
     // and the connection stays usable.
@@ -344,13 +315,9 @@ async fn relays_reuse_registered_flows(build: Build) {
     assert_eq!(status(&bob.next().await.unwrap()), "SIP/2.0 200 OK");
 
     // To dave over UDP (send-to udp from the listener socket).
-    let r = udp_send_recv(
-        &alice,
-        addrs.sip_udp[0],
-        &relay("dave", "UDP", &[], "hi dave"),
-    )
-    .await
-    .unwrap();
+    let r = udp_send_recv(&alice, addrs.sip_udp[0], &relay("dave", "UDP", &[], "hi dave"))
+        .await
+        .unwrap();
     assert_eq!(status(&r), "SIP/2.0 200 OK", "{r}");
     let fwd = udp_recv(&dave).await.unwrap();
     assert!(fwd.starts_with("MESSAGE sip:dave@example.com"), "{fwd}");
@@ -363,13 +330,9 @@ async fn relays_reuse_registered_flows(build: Build) {
     flows_become(&t, 2).await;
     drop(carol);
     flows_become(&t, 1).await;
-    let r = udp_send_recv(
-        &alice,
-        addrs.sip_udp[0],
-        &relay("carol", "UDP", &[], "gone?"),
-    )
-    .await
-    .unwrap();
+    let r = udp_send_recv(&alice, addrs.sip_udp[0], &relay("carol", "UDP", &[], "gone?"))
+        .await
+        .unwrap();
     assert_eq!(status(&r), "SIP/2.0 480 Temporarily Unavailable", "{r}");
     let err = header(&r, "X-Error").unwrap_or("");
     assert!(err.contains("not found") && err.contains("closed"), "{r}");
@@ -419,9 +382,7 @@ async fn the_core_connects_back_only_to_addresses_that_connected() {
         .unwrap();
     assert_eq!(status(&r), "SIP/2.0 480 Temporarily Unavailable", "{r}");
     assert!(
-        header(&r, "X-Error")
-            .unwrap_or("")
-            .contains("connects only back"),
+        header(&r, "X-Error").unwrap_or("").contains("connects only back"),
         "{r}"
     );
     // Once 127.0.0.2 has connected over TCP, the core may open a connection to it.
@@ -470,13 +431,9 @@ async fn reload_swaps_the_plugin_and_keeps_connections() {
     assert_eq!(header(&r, "X-Echo-Tag"), Some("v2"), "{r}");
     // The flow registered before the reload still reaches bob.
     let alice = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let r = udp_send_recv(
-        &alice,
-        addrs.sip_udp[0],
-        &relay("bob", "UDP", &[], "after reload"),
-    )
-    .await
-    .unwrap();
+    let r = udp_send_recv(&alice, addrs.sip_udp[0], &relay("bob", "UDP", &[], "after reload"))
+        .await
+        .unwrap();
     assert_eq!(status(&r), "SIP/2.0 200 OK", "{r}");
     assert_eq!(header(&r, "X-Echo-Tag"), Some("v2"), "{r}");
     assert_eq!(body(&bob.next().await.unwrap()), "after reload");
@@ -488,14 +445,8 @@ async fn reload_swaps_the_plugin_and_keeps_connections() {
     );
     t.write_config(&off);
     t.server().shared.reload().await.unwrap();
-    bob.send(&request(
-        "MESSAGE",
-        "sip:alice@example.com",
-        "TCP",
-        &[],
-        "x",
-    ))
-    .await;
+    bob.send(&request("MESSAGE", "sip:alice@example.com", "TCP", &[], "x"))
+        .await;
     let r = bob.next().await.unwrap();
     assert_eq!(status(&r), "SIP/2.0 503 Service Unavailable", "{r}");
     t.shutdown().await;

@@ -71,13 +71,7 @@ fn user_of(value: &str) -> Option<&str> {
     rest.get(..rest.find('@')?)
 }
 
-fn response(
-    req: &Msg<'_>,
-    origin: &Origin,
-    code: u16,
-    reason: &str,
-    extra: &[(&str, &str)],
-) -> Vec<u8> {
+fn response(req: &Msg<'_>, origin: &Origin, code: u16, reason: &str, extra: &[(&str, &str)]) -> Vec<u8> {
     let mut out = format!("SIP/2.0 {code} {reason}\r\n");
     for via in req.all("Via") {
         out.push_str(&format!("Via: {via}\r\n"));
@@ -86,11 +80,7 @@ fn response(
         out.push_str(&format!("From: {from}\r\n"));
     }
     if let Some(to) = req.one("To") {
-        let tag = if to.contains(";tag=") {
-            ""
-        } else {
-            ";tag=echo"
-        };
+        let tag = if to.contains(";tag=") { "" } else { ";tag=echo" };
         out.push_str(&format!("To: {to}{tag}\r\n"));
     }
     for name in ["Call-ID", "CSeq"] {
@@ -103,10 +93,7 @@ fn response(
     out.push_str(&format!("X-Echo-Transport: {}\r\n", origin.transport));
     for (n, v) in extra {
         // One line whatever the value holds.
-        let v: String = v
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        let v: String = v.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
         out.push_str(&format!("{n}: {v}\r\n"));
     }
     out.push_str("Content-Length: 0\r\n\r\n");
@@ -191,13 +178,7 @@ impl SipFrontend for Echo {
                 };
                 let reply = match stored {
                     Ok(()) => response(&req, &origin, 200, "OK", &[]),
-                    Err(e) => response(
-                        &req,
-                        &origin,
-                        400,
-                        "Bad Request",
-                        &[("X-Error", &e.to_string())],
-                    ),
+                    Err(e) => response(&req, &origin, 400, "Bad Request", &[("X-Error", &e.to_string())]),
                 };
                 send_back(&origin, &reply);
             }
