@@ -1,0 +1,365 @@
+//! Server transactions and dispatch: parse, validate, answer retransmissions from the kv
+//! response cache, route by method, send the final response back to the source.
+
+use switchboard_sdk::host::{self, kv};
+use switchboard_sdk::sip::Origin;
+use switchboard_sip_proto::{Message, Method};
+
+use crate::util::{reason_text, Settings, Target};
+use crate::{im, presence, registrar, SipError};
+
+/// How long a final response stays cached: 64·T1 = 32 s (RFC 3261 timer J).
+pub const CACHE_SECS: u64 = 32;
+/// Methods we answer (also the `Allow` header).
+pub const ALLOW: &str = "REGISTER, MESSAGE, SUBSCRIBE, PUBLISH, OPTIONS, ACK";
+/// Option tags we support (also the `Supported` header).
+pub const SUPPORTED: &str = "outbound, path";
+/// Longest branch we key the cache by.
+const MAX_BRANCH: usize = 128;
+
+/// Everything a handler needs about the message being handled.
+#[derive(Debug)]
+pub struct Ctx<'o> {
+    /// Where it came from.
+    pub origin: &'o Origin,
+    /// Unix seconds.
+    pub now: u64,
+    /// Settings.
+    pub settings: Settings,
+}
+
+impl Ctx<'_> {
+    /// Back to the source.
+    pub fn source(&self) -> Target {
+        Target::of(self.origin)
+    }
+}
+
+/// Handle one framed message at time `now` (Unix seconds).
+pub fn handle_at(raw: &[u8], origin: &Origin, now: u64) {
+    let msg = match Message::parse(raw) {
+        Ok(m) => m,
+        Err(e) => {
+            if !raw.starts_with(b"SIP/") {
+                fallback_error(raw, origin, e.status_code(), &e.to_string());
+            }
+            return;
+        }
+    };
+    let ctx = Ctx {
+        origin,
+        now,
+        settings: Settings::load(),
+    };
+    if !msg.is_request() {
+        im::on_response(&msg, &ctx);
+        return;
+    }
+    if let Err(e) = msg.validate_request() {
+        // A request the parser took but that lacks what every request needs. Answer with the
+        // precise reason if we can build a response at all.
+        match Message::response_to(&msg, e.status_code(), reason_text(&e.to_string())) {
+            Ok(resp) => {
+                send_reply(&ctx, &msg, resp, false);
+            }
+            Err(_) => fallback_error(raw, origin, e.status_code(), &e.to_string()),
+        }
+        return;
+    }
+    let Some(method) = msg.method().cloned() else {
+        return;
+    };
+    if method == Method::Ack {
+        return; // no INVITE transactions here; ACKs for our non-2xx finals end silently
+    }
+    let key = cache_key(&msg);
+    if let Some(key) = &key {
+        if replay(key, &ctx) {
+            return;
+        }
+    }
+    let outcome = dispatch(&msg, &method, &ctx);
+    let resp = match outcome {
+        Ok(resp) => resp,
+        Err(e) => error_response(&msg, &e),
+    };
+    let Some(resp) = resp else {
+        return;
+    };
+    let bytes = send_reply(&ctx, &msg, resp, true);
+    if let (Some(key), Some(bytes)) = (key, bytes) {
+        store_cache(&key, &bytes, now);
+    }
+}
+
+fn dispatch<'r>(
+    msg: &'r Message<'_>,
+    method: &Method<'_>,
+    ctx: &Ctx<'_>,
+) -> crate::Result<Option<Message<'r>>> {
+    if let Some(unsupported) = unsupported_requires(msg)? {
+        let mut r = Message::response_to(msg, 420, "Bad Extension").map_err(proto)?;
+        r.push_header("Unsupported", unsupported).map_err(proto)?;
+        return Ok(Some(r));
+    }
+    match method {
+        Method::Register => registrar::register(msg, ctx).map(Some),
+        Method::Message => im::message(msg, ctx).map(Some),
+        Method::Publish => presence::publish(msg, ctx).map(Some),
+        Method::Subscribe => presence::subscribe(msg, ctx),
+        Method::Options => {
+            let mut r = Message::response_to(msg, 200, "OK").map_err(proto)?;
+            r.push_header("Allow", ALLOW).map_err(proto)?;
+            r.push_header("Supported", SUPPORTED).map_err(proto)?;
+            r.push_header("Accept", "text/plain, application/pidf+xml")
+                .map_err(proto)?;
+            Ok(Some(r))
+        }
+        Method::Cancel => Ok(Some(
+            Message::response_to(msg, 481, "Call/Transaction Does Not Exist").map_err(proto)?,
+        )),
+        _ => {
+            let mut r = Message::response_to(msg, 405, "Method Not Allowed").map_err(proto)?;
+            r.push_header("Allow", ALLOW).map_err(proto)?;
+            Ok(Some(r))
+        }
+    }
+}
+
+/// Option tags in `Require` we do not support, comma-separated (`None`: all supported).
+fn unsupported_requires(msg: &Message<'_>) -> crate::Result<Option<String>> {
+    let req = msg
+        .require()
+        .map_err(|e| SipError::status(400, reason_text(&e.to_string())))?;
+    let bad: Vec<&str> = req
+        .into_iter()
+        .filter(|t| {
+            !SUPPORTED
+                .split(", ")
+                .any(|s| s.eq_ignore_ascii_case(t.trim()))
+        })
+        .collect();
+    Ok((!bad.is_empty()).then(|| bad.join(", ")))
+}
+
+/// A proto builder error as a 500 (our bug, not the client's).
+pub fn proto(e: switchboard_sip_proto::Error) -> SipError {
+    SipError::status(500, reason_text(&format!("Server Internal Error: {e}")))
+}
+
+fn error_response<'r>(msg: &'r Message<'_>, e: &SipError) -> Option<Message<'r>> {
+    let (code, reason) = match e {
+        SipError::Challenge { code, challenge } => {
+            let (reason, header) = if *code == 407 {
+                ("Proxy Authentication Required", "Proxy-Authenticate")
+            } else {
+                ("Unauthorized", "WWW-Authenticate")
+            };
+            let mut r = Message::response_to(msg, *code, reason).ok()?;
+            r.push_header(header, challenge.clone()).ok()?;
+            return Some(r);
+        }
+        SipError::TooBrief(min) => {
+            let mut r = Message::response_to(msg, 423, "Interval Too Brief").ok()?;
+            r.push_header("Min-Expires", min.to_string()).ok()?;
+            return Some(r);
+        }
+        SipError::Status(code, reason) => (*code, reason.clone()),
+        SipError::Host(err) => {
+            host::log::warn(&format!("sip: host call failed: {err}"));
+            match err {
+                switchboard_sdk::Error::Unavailable(_) | switchboard_sdk::Error::Quota(_) => {
+                    (503, "Service Unavailable".to_string())
+                }
+                _ => (500, "Server Internal Error".to_string()),
+            }
+        }
+    };
+    let mut r = Message::response_to(msg, code, reason_text(&reason)).ok()?;
+    if code == 503 {
+        r.push_header("Retry-After", "5").ok()?;
+    }
+    Some(r)
+}
+
+/// Fill in `received`/`rport` on the top Via (RFC 3261 §18.2.1, RFC 3581 §4) and send the
+/// response to the source: the flow it came on, or its address (which is what `received`
+/// and `rport` name). Returns the bytes sent, for the cache (`cacheable`: a final response).
+pub fn send_reply(
+    ctx: &Ctx<'_>,
+    req: &Message<'_>,
+    mut resp: Message<'_>,
+    cacheable: bool,
+) -> Option<Vec<u8>> {
+    if let Ok(via) = req.top_via() {
+        let peer = ctx.origin.peer.parse::<std::net::SocketAddr>().ok();
+        if let Some(peer) = peer {
+            let ip = peer.ip().to_string();
+            let mut value = String::new();
+            let sent_by_ip = via.host.to_string().trim_matches(['[', ']']).to_string();
+            let mut params: Vec<String> = Vec::new();
+            let mut had_rport = false;
+            for (name, v) in via.params.iter() {
+                if name.eq_ignore_ascii_case("received") {
+                    continue;
+                }
+                if name.eq_ignore_ascii_case("rport") {
+                    had_rport = true;
+                    params.push(format!("rport={}", peer.port()));
+                    continue;
+                }
+                params.push(match v {
+                    Some(v) => format!("{name}={v}"),
+                    None => name.to_string(),
+                });
+            }
+            value.push_str(&format!(
+                "{}/{}/{} {}",
+                via.protocol, via.version, via.transport, via.host
+            ));
+            if let Some(p) = via.port {
+                value.push_str(&format!(":{p}"));
+            }
+            for p in &params {
+                value.push(';');
+                value.push_str(p);
+            }
+            if sent_by_ip != ip || had_rport {
+                value.push_str(&format!(";received={ip}"));
+            }
+            let new_via = value;
+            resp.pop_via();
+            let _ = resp.push_via(new_via);
+        }
+    }
+    let _ = resp.set_header("Server", "Switchboard");
+    let bytes = resp.to_bytes();
+    if let Err(e) = ctx.source().send(&bytes) {
+        host::log::warn(&format!(
+            "sip: response to {} not sent: {e}",
+            ctx.origin.peer
+        ));
+    }
+    (cacheable && resp.status().is_some_and(|s| s >= 200)).then_some(bytes)
+}
+
+/// The response-cache key of a request: top Via branch, sent-by and method (RFC 3261
+/// §17.2.3). Only RFC 3261 branches (magic cookie) are trusted to be unique.
+fn cache_key(msg: &Message<'_>) -> Option<String> {
+    let via = msg.top_via().ok()?;
+    if !via.has_rfc3261_branch() {
+        return None;
+    }
+    let branch = via.branch()?;
+    if branch.len() > MAX_BRANCH {
+        return None;
+    }
+    let sent_by = match via.port {
+        Some(p) => format!("{}:{p}", via.host),
+        None => via.host.to_string(),
+    };
+    let method = msg.method()?;
+    Some(format!("txn/{branch}|{sent_by}|{}", method.as_str()))
+}
+
+/// Resend a cached final response; true when there was one.
+fn replay(key: &str, ctx: &Ctx<'_>) -> bool {
+    let Ok(Some(raw)) = kv::get(key) else {
+        return false;
+    };
+    let Some(nl) = raw.iter().position(|&b| b == b'\n') else {
+        return false;
+    };
+    let expires: u64 = std::str::from_utf8(&raw[..nl])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if expires <= ctx.now {
+        let _ = kv::delete(key);
+        return false;
+    }
+    if let Err(e) = ctx.source().send(&raw[nl + 1..]) {
+        host::log::warn(&format!("sip: cached response not resent: {e}"));
+    }
+    true
+}
+
+/// Cache a final response a handler sent itself (see [`crate::presence::subscribe`]).
+pub fn remember(req: &Message<'_>, bytes: &[u8], now: u64) {
+    if let Some(key) = cache_key(req) {
+        store_cache(&key, bytes, now);
+    }
+}
+
+fn store_cache(key: &str, bytes: &[u8], now: u64) {
+    let mut value = format!("{}\n", now + CACHE_SECS).into_bytes();
+    value.extend_from_slice(bytes);
+    if let Err(e) = kv::set(key, &value) {
+        host::log::warn(&format!("sip: response not cached: {e}"));
+    }
+    sweep_cache(now);
+}
+
+/// Delete a few lapsed cache entries (bounded work per request; keys start with random
+/// branches, so scanning from a random point spreads the sweep).
+fn sweep_cache(now: u64) {
+    let start = format!("txn/{}", &crate::util::random_token()[..4]);
+    let rows = kv::scan("txn/", Some(&start), 4).unwrap_or_default();
+    for (key, raw) in rows {
+        let expires: u64 = raw
+            .split(|&b| b == b'\n')
+            .next()
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if expires <= now {
+            let _ = kv::delete(&key);
+        }
+    }
+}
+
+/// Answer a request the parser refused: copy Via, From, To, Call-ID and CSeq textually (they
+/// may be what is broken) and send `code` with the parser's reason to the source.
+fn fallback_error(raw: &[u8], origin: &Origin, code: u16, reason: &str) {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return;
+    };
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let mut lines = head.split("\r\n");
+    let Some(start) = lines.next() else {
+        return;
+    };
+    if start.split(' ').next() == Some("ACK") {
+        return;
+    }
+    let mut out = format!("SIP/2.0 {code} {}\r\n", reason_text(reason));
+    let mut have_via = false;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        let canonical = match name.to_ascii_lowercase().as_str() {
+            "via" | "v" => "Via",
+            "from" | "f" => "From",
+            "to" | "t" => "To",
+            "call-id" | "i" => "Call-ID",
+            "cseq" => "CSeq",
+            _ => continue,
+        };
+        let value: String = value
+            .trim()
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        have_via |= canonical == "Via";
+        out.push_str(&format!("{canonical}: {value}\r\n"));
+    }
+    if !have_via {
+        return; // nothing to route a response by
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    if let Err(e) = Target::of(origin).send(out.as_bytes()) {
+        host::log::warn(&format!("sip: 400 not sent: {e}"));
+    }
+}
