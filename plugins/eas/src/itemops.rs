@@ -44,10 +44,12 @@ pub fn handle(ctx: &Ctx, req: &Request) -> Result<Response> {
         Err(e) => return Ok(wire::body_error(ctx.query.command, ctx.version, &e)),
     };
     let mut streams = Streams::new();
+    let multipart = ctx.query.params.accept_multipart;
+    let mut parts: Vec<(ItemRef, u64)> = Vec::new();
     let mut response = Element::new(io::Response);
     for op in doc.elements().take(100) {
         let el = if op.tag == io::Fetch {
-            fetch(ctx, op, &mut streams)?
+            fetch(ctx, op, &mut streams, multipart.then_some(&mut parts))?
         } else if op.tag == io::EmptyFolderContents {
             empty_folder(ctx, op)?
         } else {
@@ -58,7 +60,47 @@ pub fn handle(ctx: &Ctx, req: &Request) -> Result<Response> {
     let out = Element::new(io::ItemOperations)
         .with_text_child(io::Status, status::OK.to_string())
         .with(response);
-    Ok(wire::respond_streaming(&out, streams))
+    if parts.is_empty() {
+        return Ok(wire::respond_streaming(&out, streams));
+    }
+    let first = wire::respond_streaming(&out, streams);
+    if first.status != 200 {
+        return Ok(first);
+    }
+    Ok(multipart_response(first, parts))
+}
+
+/// The multipart form ([MS-ASCMD] 2.2.1.10.1.1): a part count, (offset, length) pairs, then
+/// the WBXML document and the attachments, raw, streamed by the core.
+fn multipart_response(wbxml: Response, parts: Vec<(ItemRef, u64)>) -> Response {
+    let doc_len: u64 = wbxml
+        .body
+        .iter()
+        .map(|p| match p {
+            BodyPart::Bytes(b) => b.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    let count = 1 + parts.len();
+    let mut header = Vec::with_capacity(4 + 8 * count);
+    header.extend_from_slice(&(count as u32).to_le_bytes());
+    let mut offset = (4 + 8 * count) as u64;
+    let lens = std::iter::once(doc_len).chain(parts.iter().map(|p| p.1));
+    for len in lens {
+        header.extend_from_slice(&u32::try_from(offset).unwrap_or(u32::MAX).to_le_bytes());
+        header.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
+        offset += len;
+    }
+    let mut body = vec![BodyPart::Bytes(header)];
+    body.extend(wbxml.body);
+    body.extend(parts.into_iter().map(|(r, _)| BodyPart::Item(r)));
+    let mut r = h::empty(200);
+    r.headers.push((
+        "content-type".into(),
+        "application/vnd.ms-sync.multipart".into(),
+    ));
+    r.body = body;
+    r
 }
 
 fn top(code: u8) -> Response {
@@ -69,7 +111,12 @@ fn fetch_status(code: u8) -> Element {
     Element::new(io::Fetch).with_text_child(io::Status, code.to_string())
 }
 
-fn fetch(ctx: &Ctx, op: &Element, streams: &mut Streams) -> Result<Element> {
+fn fetch(
+    ctx: &Ctx,
+    op: &Element,
+    streams: &mut Streams,
+    parts: Option<&mut Vec<(ItemRef, u64)>>,
+) -> Result<Element> {
     let who = &ctx.dk.who;
     let store = wire::text(op, "Store").unwrap_or("Mailbox");
     if !store.eq_ignore_ascii_case("Mailbox") {
@@ -123,12 +170,22 @@ fn fetch(ctx: &Ctx, op: &Element, streams: &mut Streams) -> Result<Element> {
             }
             None => {
                 props.push(Element::text_element(io::Total, head.total.to_string()));
-                let marker = streams.placeholder(BodyPart::ItemBase64(ItemRef {
+                let item = ItemRef {
                     who: who.clone(),
                     item_id,
                     part_id: Some(part_id),
-                }));
-                props.push(Element::text_element(io::Data, marker));
+                };
+                match parts {
+                    // Multipart: the attachment is a raw part after the document.
+                    Some(parts) if head.total <= u64::from(u32::MAX) => {
+                        parts.push((item, head.total));
+                        props.push(Element::text_element(io::Part, parts.len().to_string()));
+                    }
+                    _ => {
+                        let marker = streams.placeholder(BodyPart::ItemBase64(item));
+                        props.push(Element::text_element(io::Data, marker));
+                    }
+                }
             }
         }
         return Ok(Element::new(io::Fetch)
@@ -334,6 +391,55 @@ mod tests {
         );
         assert_eq!(fetches[3].child_text("Status"), Some("6"));
         assert_eq!(fetches[4].child_text("Status"), Some("15"));
+    }
+
+    #[test]
+    fn multipart_attachment_fetch() {
+        let phone = Phone::new("14.1");
+        phone.store(|| MemStore::deliver("INBOX", "m1", "s", MAIL, 1));
+        let fref = ids::file_reference("m1", "2");
+        let doc = element!(io::ItemOperations [
+            element!(io::Fetch [element!(io::Store = "Mailbox"), element!(asb::FileReference = fref.as_str())]),
+        ]);
+        let r = phone.post("ItemOperations", "", &doc.to_wbxml().unwrap());
+        assert!(r.body.iter().any(|p| matches!(p, BodyPart::ItemBase64(_))));
+        let key = phone.key.unwrap().to_string();
+        let r = crate::tests::response(phone.host.handle::<crate::Eas>(crate::tests::request(
+            "POST",
+            "Cmd=ItemOperations&User=alice&DeviceId=DEV1&DeviceType=iPhone",
+            &[
+                ("MS-ASProtocolVersion", "14.1"),
+                ("X-MS-PolicyKey", &key),
+                ("MS-ASAcceptMultiPart", "T"),
+            ],
+            &doc.to_wbxml().unwrap(),
+        )));
+        assert!(r
+            .headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v == "application/vnd.ms-sync.multipart"));
+        let BodyPart::Bytes(header) = &r.body[0] else {
+            panic!()
+        };
+        let word =
+            |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+        assert_eq!(word(0), 2);
+        let (doc_off, doc_len, att_off, att_len) = (word(4), word(8), word(12), word(16));
+        assert_eq!(doc_off, 20);
+        assert_eq!(att_off, doc_off + doc_len);
+        assert_eq!(att_len as usize, MAIL.len());
+        let BodyPart::Bytes(wbxml) = &r.body[1] else {
+            panic!()
+        };
+        assert_eq!(wbxml.len() as u32, doc_len);
+        let d = decode(wbxml).unwrap();
+        let props = d
+            .child("Response")
+            .and_then(|r| r.child("Fetch"))
+            .and_then(|f| f.child("Properties"))
+            .unwrap();
+        assert_eq!(props.child_text("Part"), Some("1"));
+        assert!(matches!(&r.body[2], BodyPart::Item(i) if i.item_id == "m1"));
     }
 
     #[test]
