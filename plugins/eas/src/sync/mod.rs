@@ -751,7 +751,8 @@ fn item_data(
             &String::from_utf8_lossy(&content.bytes),
             &who.address(),
             version,
-        ),
+        )
+        .filter(|d| !calendar_filtered(d, c.options.filter)),
         "Tasks" => task::application_data(&String::from_utf8_lossy(&content.bytes)),
         "Notes" => Some(task::note_data(
             &String::from_utf8_lossy(&content.bytes),
@@ -759,6 +760,18 @@ fn item_data(
         )),
         _ => None,
     })
+}
+
+/// Whether a FilterType (4 two weeks … 7 six months back) hides a past, non-recurring event.
+fn calendar_filtered(data: &Element, filter: u8) -> bool {
+    let Some(window) = filter_window(filter).filter(|_| (4..=7).contains(&filter)) else {
+        return false;
+    };
+    if data.child("Recurrence").is_some() {
+        return false;
+    }
+    let end = data.child_text("EndTime").and_then(crate::time::parse);
+    end.is_some_and(|e| e < crate::time::now_ms() - window)
 }
 
 /// Fetch one item whole (a Sync Fetch).

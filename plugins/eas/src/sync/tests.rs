@@ -690,3 +690,21 @@ fn mail_leaving_the_filter_window_is_soft_deleted() {
     );
     assert!(r.body_bytes().is_empty());
 }
+
+#[test]
+fn calendar_filter_hides_old_single_events() {
+    let phone = Phone::new("14.1");
+    let calendar = folder_ids(&phone)["Calendar"].clone();
+    let k = start(&phone, &calendar);
+    let old = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:old\r\nDTSTART:20100101T090000Z\r\nDTEND:20100101T100000Z\r\nSUMMARY:Long ago\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let weekly_old = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:weekly\r\nDTSTART:20100101T090000Z\r\nDTEND:20100101T100000Z\r\nRRULE:FREQ=WEEKLY\r\nSUMMARY:Standup\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    phone.store(|| {
+        MemStore::deliver("Calendar", "e-old", "", old, 1);
+        MemStore::deliver("Calendar", "e-weekly", "", weekly_old, 1);
+    });
+    let opts = element!(a::Options[element!(a::FilterType = "5")]);
+    let d = phone.cmd("Sync", &sync_doc(&k, &calendar, vec![opts]));
+    let adds = commands(&d, "Add");
+    assert_eq!(adds.len(), 1, "{d}");
+    assert_eq!(adds[0].child_text("ServerId"), Some("e-weekly"));
+}
