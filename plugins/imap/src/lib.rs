@@ -29,6 +29,7 @@
 //! Credentials: see [`settings`] (a service account with Dovecot's master-user syntax by
 //! default). Passwords are never logged or put into error texts.
 
+pub mod dav;
 pub mod decode;
 pub mod error;
 pub mod imap;
@@ -160,22 +161,27 @@ fn set_key(who: &Principal, folder: &str, hash: &[u8; 8]) -> String {
 }
 
 fn load_known(who: &Principal, folder: &str, t: &Token) -> Result<Known> {
-    match host::kv::get(&set_key(who, folder, &t.set_hash))? {
-        Some(bytes) => Known::decode(&bytes)
-            .ok_or_else(|| Error::Internal(format!("corrupt sync record for {folder:?}"))),
-        None => Err(Error::Conflict(
-            "sync state expired or unknown; sync again from no state".into(),
-        )),
-    }
+    Known::decode(&load_record(who, folder, &t.set_hash)?)
+        .ok_or_else(|| Error::Internal(format!("corrupt sync record for {folder:?}")))
+}
+
+/// The sync record a token names; `conflict` when it is gone (evicted or never made).
+pub(crate) fn load_record(who: &Principal, folder: &str, hash: &[u8; 8]) -> Result<Vec<u8>> {
+    host::kv::get(&set_key(who, folder, hash))?.ok_or_else(|| {
+        Error::Conflict("sync state expired or unknown; sync again from no state".into())
+    })
+}
+
+fn save_known(who: &Principal, folder: &str, known: &Known) -> Result<[u8; 8]> {
+    save_record(who, folder, &known.encode())
 }
 
 /// Store a record (content-addressed) and keep only the newest [`KEEP_SETS`] per folder.
-fn save_known(who: &Principal, folder: &str, known: &Known) -> Result<[u8; 8]> {
-    let bytes = known.encode();
-    let hash = Known::hash(&bytes);
+pub(crate) fn save_record(who: &Principal, folder: &str, bytes: &[u8]) -> Result<[u8; 8]> {
+    let hash = Known::hash(bytes);
     let key = set_key(who, folder, &hash);
     if host::kv::get(&key)?.is_none() {
-        host::kv::set(&key, &bytes)?;
+        host::kv::set(&key, bytes)?;
     }
     let index_key = format!("ki/{}", folder_key(who, folder));
     for _ in 0..5 {
@@ -498,6 +504,14 @@ fn announce(who: &Principal, folder: Option<&str>) {
     }
 }
 
+/// The DAV folder id holding a DAV item id.
+fn dav_folder_of(item_id: &str) -> String {
+    match item_id.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/"),
+        None => item_id.to_string(),
+    }
+}
+
 /// A folder name a client may give: non-empty, no control characters, no delimiter.
 fn check_name(name: &str, delimiter: char) -> Result<String, ImapError> {
     if name.trim().is_empty() || name.chars().any(|c| c.is_control() || c == delimiter) {
@@ -670,6 +684,11 @@ impl MailConnector for Imap {
     }
 
     fn replace_item(who: &Principal, item_id: &str, content: Upload) -> Result<ItemSummary> {
+        if let Some(path) = dav::path_of(item_id) {
+            let item = dav::store::replace(who, path, &content)?;
+            announce(who, Some(&dav_folder_of(item_id)));
+            return Ok(item);
+        }
         // IMAP messages are immutable: store the new version, then remove the old one.
         let (uv, uid, folder) = parse_item(item_id)?;
         let (s, t) = setup(who)?;
@@ -698,10 +717,23 @@ impl MailConnector for Imap {
     fn list_folders(who: &Principal) -> Result<Vec<Folder>> {
         let (s, t) = setup(who)?;
         let entries = with_session(&s, t, true, |sess| Box::pin(sess.list()))?;
-        Ok(folders_from_list(&entries))
+        let mut folders = folders_from_list(&entries);
+        // Calendars and address books come from the DAV server, when one is configured; mail
+        // stays usable when it is down.
+        match dav::store::list_folders(who) {
+            Ok(more) => folders.extend(more),
+            Err(e) => host::log::warn(&format!(
+                "CalDAV/CardDAV folders of {} left out: {e}",
+                who.address()
+            )),
+        }
+        Ok(folders)
     }
 
     fn sync(who: &Principal, folder_id: &str, state: Option<&str>, max: u32) -> Result<SyncPage> {
+        if let Some(path) = dav::path_of(folder_id) {
+            return dav::store::sync(who, folder_id, path, state, max);
+        }
         folder_ok(folder_id)?;
         let token = match state {
             None => None,
@@ -751,6 +783,14 @@ impl MailConnector for Imap {
         offset: u64,
         max: u32,
     ) -> Result<Chunk> {
+        if let Some(path) = dav::path_of(item_id) {
+            if part_id.is_some() {
+                return Err(Error::NotFound(
+                    "calendar and contact items have no parts".into(),
+                ));
+            }
+            return dav::store::fetch(who, path, offset, max.min(MAX_CHUNK));
+        }
         let (uv, uid, folder) = parse_item(item_id)?;
         let section = match part_id {
             None => String::new(),
@@ -784,6 +824,11 @@ impl MailConnector for Imap {
         read: Option<bool>,
         flagged: Option<bool>,
     ) -> Result<()> {
+        if dav::path_of(item_id).is_some() {
+            return Err(Error::Denied(
+                "calendar and contact items have no read or follow-up flags".into(),
+            ));
+        }
         let (uv, uid, folder) = parse_item(item_id)?;
         let mut stores = Vec::new();
         for (value, flag) in [(read, "\\Seen"), (flagged, "\\Flagged")] {
@@ -814,6 +859,11 @@ impl MailConnector for Imap {
     }
 
     fn move_item(who: &Principal, item_id: &str, to_folder_id: &str) -> Result<String> {
+        if dav::path_of(item_id).is_some() || dav::path_of(to_folder_id).is_some() {
+            return Err(Error::Denied(
+                "moving calendar and contact items is not supported yet".into(),
+            ));
+        }
         let (uv, uid, folder) = parse_item(item_id)?;
         folder_ok(to_folder_id)?;
         if folder == to_folder_id {
@@ -847,6 +897,11 @@ impl MailConnector for Imap {
     }
 
     fn delete_item(who: &Principal, item_id: &str) -> Result<()> {
+        if let Some(path) = dav::path_of(item_id) {
+            dav::store::delete(who, path)?;
+            announce(who, Some(&dav_folder_of(item_id)));
+            return Ok(());
+        }
         let (uv, uid, folder) = parse_item(item_id)?;
         let (s, t) = setup(who)?;
         let id = item_id.to_string();
@@ -863,6 +918,11 @@ impl MailConnector for Imap {
     }
 
     fn create_item(who: &Principal, folder_id: &str, content: Upload) -> Result<ItemSummary> {
+        if let Some(path) = dav::path_of(folder_id) {
+            let item = dav::store::create(who, folder_id, path, &content)?;
+            announce(who, Some(folder_id));
+            return Ok(item);
+        }
         Self::create_item_with_flags(who, folder_id, &content, "")
     }
 
@@ -881,8 +941,15 @@ impl MailConnector for Imap {
                 folder_ok(f)?;
                 vec![f.to_string()]
             }
-            None => Self::list_folders(who)?.into_iter().map(|f| f.id).collect(),
+            None => Self::list_folders(who)?
+                .into_iter()
+                .map(|f| f.id)
+                .filter(|id| dav::path_of(id).is_none())
+                .collect(),
         };
+        if folders.iter().any(|f| dav::path_of(f).is_some()) {
+            return Ok(Vec::new()); // search covers mail only
+        }
         let (s, t) = setup(who)?;
         let max = (max.max(1) as usize).min(1000);
         let query = query.to_string();

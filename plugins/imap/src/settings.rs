@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use switchboard_sdk::{host, Principal};
 
+use crate::dav::http::DavTarget;
 use crate::error::{ImapError, Result};
 use crate::imap::Target;
 use crate::smtp::SmtpTarget;
@@ -52,6 +53,14 @@ pub struct Settings {
     pub smtp_user: Option<String>,
     /// SMTP AUTH password; default: the master password.
     pub smtp_password: Option<String>,
+    /// CalDAV/CardDAV server (`http(s)://host[:port][/base]`); none: no DAV folders.
+    pub dav_url: Option<String>,
+    /// Path of a user's collections under the server, with placeholders.
+    pub dav_home: String,
+    /// DAV login (a service account allowed into every user's collections).
+    pub dav_user: Option<String>,
+    /// Its password; default: the master password.
+    pub dav_password: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -108,6 +117,10 @@ impl Settings {
             })?,
         };
         Ok(Settings {
+            dav_url: get("dav_url"),
+            dav_home: get("dav_home").unwrap_or_else(|| "/{address}/".into()),
+            dav_user: get("dav_user"),
+            dav_password: get("dav_password"),
             smtp_host: get("smtp_host").unwrap_or_else(|| host.clone()),
             smtp_port: number("smtp_port", 587)?,
             smtp_tls,
@@ -142,6 +155,45 @@ impl Settings {
                 .unwrap_or_else(|| self.master_password.clone()),
             timeout: self.timeout,
         }
+    }
+
+    /// DAV target and the user's home path, when DAV is configured.
+    pub fn dav(&self, who: &Principal) -> Result<Option<(DavTarget, String)>> {
+        let Some(url) = &self.dav_url else {
+            return Ok(None);
+        };
+        let (tls, host, port, base) = DavTarget::parse_url(url)
+            .ok_or_else(|| ImapError::Config(format!("dav_url: not an http(s) URL: {url:?}")))?;
+        let home = self
+            .dav_home
+            .replace("{address}", &who.address())
+            .replace("{user}", &who.user)
+            .replace("{domain}", &who.domain);
+        let home = format!("{base}/{}", home.trim_start_matches('/'));
+        let home = if home.ends_with('/') {
+            home
+        } else {
+            format!("{home}/")
+        };
+        Ok(Some((
+            DavTarget {
+                tls,
+                host,
+                port,
+                base,
+                user: self
+                    .dav_user
+                    .clone()
+                    .unwrap_or_else(|| self.master_user.clone()),
+                password: self
+                    .dav_password
+                    .clone()
+                    .unwrap_or_else(|| self.master_password.clone()),
+                timeout: self.timeout,
+                ca_file: self.ca_file.clone(),
+            },
+            home,
+        )))
     }
 
     /// Connection target for `who`.

@@ -6,6 +6,7 @@
 mod support;
 
 use support::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER, PASSWORD};
+use support::radicale::{card, event, Radicale};
 use support::raw::{message, Raw};
 use support::smtp::SmtpSink;
 use switchboard_imap::Imap;
@@ -744,4 +745,167 @@ fn the_pool_keeps_to_its_connection_limit() {
         Error::Unavailable(text) => assert!(text.contains("[LIMIT]"), "{text}"),
         e => panic!("{e:?}"),
     }
+}
+
+#[test]
+fn calendars_and_contacts_from_caldav_and_carddav() {
+    let d = Dovecot::start();
+    let dav = Radicale::start();
+    let home = "/alice@example.com/";
+    // Alice's own client sets up a calendar, a task list and an address book.
+    assert_eq!(dav.alice("PROPFIND", home, &[("Depth", "0")], b""), 207);
+    let mkcal = |path: &str, comp: &str, name: &str| {
+        let body = format!("<?xml version=\"1.0\"?><C:mkcalendar xmlns:D=\"DAV:\" xmlns:C=\"urn:ietf:params:xml:ns:caldav\"><D:set><D:prop><D:displayname>{name}</D:displayname><C:supported-calendar-component-set><C:comp name=\"{comp}\"/></C:supported-calendar-component-set></D:prop></D:set></C:mkcalendar>");
+        assert_eq!(
+            dav.alice("MKCALENDAR", path, &[], body.as_bytes()),
+            201,
+            "{path}"
+        );
+    };
+    mkcal("/alice@example.com/cal/", "VEVENT", "Work");
+    mkcal("/alice@example.com/todo/", "VTODO", "Chores");
+    let mkbook = "<?xml version=\"1.0\"?><D:mkcol xmlns:D=\"DAV:\" xmlns:CR=\"urn:ietf:params:xml:ns:carddav\"><D:set><D:prop><D:resourcetype><D:collection/><CR:addressbook/></D:resourcetype><D:displayname>People</D:displayname></D:prop></D:set></D:mkcol>";
+    assert_eq!(
+        dav.alice("MKCOL", "/alice@example.com/book/", &[], mkbook.as_bytes()),
+        201
+    );
+    let put = |path: &str, body: &[u8]| {
+        dav.alice("PUT", path, &[("Content-Type", "text/calendar")], body)
+    };
+    assert_eq!(
+        put("/alice@example.com/cal/e1.ics", &event("e1", "Standup")),
+        201
+    );
+    assert_eq!(
+        put("/alice@example.com/cal/e2.ics", &event("e2", "Review")),
+        201
+    );
+    assert_eq!(
+        dav.alice(
+            "PUT",
+            "/alice@example.com/book/c1.vcf",
+            &[("Content-Type", "text/vcard")],
+            &card("c1", "Carol Example")
+        ),
+        201
+    );
+    let host =
+        host_for(d.port, true).with_config("dav_url", &format!("http://127.0.0.1:{}", dav.port));
+    host.run(|| {
+        let who = alice();
+        let folders = Imap::list_folders(&who).unwrap();
+        let kind = |id: &str| {
+            folders
+                .iter()
+                .find(|f| f.id == id)
+                .map(|f| (f.kind, f.name.clone()))
+        };
+        assert_eq!(kind("INBOX").map(|k| k.0), Some(FolderKind::Inbox));
+        assert_eq!(
+            kind("dav:/alice%40example.com/cal/"),
+            Some((FolderKind::Calendar, "Work".into()))
+        );
+        assert_eq!(
+            kind("dav:/alice%40example.com/todo/"),
+            Some((FolderKind::Tasks, "Chores".into()))
+        );
+        assert_eq!(
+            kind("dav:/alice%40example.com/book/"),
+            Some((FolderKind::Contacts, "People".into()))
+        );
+
+        let cal = "dav:/alice%40example.com/cal/";
+        let p1 = Imap::sync(&who, cal, None, 1).unwrap();
+        assert!(p1.more);
+        assert_eq!(Imap::sync(&who, cal, None, 1).unwrap(), p1);
+        let p2 = Imap::sync(&who, cal, Some(&p1.state), 10).unwrap();
+        let mut all: Vec<String> = p1
+            .changes
+            .iter()
+            .chain(&p2.changes)
+            .map(|c| match c {
+                Change::Added(i) => i.subject.clone(),
+                c => panic!("{c:?}"),
+            })
+            .collect();
+        all.sort();
+        assert_eq!(all, ["Review", "Standup"]);
+        let Change::Added(first) = &p1.changes[0] else {
+            panic!()
+        };
+        assert_eq!(first.class, switchboard_sdk::ItemClass::Calendar);
+        assert_eq!(first.sender, "bob@example.com");
+        let c = Imap::fetch(&who, &first.id, None, 0, 1 << 20).unwrap();
+        assert!(String::from_utf8_lossy(&c.data).contains("BEGIN:VEVENT"));
+        assert_eq!(c.total, c.data.len() as u64);
+
+        // Changes on the server: one edited, one deleted, one new.
+        assert!(matches!(
+            put(
+                "/alice@example.com/cal/e1.ics",
+                &event("e1", "Standup (moved)")
+            ),
+            201 | 204
+        ));
+        assert!(matches!(
+            dav.alice("DELETE", "/alice@example.com/cal/e2.ics", &[], b""),
+            200 | 204
+        ));
+        assert_eq!(
+            put("/alice@example.com/cal/e3.ics", &event("e3", "Retro")),
+            201
+        );
+        let p3 = Imap::sync(&who, cal, Some(&p2.state), 10).unwrap();
+        assert_eq!(
+            p3.changes[0],
+            Change::Deleted("dav:/alice%40example.com/cal/e2.ics".into())
+        );
+        assert_eq!(
+            subjects(&p3.changes[1..]),
+            ["~Standup (moved) read", "+Retro"]
+        );
+        let idle = Imap::sync(&who, cal, Some(&p3.state), 10).unwrap();
+        assert!(idle.changes.is_empty(), "{:?}", idle.changes);
+
+        // Through the connector: create, replace, delete.
+        let created = Imap::create_item(
+            &who,
+            cal,
+            Upload::from_bytes(&event("e4", "Planning")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(created.subject, "Planning");
+        let replaced = Imap::replace_item(
+            &who,
+            &created.id,
+            Upload::from_bytes(&event("e4", "Planning v2")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(replaced.id, created.id);
+        let p4 = Imap::sync(&who, cal, Some(&idle.state), 10).unwrap();
+        assert_eq!(subjects(&p4.changes), ["+Planning v2"]);
+        Imap::delete_item(&who, &created.id).unwrap();
+        assert!(matches!(
+            Imap::delete_item(&who, &created.id),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            Imap::set_flags(&who, &first.id, Some(true), None),
+            Err(Error::Denied(_))
+        ));
+
+        let book = Imap::sync(&who, "dav:/alice%40example.com/book/", None, 10).unwrap();
+        match &book.changes[..] {
+            [Change::Added(c)] => {
+                assert_eq!(c.class, switchboard_sdk::ItemClass::Contact);
+                assert_eq!(c.subject, "Carol Example");
+            }
+            c => panic!("{c:?}"),
+        }
+    });
+    // A DAV server that is down leaves mail usable.
+    drop(dav);
+    let folders = host.run(|| Imap::list_folders(&alice())).unwrap();
+    assert!(folders.iter().any(|f| f.id == "INBOX"));
+    assert!(!folders.iter().any(|f| f.id.starts_with("dav:")));
 }

@@ -4,5 +4,6 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod dovecot;
+pub mod radicale;
 pub mod raw;
 pub mod smtp;

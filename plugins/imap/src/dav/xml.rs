@@ -1,0 +1,167 @@
+//! The parts of a WebDAV multistatus the connector reads (sans-IO): per response its href,
+//! ETag, resource types, display name and calendar component set.
+
+use quick_xml::events::Event;
+use quick_xml::Reader;
+
+/// One `<response>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entry {
+    /// `<href>`, percent-decoding left to the caller (ids keep the server's form).
+    pub href: String,
+    /// `<getetag>`, quotes kept.
+    pub etag: Option<String>,
+    /// `<resourcetype>` has `<collection/>`.
+    pub collection: bool,
+    /// … `<calendar/>`.
+    pub calendar: bool,
+    /// … `<addressbook/>`.
+    pub addressbook: bool,
+    /// `<displayname>`.
+    pub display_name: Option<String>,
+    /// `<supported-calendar-component-set>` names (`VEVENT`, `VTODO`).
+    pub components: Vec<String>,
+}
+
+fn local(name: &[u8]) -> &[u8] {
+    match name.iter().rposition(|&b| b == b':') {
+        Some(i) => &name[i + 1..],
+        None => name,
+    }
+}
+
+/// Parse a multistatus body; properties under a non-2xx `<propstat>` are ignored.
+pub fn multistatus(body: &[u8]) -> Result<Vec<Entry>, String> {
+    let mut reader = Reader::from_reader(body);
+    reader.config_mut().trim_text(false);
+    let mut out = Vec::new();
+    let mut cur: Option<Entry> = None;
+    let mut pending = Entry::default();
+    let mut path: Vec<Vec<u8>> = Vec::new();
+    let mut text = String::new();
+    let mut buf = Vec::new();
+    loop {
+        let ev = reader
+            .read_event_into(&mut buf)
+            .map_err(|e| format!("bad multistatus XML: {e}"))?;
+        match ev {
+            Event::Start(e) => {
+                let name = local(e.name().as_ref()).to_vec();
+                match name.as_slice() {
+                    b"response" => cur = Some(Entry::default()),
+                    b"propstat" => pending = Entry::default(),
+                    _ => {}
+                }
+                path.push(name);
+                text.clear();
+            }
+            Event::Empty(e) => {
+                let name = local(e.name().as_ref()).to_vec();
+                let in_type = path.last().is_some_and(|p| p == b"resourcetype");
+                match name.as_slice() {
+                    b"collection" if in_type => pending.collection = true,
+                    b"calendar" if in_type => pending.calendar = true,
+                    b"addressbook" if in_type => pending.addressbook = true,
+                    b"comp" => {
+                        for a in e.attributes().flatten() {
+                            if local(a.key.as_ref()) == b"name" {
+                                pending
+                                    .components
+                                    .push(String::from_utf8_lossy(&a.value).to_ascii_uppercase());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Event::Text(t) => {
+                let raw = String::from_utf8_lossy(t.as_ref()).into_owned();
+                let unescaped = quick_xml::escape::unescape(&raw)
+                    .map(|c| c.into_owned())
+                    .unwrap_or(raw);
+                text.push_str(&unescaped);
+            }
+            Event::GeneralRef(r) => {
+                let name = String::from_utf8_lossy(r.as_ref()).into_owned();
+                if let Ok(c) = quick_xml::escape::unescape(&format!("&{name};")) {
+                    text.push_str(&c);
+                }
+            }
+            Event::CData(t) => text.push_str(&String::from_utf8_lossy(t.as_ref())),
+            Event::End(_) => {
+                let name = path.pop().unwrap_or_default();
+                match name.as_slice() {
+                    b"href" if path.last().is_some_and(|p| p == b"response") => {
+                        if let Some(c) = cur.as_mut() {
+                            c.href = text.trim().to_string();
+                        }
+                    }
+                    b"getetag" => pending.etag = Some(text.trim().to_string()),
+                    b"displayname" => pending.display_name = Some(text.trim().to_string()),
+                    b"status" if path.last().is_some_and(|p| p == b"propstat") => {
+                        let ok = text
+                            .split_whitespace()
+                            .nth(1)
+                            .is_some_and(|c| c.starts_with('2'));
+                        if !ok {
+                            pending = Entry::default();
+                        }
+                    }
+                    b"propstat" => {
+                        if let Some(c) = cur.as_mut() {
+                            let p = std::mem::take(&mut pending);
+                            c.etag = c.etag.take().or(p.etag);
+                            c.collection |= p.collection;
+                            c.calendar |= p.calendar;
+                            c.addressbook |= p.addressbook;
+                            c.display_name = c.display_name.take().or(p.display_name);
+                            c.components.extend(p.components);
+                        }
+                    }
+                    b"response" => {
+                        if let Some(c) = cur.take() {
+                            if !c.href.is_empty() {
+                                out.push(c);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                text.clear();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn radicale_like_multistatus() {
+        let body = br#"<?xml version='1.0' encoding='utf-8'?>
+<multistatus xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:CR="urn:ietf:params:xml:ns:carddav">
+<response><href>/alice@example.com/</href><propstat><prop><resourcetype><collection/></resourcetype></prop><status>HTTP/1.1 200 OK</status></propstat></response>
+<response><href>/alice@example.com/cal/</href><propstat><prop><resourcetype><C:calendar/><collection/></resourcetype><displayname>Work &amp; Life</displayname><C:supported-calendar-component-set><C:comp name="VEVENT"/></C:supported-calendar-component-set></prop><status>HTTP/1.1 200 OK</status></propstat>
+<propstat><prop><getetag/></prop><status>HTTP/1.1 404 Not Found</status></propstat></response>
+<response><href>/alice@example.com/cal/e1.ics</href><propstat><prop><getetag>"abc"</getetag></prop><status>HTTP/1.1 200 OK</status></propstat></response>
+<response><href>/alice@example.com/book/</href><propstat><prop><resourcetype><CR:addressbook/><collection/></resourcetype></prop><status>HTTP/1.1 200 OK</status></propstat></response>
+</multistatus>"#;
+        let e = multistatus(body).unwrap();
+        assert_eq!(e.len(), 4);
+        assert!(e[0].collection && !e[0].calendar);
+        assert!(e[1].calendar);
+        assert_eq!(e[1].display_name.as_deref(), Some("Work & Life"));
+        assert_eq!(e[1].components, ["VEVENT"]);
+        assert_eq!(e[1].etag, None);
+        assert_eq!(e[2].etag.as_deref(), Some("\"abc\""));
+        assert!(e[3].addressbook);
+        assert!(
+            multistatus(b"<multistatus><response>").is_ok() || multistatus(b"<a></b>").is_err()
+        );
+    }
+}
