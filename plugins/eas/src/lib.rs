@@ -15,7 +15,17 @@
 //! - [`provision`] — policy download/acknowledgement and remote wipe;
 //! - [`synckey`] — sync keys that a forged or stale key can never match;
 //! - [`folders`], [`foldersync`] — the hierarchy: short ids, EAS types, FolderSync with
-//!   replayable answers, FolderCreate/Update/Delete.
+//!   replayable answers, FolderCreate/Update/Delete;
+//! - [`mime`], [`time`], [`ids`], [`people`], [`item`] — messages, dates, ServerIds and
+//!   FileReferences, directory people, and items as phones see them (mail, bodies, contacts,
+//!   calendar, tasks, notes, drafts);
+//! - [`sync`] (Sync), [`ping`] (Ping, parked), [`estimate`] (GetItemEstimate),
+//!   [`itemops`] (ItemOperations, GetAttachment), [`compose`] (SendMail, SmartReply,
+//!   SmartForward), [`moveitems`], [`search`], [`settings`], [`resolve`]
+//!   (ResolveRecipients, ValidateCert), [`meeting`] (MeetingResponse) — the commands.
+//!
+//! Every command handler takes the parsed request and answers with a [`Response`] (or parks);
+//! host errors map to the command's status or an HTTP code ([`status`]), never a panic.
 
 pub mod compose;
 pub mod estimate;
