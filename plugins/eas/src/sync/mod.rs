@@ -613,7 +613,7 @@ const MAX_SKIPPED_PAGES: u32 = 20;
 const RESPONSE_BUDGET: u64 = 8 * 1024 * 1024;
 
 /// How many changes to ask the connector for: the window, fewer when bodies are large, so one
-/// answer stays within [`RESPONSE_BUDGET`] (MoreAvailable brings the rest).
+/// answer stays within an 8 MiB budget (MoreAvailable brings the rest).
 pub fn page_size(c: &Collection) -> u32 {
     let per_item = u64::from(item::cap_for(c.options.body_pref().truncation)).max(16 * 1024);
     let fit = u32::try_from(RESPONSE_BUDGET / per_item).unwrap_or(u32::MAX);
