@@ -146,7 +146,7 @@ pub fn sync(ctx: &Ctx, req: &Request) -> Result<Response> {
         Ok(x) => x,
         Err(e) => return Ok(server_error(fh::FolderSync, &e)),
     };
-    let stored: Option<HierState> = state::load(&dk.hierarchy())?;
+    let (stored, raw): (Option<HierState>, _) = state::load_raw(&dk.hierarchy())?;
 
     let (mut st, base) = match (client, stored) {
         (ClientKey::Initial, _) => {
@@ -200,7 +200,16 @@ pub fn sync(ctx: &Ctx, req: &Request) -> Result<Response> {
         changes.push(folder_xml(a));
     }
     let key = st.advance(&base, now.clone());
-    state::store(&dk.hierarchy(), &st)?;
+    // A key 0 request starts over whatever is stored; otherwise a concurrent FolderSync of
+    // this device must not be overwritten (the client retries on Status 6).
+    let expected = if client == ClientKey::Initial {
+        state::load_raw::<HierState>(&dk.hierarchy())?.1
+    } else {
+        raw
+    };
+    if !state::store_if(&dk.hierarchy(), expected.as_deref(), &st)? {
+        return Ok(wire::respond(&answer(fh::FolderSync, status::SERVER_ERROR)));
+    }
     let out = answer(fh::FolderSync, status::OK)
         .with_text_child(fh::SyncKey, key.to_string())
         .with(changes);
