@@ -893,6 +893,20 @@ fn calendars_and_contacts_from_caldav_and_carddav() {
             Imap::set_flags(&who, &first.id, Some(true), None),
             Err(Error::Denied(_))
         ));
+        // The DAV account may read everyone's collections; a client may only reach its own.
+        for other in [
+            "dav:/bob%40example.com/cal/",
+            "dav:/alice%40example.com/../bob%40example.com/cal/",
+        ] {
+            assert!(
+                matches!(Imap::sync(&who, other, None, 10), Err(Error::Denied(_))),
+                "{other}"
+            );
+        }
+        assert!(matches!(
+            Imap::fetch(&who, "dav:/bob%40example.com/cal/x.ics", None, 0, 10),
+            Err(Error::Denied(_))
+        ));
 
         let book = Imap::sync(&who, "dav:/alice%40example.com/book/", None, 10).unwrap();
         match &book.changes[..] {

@@ -33,6 +33,18 @@ fn target(who: &Principal) -> Result<(DavTarget, String)> {
         .ok_or_else(|| Error::NotFound("no CalDAV/CardDAV server is configured".into()))
 }
 
+/// The target, after checking that `path` (from a client's id) is in the user's own home.
+fn target_for(who: &Principal, path: &str) -> Result<DavTarget> {
+    let (t, home) = target(who)?;
+    if !super::within_home(path, &home) {
+        return Err(Error::Denied(format!(
+            "{path:?} is not among {}'s calendars and address books",
+            who.address()
+        )));
+    }
+    Ok(t)
+}
+
 /// Paths from hrefs: absolute URLs lose their scheme and authority.
 fn path_of_href(href: &str) -> String {
     for scheme in ["http://", "https://"] {
@@ -159,7 +171,7 @@ pub fn sync(
     state: Option<&str>,
     max: u32,
 ) -> Result<SyncPage> {
-    let (t, _) = target(who)?;
+    let t = target_for(who, path)?;
     let mut known = match state {
         None => BTreeMap::new(),
         Some(s) => {
@@ -253,7 +265,7 @@ pub fn sync(
 
 /// A range of an item.
 pub fn fetch(who: &Principal, path: &str, offset: u64, max: u32) -> Result<Chunk> {
-    let (t, _) = target(who)?;
+    let t = target_for(who, path)?;
     let p = path.to_string();
     let r = runtime::block(async move {
         let r = request(&t, "GET", &p, &[], Vec::new(), MAX_ITEM).await?;
@@ -289,7 +301,7 @@ fn read_upload(content: &Upload) -> Result<Vec<u8>> {
 
 /// PUT `data` at `href` (`create`: only if nothing is there).
 fn put(who: &Principal, href: &str, data: Vec<u8>, create: bool) -> Result<()> {
-    let (t, _) = target(who)?;
+    let t = target_for(who, href)?;
     let content_type = if ical::summarize(&data).0 == switchboard_sdk::ItemClass::Contact {
         "text/vcard; charset=utf-8"
     } else {
@@ -357,7 +369,7 @@ pub fn replace(who: &Principal, path: &str, content: &Upload) -> Result<ItemSumm
 
 /// Delete an item.
 pub fn delete(who: &Principal, path: &str) -> Result<()> {
-    let (t, _) = target(who)?;
+    let t = target_for(who, path)?;
     let p = path.to_string();
     runtime::block(async move {
         let r = request(&t, "DELETE", &p, &[], Vec::new(), 64 * 1024).await?;
