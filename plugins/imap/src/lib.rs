@@ -504,6 +504,13 @@ fn announce(who: &Principal, folder: Option<&str>) {
     }
 }
 
+/// The IMAP mailboxes only (no DAV round trip), for internal lookups.
+fn mail_folders(who: &Principal) -> Result<Vec<Folder>> {
+    let (s, t) = setup(who)?;
+    let entries = with_session(&s, t, true, |sess| Box::pin(sess.list()))?;
+    Ok(folders_from_list(&entries))
+}
+
 /// The DAV folder id holding a DAV item id.
 fn dav_folder_of(item_id: &str) -> String {
     match item_id.rsplit_once('/') {
@@ -625,7 +632,7 @@ impl MailConnector for Imap {
                 Ok(new)
             })
         })?;
-        let kind = Self::list_folders(who)?
+        let kind = mail_folders(who)?
             .into_iter()
             .find(|f| f.id == new_id)
             .map(|f| f.kind)
@@ -645,7 +652,7 @@ impl MailConnector for Imap {
             return Err(Error::Denied("INBOX cannot be deleted".into()));
         }
         // Children first, deepest first (servers refuse to delete a folder with children).
-        let all = Self::list_folders(who)?;
+        let all = mail_folders(who)?;
         let mut doomed = vec![id.to_string()];
         let mut i = 0;
         while i < doomed.len() {
@@ -715,9 +722,7 @@ impl MailConnector for Imap {
     }
 
     fn list_folders(who: &Principal) -> Result<Vec<Folder>> {
-        let (s, t) = setup(who)?;
-        let entries = with_session(&s, t, true, |sess| Box::pin(sess.list()))?;
-        let mut folders = folders_from_list(&entries);
+        let mut folders = mail_folders(who)?;
         // Calendars and address books come from the DAV server, when one is configured; mail
         // stays usable when it is down.
         match dav::store::list_folders(who) {
@@ -941,7 +946,7 @@ impl MailConnector for Imap {
                 folder_ok(f)?;
                 vec![f.to_string()]
             }
-            None => Self::list_folders(who)?
+            None => mail_folders(who)?
                 .into_iter()
                 .map(|f| f.id)
                 .filter(|id| dav::path_of(id).is_none())
@@ -1141,7 +1146,7 @@ fn send_message(who: &Principal, mime: &Upload, save_copy: bool) -> Result<()> {
     if save_copy {
         // The message is on its way; failing to keep a copy must not make the client send it
         // again, so this only logs.
-        let saved = Imap::list_folders(who).and_then(|folders| {
+        let saved = mail_folders(who).and_then(|folders| {
             let sent = folders
                 .iter()
                 .find(|f| f.kind == FolderKind::Sent)
