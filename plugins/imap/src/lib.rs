@@ -1,5 +1,5 @@
 //! The Scalix / standards connector: a `mail-connector` plugin for Scalix and any
-//! standards-based mail store, over IMAP (and SMTP submission for sending).
+//! standards-based mail store, over IMAP, SMTP submission and CalDAV/CardDAV.
 //!
 //! **Native only, trusted code.** The plugin opens its own TCP connections from a tokio
 //! runtime of its own (connection pools and timeouts outlive a single call), which the
@@ -25,6 +25,13 @@
 //!   more than one bounded chunk in memory.
 //! - **Changes** are UID STORE / UID MOVE (COPY + STORE + UID EXPUNGE without MOVE) / UID
 //!   EXPUNGE, and APPEND streamed from the staged upload.
+//!
+//! - **Send** goes out by SMTP submission ([`smtp`]), DATA streamed from the staged upload, a
+//!   copy APPENDed to Sent.
+//! - **Calendars, tasks and contacts** come from the store's CalDAV/CardDAV server when
+//!   `dav_url` is set ([`dav`]): folder and item ids `dav:{path}`, the same replay-safe sync.
+//! - **Events**: changes made through the connector publish `mailbox:{user@domain}/{folder}`
+//!   so parked EAS Pings wake.
 //!
 //! Credentials: see [`settings`] (a service account with Dovecot's master-user syntax by
 //! default). Passwords are never logged or put into error texts.
