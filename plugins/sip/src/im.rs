@@ -77,9 +77,12 @@ pub fn message<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Message<'r>> {
 
     let bindings = live_bindings(&recipient.key(), ctx.now)?;
     let mut forwarded = 0;
+    // Forks keep the sender's Call-ID and CSeq, as a proxy forwards a request (RFC 3261
+    // §16.6); their answers are consumed (see `on_response`).
+    let call_id = msg.call_id().map_err(bad)?.to_string();
+    let cseq = msg.cseq().map_err(bad)?.seq;
     for b in &bindings {
-        let call_id = format!("fw-{}", random_token());
-        if let Some(out) = outgoing(msg, b, &call_id, 1)? {
+        if let Some(out) = outgoing(msg, b, &call_id, cseq)? {
             forwarded += usize::from(send_logged(&b.target, &out, "MESSAGE"));
         }
     }

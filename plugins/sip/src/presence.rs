@@ -53,8 +53,9 @@ fn presentity(msg: &Message<'_>) -> Result<Aor> {
         })
 }
 
-/// Handle PUBLISH.
-pub fn publish<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Message<'r>> {
+/// Handle PUBLISH. Sends the 200 itself (before the NOTIFYs it causes) and returns `None`;
+/// errors are answered by the caller.
+pub fn publish<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Message<'r>>> {
     check_event(msg)?;
     let who = presentity(msg)?;
     let from = msg.from().map_err(bad)?;
@@ -162,11 +163,14 @@ pub fn publish<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Message<'r>> {
     }
     resp.push_header("Expires", expires.to_string())
         .map_err(proto)?;
+    if let Some(bytes) = send_reply(ctx, msg, resp, true) {
+        crate::txn::remember(msg, &bytes, ctx.now);
+    }
     if changed {
         let _ = host::events::publish(&format!("presence:{}", who.key()));
         notify_all(&who, ctx);
     }
-    Ok(resp)
+    Ok(None)
 }
 
 /// The merged presence document of `who` at `now`.

@@ -105,7 +105,7 @@ fn dispatch<'r>(
     match method {
         Method::Register => registrar::register(msg, ctx).map(Some),
         Method::Message => im::message(msg, ctx).map(Some),
-        Method::Publish => presence::publish(msg, ctx).map(Some),
+        Method::Publish => presence::publish(msg, ctx),
         Method::Subscribe => presence::subscribe(msg, ctx),
         Method::Options => {
             let mut r = Message::response_to(msg, 200, "OK").map_err(proto)?;
