@@ -821,6 +821,72 @@ pub fn to_ical_as(data: &Element, uid: &str, me: Option<&str>) -> String {
     v
 }
 
+/// The phone's version of an event merged over the stored one: the properties this module
+/// maps come from the phone; the stored event's others (categories, sequence, status, URL,
+/// `X-` fields, and its attendees when the phone sent none) are kept.
+pub fn merge(old: &str, data: &Element, uid: &str, me: &str) -> String {
+    let new = to_ical_as(data, uid, Some(me));
+    let Some(cal) = parse(old) else {
+        return new;
+    };
+    let Some(ev) = cal.child("VEVENT") else {
+        return new;
+    };
+    let sent_attendees = data.child_tag(c::Attendees).is_some();
+    const MAPPED: [&str; 12] = [
+        "UID",
+        "DTSTAMP",
+        "DTSTART",
+        "DTEND",
+        "DURATION",
+        "SUMMARY",
+        "LOCATION",
+        "DESCRIPTION",
+        "TRANSP",
+        "CLASS",
+        "RRULE",
+        "LAST-MODIFIED",
+    ];
+    let mut extra = String::new();
+    for p in &ev.props {
+        let attendee = matches!(p.name.as_str(), "ATTENDEE" | "ORGANIZER");
+        if MAPPED.contains(&p.name.as_str()) || (attendee && sent_attendees) {
+            continue;
+        }
+        if attendee && new.contains(&format!("\r\n{}", p.name)) {
+            continue;
+        }
+        let mut line = p.name.clone();
+        for (k, v) in &p.params {
+            line.push_str(&format!(";{k}={v}"));
+        }
+        extra.push_str(&format!("{line}:{}\r\n", p.value));
+    }
+    // Time zones (kept EXDATEs may name them) and the overridden occurrences (further
+    // VEVENTs with a RECURRENCE-ID) stay as stored.
+    let mut around = String::new();
+    for comp in &cal.children {
+        if comp.name == "VTIMEZONE" {
+            around.push_str(&render(comp));
+        }
+    }
+    let overrides: String = cal
+        .children
+        .iter()
+        .filter(|c| c.name == "VEVENT" && c.prop("RECURRENCE-ID").is_some())
+        .map(render)
+        .collect();
+    let mut out = new.replacen(
+        "END:VEVENT\r\n",
+        &format!("{extra}END:VEVENT\r\n{overrides}"),
+        1,
+    );
+    if !around.is_empty() {
+        out = out.replacen("BEGIN:VEVENT\r\n", &format!("{around}BEGIN:VEVENT\r\n"), 1);
+    }
+    out
+}
+
 /// An invitation mail (iTIP REQUEST) for a stored meeting, to its attendees; `None` when the
 /// event has no attendees.
 pub fn invitation(stored: &str, me: &str) -> Option<String> {
@@ -1098,6 +1164,34 @@ pub(crate) mod tests {
         assert!(stored.contains("BEGIN:VTIMEZONE") && stored.contains("PARTSTAT=ACCEPTED"));
         let again = application_data(&stored, "alice@example.com", Version::V14_1).unwrap();
         assert_eq!(again.child_text("ResponseType"), Some("3"));
+        // A change from the phone keeps the stored event's other properties and attendees.
+        let stored = INVITE.replace("SUMMARY:", "CATEGORIES:Work\r\nX-CUSTOM:1\r\nSUMMARY:");
+        let change = switchboard_wbxml::element!(airsync::ApplicationData [
+            switchboard_wbxml::element!(c::StartTime = "20231114T090000Z"),
+            switchboard_wbxml::element!(c::EndTime = "20231114T100000Z"),
+            switchboard_wbxml::element!(c::Subject = "Renamed"),
+            switchboard_wbxml::element!(c::Recurrence [
+                switchboard_wbxml::element!(c::Type = "1"),
+                switchboard_wbxml::element!(c::Occurrences = "10"),
+                switchboard_wbxml::element!(c::Interval = "1"),
+                switchboard_wbxml::element!(c::DayOfWeek = "4"),
+            ]),
+        ]);
+        let merged = merge(&stored, &change, "abc-123", "alice@example.com");
+        assert!(merged.contains("SUMMARY:Renamed") && !merged.contains("Planning"));
+        assert!(merged.contains("CATEGORIES:Work") && merged.contains("X-CUSTOM:1"));
+        assert!(merged.contains("ATTENDEE;CN=Alice") && merged.contains("ORGANIZER;CN=Bob"));
+        assert!(merged.contains("EXDATE;TZID=Europe/Berlin:20231121T100000"));
+        assert!(merged.contains("BEGIN:VTIMEZONE"));
+        let again = application_data(&merged, "alice@example.com", Version::V14_1).unwrap();
+        assert_eq!(again.child_text("Subject"), Some("Renamed"));
+        assert_eq!(
+            again
+                .child("Exceptions")
+                .and_then(|e| e.child("Exception"))
+                .and_then(|x| x.child_text("ExceptionStartTime")),
+            Some("20231121T090000Z")
+        );
         // Junk never panics, non-ASCII rule parts included.
         let odd = INVITE
             .replace("BYDAY=TU", "BYDAY=ÄTU,é")

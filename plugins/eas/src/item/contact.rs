@@ -212,6 +212,61 @@ pub fn to_vcard(data: &Element, uid: &str) -> String {
     v
 }
 
+/// Properties this module maps both ways; everything else in a stored vCard (photo, postal
+/// and IM addresses, nicknames, custom `X-` fields…) is kept when the phone changes the
+/// contact, since the phone never saw it.
+const MAPPED: [&str; 12] = [
+    "BEGIN", "END", "VERSION", "UID", "FN", "N", "EMAIL", "TEL", "ORG", "TITLE", "BDAY", "URL",
+];
+
+/// The phone's version of a contact merged over the stored one: mapped properties from the
+/// phone (NOTE too when the phone sent a body), all others from the stored vCard.
+pub fn merge(old: &str, data: &Element, uid: &str) -> String {
+    let new = to_vcard(data, uid);
+    let sent_note = data.child_tag(asb::Body).is_some();
+    let keep: Vec<String> = raw_lines(old)
+        .into_iter()
+        .filter(|l| {
+            let name = l
+                .split([':', ';'])
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            !(MAPPED.contains(&name.as_str()) || (sent_note && name == "NOTE"))
+        })
+        .collect();
+    if keep.is_empty() {
+        return new;
+    }
+    let mut out = new.trim_end_matches("END:VCARD\r\n").to_string();
+    for l in keep {
+        out.push_str(&l);
+        out.push_str("\r\n");
+    }
+    out.push_str("END:VCARD\r\n");
+    out
+}
+
+/// The content lines of a vCard with their folding kept (each may span several lines).
+fn raw_lines(v: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for raw in v.split('\n') {
+        let l = raw.trim_end_matches('\r');
+        if l.starts_with([' ', '\t']) {
+            if let Some(last) = out.last_mut() {
+                last.push_str("\r\n");
+                last.push_str(l);
+            }
+        } else if !l.is_empty() {
+            out.push(l.to_string());
+        }
+        if out.len() > 2000 {
+            break;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +303,14 @@ mod tests {
             back.child("Body").and_then(|b| b.child_text("Data")),
             Some("line1\nline2")
         );
+        // A change from the phone keeps what the phone never saw.
+        let stored = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:u1\r\nFN:Old\r\nPHOTO;ENCODING=b:AAAA\r\n BBBB\r\nX-SKYPE:jm\r\nNOTE:keep me\r\nEND:VCARD\r\n";
+        let changed = element!(airsync::ApplicationData[element!(c::FirstName = "New")]);
+        let merged = merge(stored, &changed, "u1");
+        assert!(merged.contains("FN:New\r\n") && !merged.contains("FN:Old"));
+        assert!(merged.contains("PHOTO;ENCODING=b:AAAA\r\n BBBB\r\n"));
+        assert!(merged.contains("X-SKYPE:jm") && merged.contains("NOTE:keep me"));
+        assert!(merged.ends_with("END:VCARD\r\n"));
         // Folded lines and junk do not panic.
         let _ = application_data("BEGIN:VCARD\r\nFN:a\r\n b\r\nN\r\n:\r\nTEL;TYPE=HOME:1\r\n");
     }

@@ -903,18 +903,24 @@ fn change_item(
             Ok(())
         }
         "Contacts" => {
-            let vcard = contact::to_vcard(data, id);
+            let old = host::mailstore::fetch(who, id, None, 0, 512 * 1024)?;
+            let old = String::from_utf8_lossy(&old.data).into_owned();
+            let uid = crate::item::calendar::parse(&format!("BEGIN:X\r\n{old}\r\nEND:X"))
+                .and_then(|c| c.child("VCARD").and_then(|v| v.text("UID")))
+                .unwrap_or_else(|| id.to_string());
+            let vcard = contact::merge(&old, data, &uid);
             let upload = Upload::from_bytes(vcard.as_bytes())?;
             host::mailstore::replace_item(who, id, &upload)?;
             Ok(())
         }
         "Calendar" => {
             // Keep the event's UID when the phone does not repeat it.
-            let old = host::mailstore::fetch(who, id, None, 0, 256 * 1024)?;
-            let uid = calendar::parse(&String::from_utf8_lossy(&old.data))
+            let old = host::mailstore::fetch(who, id, None, 0, 512 * 1024)?;
+            let old = String::from_utf8_lossy(&old.data).into_owned();
+            let uid = calendar::parse(&old)
                 .and_then(|c| c.child("VEVENT").and_then(|e| e.text("UID")))
                 .unwrap_or_else(|| id.to_string());
-            let ical = calendar::to_ical_as(data, &uid, Some(&who.address()));
+            let ical = calendar::merge(&old, data, &uid, &who.address());
             let upload = Upload::from_bytes(ical.as_bytes())?;
             host::mailstore::replace_item(who, id, &upload)?;
             Ok(())

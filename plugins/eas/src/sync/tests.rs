@@ -708,3 +708,38 @@ fn calendar_filter_hides_old_single_events() {
     assert_eq!(adds.len(), 1, "{d}");
     assert_eq!(adds[0].child_text("ServerId"), Some("e-weekly"));
 }
+
+#[test]
+fn contact_changes_keep_what_the_phone_never_saw() {
+    let phone = Phone::new("14.1");
+    let contacts = folder_ids(&phone)["Contacts"].clone();
+    let k = start(&phone, &contacts);
+    phone.store(|| {
+        MemStore::deliver(
+            "Contacts",
+            "c1",
+            "",
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:c1-uid\r\nFN:Eve Old\r\nN:Old;Eve;;;\r\nADR;TYPE=HOME:;;1 Main St;Town;;12345;US\r\nX-SKYPE:eve\r\nEND:VCARD\r\n",
+            1,
+        )
+    });
+    let k = key(&phone.cmd("Sync", &sync_doc(&k, &contacts, vec![])));
+    let change = element!(
+        a::Commands[element!(a::Change [
+            element!(a::ServerId = "c1"),
+            element!(a::ApplicationData [element!(ct::FirstName = "Eve"), element!(ct::LastName = "New")]),
+        ])]
+    );
+    let d = phone.cmd("Sync", &sync_doc(&k, &contacts, vec![change]));
+    assert!(col(&d).child("Responses").is_none(), "{d}");
+    let stored = phone.store(|| MemStore::items("Contacts"));
+    let v = String::from_utf8_lossy(&stored[0].content).to_string();
+    assert!(
+        v.contains("N:New;Eve;;;") && v.contains("UID:c1-uid"),
+        "{v}"
+    );
+    assert!(
+        v.contains("ADR;TYPE=HOME:;;1 Main St;Town;;12345;US") && v.contains("X-SKYPE:eve"),
+        "{v}"
+    );
+}
