@@ -5,6 +5,29 @@ use switchboard_wbxml::{
     tags::airsync, tags::airsyncbase as asb, tags::contacts as c, Element, Tag,
 };
 
+/// Street, city, state, postal code and country fields of the three EAS addresses.
+const BUSINESS: [Tag; 5] = [
+    c::BusinessAddressStreet,
+    c::BusinessAddressCity,
+    c::BusinessAddressState,
+    c::BusinessAddressPostalCode,
+    c::BusinessAddressCountry,
+];
+const HOME: [Tag; 5] = [
+    c::HomeAddressStreet,
+    c::HomeAddressCity,
+    c::HomeAddressState,
+    c::HomeAddressPostalCode,
+    c::HomeAddressCountry,
+];
+const OTHER: [Tag; 5] = [
+    c::OtherAddressStreet,
+    c::OtherAddressCity,
+    c::OtherAddressState,
+    c::OtherAddressPostalCode,
+    c::OtherAddressCountry,
+];
+
 /// Unfold and split a vCard into (name with parameters, value) lines.
 fn lines(vcard: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
@@ -121,6 +144,28 @@ pub fn application_data(vcard: &str) -> Element {
                 }
             }
             "URL" => push(&mut d, c::WebPage, unescape(&v)),
+            "ADR" => {
+                let parts = components(&v);
+                let get = |i: usize| parts.get(i).cloned().unwrap_or_default();
+                let [street, city, state, postal, country] = if params.contains("work") {
+                    BUSINESS
+                } else if params.contains("home") {
+                    HOME
+                } else {
+                    OTHER
+                };
+                // Post office box and extended address go before the street, line by line.
+                let full_street = [get(0), get(1), get(2)]
+                    .into_iter()
+                    .filter(|x| !x.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                push(&mut d, street, full_street);
+                push(&mut d, city, get(3));
+                push(&mut d, state, get(4));
+                push(&mut d, postal, get(5));
+                push(&mut d, country, get(6));
+            }
             "NOTE" => note = Some(unescape(&v)),
             _ => {}
         }
@@ -197,6 +242,19 @@ pub fn to_vcard(data: &Element, uid: &str) -> String {
         let iso = crate::time::iso(ms);
         v.push_str(&format!("BDAY:{}\r\n", iso.get(..10).unwrap_or(&iso)));
     }
+    for (ty, tags) in [("WORK", BUSINESS), ("HOME", HOME), ("OTHER", OTHER)] {
+        let f: Vec<String> = tags.iter().map(|tag| t(*tag)).collect();
+        if f.iter().any(|x| !x.is_empty()) {
+            v.push_str(&format!(
+                "ADR;TYPE={ty}:;;{};{};{};{};{}\r\n",
+                escape(&f[0]),
+                escape(&f[1]),
+                escape(&f[2]),
+                escape(&f[3]),
+                escape(&f[4])
+            ));
+        }
+    }
     let web = t(c::WebPage);
     if !web.is_empty() {
         v.push_str(&format!("URL:{}\r\n", escape(&web)));
@@ -215,8 +273,9 @@ pub fn to_vcard(data: &Element, uid: &str) -> String {
 /// Properties this module maps both ways; everything else in a stored vCard (photo, postal
 /// and IM addresses, nicknames, custom `X-` fields…) is kept when the phone changes the
 /// contact, since the phone never saw it.
-const MAPPED: [&str; 12] = [
+const MAPPED: [&str; 13] = [
     "BEGIN", "END", "VERSION", "UID", "FN", "N", "EMAIL", "TEL", "ORG", "TITLE", "BDAY", "URL",
+    "ADR",
 ];
 
 /// The phone's version of a contact merged over the stored one: mapped properties from the
