@@ -72,9 +72,12 @@ pub struct Imap;
 
 /// Largest chunk one fetch returns, whatever the caller asks (bounds memory per call).
 const MAX_CHUNK: u32 = 4 * 1024 * 1024;
-/// Known-set records kept per folder and user (the newest ones; older tokens then answer
-/// `conflict`).
+/// Sync records always kept per folder and user (the newest ones).
 const KEEP_SETS: usize = 8;
+/// Older records stay while used within this long (another device's state)…
+const KEEP_AGE_SECS: u64 = 14 * 86_400;
+/// … up to this many per folder and user; beyond, older tokens answer `conflict`.
+const MAX_SETS: usize = 64;
 
 fn setup(who: &Principal) -> Result<(Settings, Target)> {
     let s = Settings::load()?;
@@ -183,30 +186,51 @@ fn save_known(who: &Principal, folder: &str, known: &Known) -> Result<[u8; 8]> {
     save_record(who, folder, &known.encode())
 }
 
-/// Store a record (content-addressed) and keep only the newest [`KEEP_SETS`] per folder.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Store a record (content-addressed) and note it in the folder's index; see
+/// [`touch_record`].
 pub(crate) fn save_record(who: &Principal, folder: &str, bytes: &[u8]) -> Result<[u8; 8]> {
     let hash = Known::hash(bytes);
     let key = set_key(who, folder, &hash);
     if host::kv::get(&key)?.is_none() {
         host::kv::set(&key, bytes)?;
     }
+    touch_record(who, folder, &hash)?;
+    Ok(hash)
+}
+
+/// Mark a record as just used and evict old ones: the newest [`KEEP_SETS`] always stay,
+/// others while used within [`KEEP_AGE_SECS`], at most [`MAX_SETS`] per folder and user.
+/// Index entries: 8-byte hash + 8-byte seconds, big-endian.
+pub(crate) fn touch_record(who: &Principal, folder: &str, hash: &[u8; 8]) -> Result<()> {
     let index_key = format!("ki/{}", folder_key(who, folder));
+    let now = now_secs();
     for _ in 0..5 {
         let old = host::kv::get(&index_key)?;
-        let mut list: Vec<[u8; 8]> = old
+        let mut entries: Vec<([u8; 8], u64)> = old
             .as_deref()
             .unwrap_or(&[])
-            .chunks_exact(8)
-            .filter_map(|c| c.try_into().ok())
+            .chunks_exact(16)
+            .filter_map(|c| {
+                let h: [u8; 8] = c[..8].try_into().ok()?;
+                let t = u64::from_be_bytes(c[8..].try_into().ok()?);
+                Some((h, t))
+            })
             .collect();
-        list.retain(|h| h != &hash);
-        list.push(hash);
-        let evicted: Vec<[u8; 8]> = if list.len() > KEEP_SETS {
-            list.drain(..list.len() - KEEP_SETS).collect()
-        } else {
-            Vec::new()
-        };
-        let new: Vec<u8> = list.concat();
+        entries.retain(|(h, _)| h != hash);
+        entries.push((*hash, now));
+        let (kept, evicted) = state::evict(&entries, now, KEEP_SETS, KEEP_AGE_SECS, MAX_SETS);
+        let mut new = Vec::with_capacity(kept.len() * 16);
+        for (h, t) in &kept {
+            new.extend_from_slice(h);
+            new.extend_from_slice(&t.to_be_bytes());
+        }
         let mut commit = host::Commit::new().check(&index_key, old.as_deref());
         commit = commit.set(&index_key, &new);
         for h in &evicted {
@@ -216,7 +240,7 @@ pub(crate) fn save_record(who: &Principal, folder: &str, bytes: &[u8]) -> Result
             break;
         }
     }
-    Ok(hash)
+    Ok(())
 }
 
 // ---- sync ----
@@ -766,7 +790,8 @@ impl MailConnector for Imap {
             Box::pin(async move { sync_io(sess, &folder, token, known, max).await })
         })?;
         if out.unchanged {
-            if let (Some(state), false) = (state, out.more) {
+            if let (Some(t), Some(state), false) = (&token, state, out.more) {
+                touch_record(who, folder_id, &t.set_hash)?;
                 return Ok(SyncPage {
                     changes: Vec::new(),
                     state: state.to_string(),

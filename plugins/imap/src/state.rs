@@ -150,6 +150,39 @@ impl Known {
     }
 }
 
+/// A sync record's hash and when it was last made or used (seconds since the epoch).
+pub type RecordUse = ([u8; 8], u64);
+
+/// Which sync records of a folder to keep. Each entry is a record's hash and when it was last
+/// made or used (seconds). The newest `keep_newest` always stay; older ones stay while
+/// younger than `max_age` (a second device that synced yesterday keeps its state while the
+/// first one churns), up to `cap` in all. Returns (kept, in the order given; evicted).
+pub fn evict(
+    entries: &[RecordUse],
+    now: u64,
+    keep_newest: usize,
+    max_age: u64,
+    cap: usize,
+) -> (Vec<RecordUse>, Vec<[u8; 8]>) {
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by(|&a, &b| entries[b].1.cmp(&entries[a].1).then(b.cmp(&a)));
+    let mut keep = vec![false; entries.len()];
+    for (rank, &i) in order.iter().enumerate() {
+        let young = now.saturating_sub(entries[i].1) < max_age;
+        keep[i] = rank < keep_newest || (young && rank < cap);
+    }
+    let mut kept = Vec::new();
+    let mut evicted = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if keep[i] {
+            kept.push(*e);
+        } else {
+            evicted.push(e.0);
+        }
+    }
+    (kept, evicted)
+}
+
 /// One change before it gets a summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delta {
@@ -259,6 +292,26 @@ mod tests {
         assert_eq!(Known::decode(&[0, 1, 0]), None); // UID 0
         assert_eq!(Known::decode(&[1]), None); // truncated
         assert_ne!(Known::hash(&e), Known::hash(&[]));
+    }
+
+    #[test]
+    fn eviction_keeps_the_newest_and_the_young() {
+        let h = |n: u8| [n; 8];
+        let day = 86_400;
+        let now = 100 * day;
+        let entries: Vec<([u8; 8], u64)> = (0..10u8)
+            .map(|n| (h(n), now - u64::from(10 - n) * day))
+            .collect();
+        // Newest 3 always; others younger than 5 days; at most 6.
+        let (kept, evicted) = evict(&entries, now, 3, 5 * day, 6);
+        let kept: Vec<u8> = kept.iter().map(|e| e.0[0]).collect();
+        assert_eq!(kept, [6, 7, 8, 9]);
+        assert_eq!(evicted.len(), 6);
+        let (kept, _) = evict(&entries, now, 3, 50 * day, 6);
+        assert_eq!(kept.len(), 6);
+        let (kept, _) = evict(&entries, now, 20, 0, 6);
+        assert_eq!(kept.len(), 10);
+        assert_eq!(evict(&[], now, 3, day, 6), (vec![], vec![]));
     }
 
     #[test]

@@ -923,3 +923,27 @@ fn calendars_and_contacts_from_caldav_and_carddav() {
     assert!(folders.iter().any(|f| f.id == "INBOX"));
     assert!(!folders.iter().any(|f| f.id.starts_with("dav:")));
 }
+
+#[test]
+fn a_second_devices_state_survives_the_first_ones_churn() {
+    let d = Dovecot::start();
+    let mut r = raw(&d);
+    r.append("INBOX", "", &message("first", "bob@example.com", None));
+    let host = host_for(d.port, true);
+    host.run(|| {
+        let who = alice();
+        let tablet = Imap::sync(&who, "INBOX", None, 10).unwrap();
+        let mut phone = tablet.state.clone();
+        for i in 0..20 {
+            r.append(
+                "INBOX",
+                "",
+                &message(&format!("n{i}"), "bob@example.com", None),
+            );
+            phone = Imap::sync(&who, "INBOX", Some(&phone), 10).unwrap().state;
+        }
+        // Twenty newer records later, the tablet's token still works.
+        let caught_up = Imap::sync(&who, "INBOX", Some(&tablet.state), 100).unwrap();
+        assert_eq!(caught_up.changes.len(), 20);
+    });
+}
