@@ -12,7 +12,7 @@ use switchboard_storage::{AuditEntry, Storage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::{load, ConfigSource, Listener, Settings};
-use crate::plugins::manifest::{load_manifest, Artifact, World, HOST_SDK_VERSION};
+use crate::plugins::manifest::{load_manifest_ref, Artifact, World, HOST_SDK_VERSION};
 use crate::plugins::scaffold::{scaffold, SdkDependency};
 use crate::server;
 
@@ -63,6 +63,30 @@ pub enum Command {
     /// Inspect and verify plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Work with mailboxes.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+/// `switchboard mail …`
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Import messages (.eml files, or directories of them, walked recursively) into a user's
+    /// mailbox, through the mail connector serving their domain (the built-in local store by
+    /// default). Each file is streamed, never held in memory whole; a bad file is reported
+    /// and the others go on. Run it while the server is stopped, or clients see the new mail
+    /// at their next sync rather than at once.
+    Import {
+        /// The mailbox, e.g. alice@example.com (the user must exist).
+        #[arg(long)]
+        user: String,
+        /// Folder name or id (default: the Inbox).
+        #[arg(long)]
+        folder: Option<String>,
+        /// Message files and directories.
+        #[arg(required = true, value_name = "FILE.eml|DIR")]
+        paths: Vec<PathBuf>,
+    },
 }
 
 /// `switchboard plugin …`
@@ -74,7 +98,7 @@ pub enum PluginCommand {
     /// (compile, link against its world, type-check exports; or the native ABI stamp). Every
     /// problem is printed; exits non-zero if there is one.
     Verify {
-        /// The manifest.
+        /// The manifest, or builtin:NAME for a plugin built into this binary.
         manifest: PathBuf,
     },
     /// Write a new plugin crate (source, manifests, README) from the SDK template.
@@ -94,7 +118,7 @@ pub enum PluginCommand {
     /// Show what a plugin manifest declares (world, SDK version, capabilities, settings), or,
     /// given a `.wasm` / `.so` file, what the file itself imports and exports.
     Inspect {
-        /// The manifest, or a plugin file.
+        /// The manifest, builtin:NAME, or a plugin file.
         manifest: PathBuf,
     },
 }
@@ -384,7 +408,66 @@ async fn admin_command(command: Command, settings: &Settings) -> anyhow::Result<
             audit(&storage, "user.enable", &address).await;
             println!("enabled {address}");
         }
+        Command::Mail(MailCommand::Import {
+            user,
+            folder,
+            paths,
+        }) => mail_import(settings, storage, &user, folder.as_deref(), &paths).await?,
         Command::Serve | Command::CheckConfig { .. } | Command::Reload | Command::Plugin(_) => {}
+    }
+    Ok(())
+}
+
+/// `switchboard mail import`: see [`MailCommand::Import`].
+async fn mail_import(
+    settings: &Settings,
+    storage: Storage,
+    address: &str,
+    folder: Option<&str>,
+    paths: &[PathBuf],
+) -> anyhow::Result<()> {
+    use crate::mail_import as import;
+    let who = import::principal(address)?;
+    let address = who.address();
+    if storage.user(&address).await?.is_none() {
+        bail!("no user {address} (add it with `switchboard user add {address}`)");
+    }
+    let files = import::files(paths)?;
+    let runtime = crate::plugins::PluginRuntime::new(settings, storage.clone());
+    let plugins = crate::plugins::PluginSet::load(settings, &runtime)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let target = import::target(&plugins, who, folder).await?;
+    let limit = settings.config.http.max_body_bytes;
+    let mut imported = 0usize;
+    let mut failed = 0usize;
+    for file in &files {
+        match import::import_file(&plugins, &target, file, limit).await {
+            Ok(_) => imported += 1,
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {}: {e}", file.display());
+            }
+        }
+    }
+    if imported > 0 {
+        audit(
+            &storage,
+            "mail.import",
+            &format!("{address}/{}", target.folder.name),
+        )
+        .await;
+    }
+    println!(
+        "imported {imported} of {} messages into {address}/{}",
+        files.len(),
+        target.folder.name
+    );
+    if failed > 0 {
+        bail!(
+            "{failed} of {} files could not be imported (see above)",
+            files.len()
+        );
     }
     Ok(())
 }
@@ -417,6 +500,7 @@ fn plugin_list(settings: &Settings) {
                 let build = match m.artifact {
                     Artifact::Wasm => "wasm",
                     Artifact::Native => "native",
+                    Artifact::Builtin => "builtin",
                 };
                 println!(
                     "{name:<14} {:<20} {:<9} {build:<8} {:<9} {serves}",
@@ -486,7 +570,7 @@ async fn plugin_command(cmd: PluginCommand) -> ExitCode {
             }
         };
     }
-    let m = match load_manifest(manifest) {
+    let m = match load_manifest_ref(manifest) {
         Ok(m) => m,
         Err(e) => {
             eprint!("error: {e}");
@@ -496,10 +580,13 @@ async fn plugin_command(cmd: PluginCommand) -> ExitCode {
     let kind = match m.artifact {
         Artifact::Wasm => "WebAssembly component (sandboxed)",
         Artifact::Native => "native library (trusted code, not sandboxed)",
+        Artifact::Builtin => "built into this binary (native, trusted code, not sandboxed)",
     };
     match cmd {
         PluginCommand::Verify { .. } => {
-            let pinned = if m.sha256.is_some() {
+            let pinned = if m.artifact == Artifact::Builtin {
+                "no file to check"
+            } else if m.sha256.is_some() {
                 "file matches its sha256"
             } else {
                 "file present, sha256 not pinned"

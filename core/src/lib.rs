@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod directory_auth;
 pub mod frontends;
 pub mod http;
+pub mod mail_import;
 pub mod net;
 pub mod observability;
 pub mod plugins;

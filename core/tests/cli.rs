@@ -424,3 +424,152 @@ fn plugin_new_writes_a_crate_and_plugin_list_shows_configured_plugins() {
         "{stdout}"
     );
 }
+
+#[test]
+fn builtin_plugins_are_listed_verified_and_inspected() {
+    let dir = tempfile::tempdir().unwrap();
+    // No config file: the built-in local store is the default mail connector.
+    let out = switchboard(dir.path())
+        .args(["plugin", "list"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout
+            .contains("local          mail-connector       0.1.0     builtin  enabled   domains *"),
+        "{stdout}"
+    );
+    let out = switchboard(dir.path())
+        .args(["plugin", "verify", "builtin:local"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("manifest OK: local 0.1.0, mail-connector world, SDK 0.1.0, built into this binary (native, trusted code, not sandboxed); no file to check"), "{stdout}");
+    assert!(
+        stdout.contains("plugin OK: loads as mail-connector"),
+        "{stdout}"
+    );
+    let out = switchboard(dir.path())
+        .args(["plugin", "inspect", "builtin:local"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("file:        builtin:local — built into this binary"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("events:      mailbox"), "{stdout}");
+    let out = switchboard(dir.path())
+        .args(["plugin", "verify", "builtin:nosuch"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown built-in plugin \"nosuch\" (this binary has: local)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn mail_import_loads_files_and_reports_each_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        "[server]\ndemo_user = false\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = switchboard(dir.path()).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(run(&["domain", "add", "example.org"]).0, Some(0));
+    assert_eq!(run(&["user", "add", "ann@example.org"]).0, Some(0));
+    let mail = dir.path().join("mail");
+    std::fs::create_dir_all(mail.join("sub")).unwrap();
+    std::fs::write(
+        mail.join("a.eml"),
+        "From: Bob <bob@example.com>\r\nTo: ann@example.org\r\nSubject: Lunch?\r\n\r\nAt noon.\r\n",
+    )
+    .unwrap();
+    let mut big =
+        b"From: carol@example.com\r\nTo: ann@example.org\r\nSubject: Big one\r\n\r\n".to_vec();
+    big.extend((0..3 * 1024 * 1024).map(|i| b'a' + (i % 26) as u8));
+    std::fs::write(mail.join("sub/big.eml"), &big).unwrap();
+    std::fs::write(mail.join("notes.txt"), "just some text\n").unwrap();
+    std::fs::write(mail.join("empty.eml"), "").unwrap();
+    std::fs::write(mail.join(".hidden"), "ignored").unwrap();
+
+    let (code, out, err) = run(&["mail", "import", "--user", "ann@example.org", "mail"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert_eq!(out, "imported 2 of 4 messages into ann@example.org/Inbox\n");
+    assert!(
+        err.contains("error: mail/empty.eml: it is empty\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: mail/notes.txt: not a message: line 1 is not a header field (\"Name: value\")\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: 2 of 4 files could not be imported (see above)"),
+        "{err}"
+    );
+
+    // One file, into another folder.
+    let (code, out, err) = run(&[
+        "mail",
+        "import",
+        "--user",
+        "ann@example.org",
+        "--folder",
+        "sent items",
+        "mail/a.eml",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(
+        out,
+        "imported 1 of 1 messages into ann@example.org/Sent Items\n"
+    );
+
+    // Mistakes that stop before anything is imported say what was wrong.
+    let (code, _, err) = run(&["mail", "import", "--user", "nobody@example.org", "mail"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(
+            "no user nobody@example.org (add it with `switchboard user add nobody@example.org`)"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = run(&[
+        "mail",
+        "import",
+        "--user",
+        "ann@example.org",
+        "--folder",
+        "Nope",
+        "mail",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("ann@example.org has no folder \"Nope\" (folders: "),
+        "{err}"
+    );
+    let (code, _, err) = run(&["mail", "import", "--user", "ann@example.org", "missing.eml"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("missing.eml: no such file or directory"),
+        "{err}"
+    );
+}

@@ -160,3 +160,78 @@ fn secrets_resolve_from_env_and_files() {
     assert_eq!(s.admin_token.as_deref(), Some("t0ken"));
     assert!(!format!("{:?}", s.config).contains("t0ken"));
 }
+
+/// The built-in local store is the default mail connector; explicit config composes with it.
+#[test]
+fn default_local_store_composes_with_explicit_plugins() {
+    use switchboard_core::plugins::manifest::Artifact;
+    let dir = tempfile::tempdir().unwrap();
+    let imap = std::fs::canonicalize("tests/ui/manifest/valid.toml").unwrap();
+    let load_text = |text: &str, env: &[(&str, &str)]| {
+        let path = dir.path().join("sb.toml");
+        std::fs::write(&path, text).unwrap();
+        load(&ConfigSource {
+            path: Some(path),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        })
+    };
+    let imap_for = |domains: &str| {
+        format!("[plugins.imap]\nmanifest = {imap:?}\nsettings = {{ host = \"imap.example.com\" }}\ndomains = {domains}\n")
+    };
+
+    // No file: the local store serves every domain, built in.
+    let s = load(&ConfigSource::default()).unwrap_or_else(|e| panic!("{e}"));
+    let local = &s.plugin_manifests["local"];
+    assert_eq!(
+        (local.world, local.artifact),
+        (World::MailConnector, Artifact::Builtin)
+    );
+    assert_eq!(s.config.plugins["local"].domains, ["*"]);
+    assert_eq!(
+        s.config.plugins["local"].manifest,
+        PathBuf::from("builtin:local")
+    );
+
+    // Turned off in the file, or from the environment.
+    let s = load_text("[plugins.local]\nenabled = false\n", &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!s.plugin_manifests.contains_key("local"));
+    let s = load_text("", &[("SWITCHBOARD__PLUGINS__LOCAL__ENABLED", "false")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!s.plugin_manifests.contains_key("local"));
+
+    // Merged key by key: the manifest stays the built-in one.
+    let s = load_text(
+        "[plugins.local]\ndomains = [\"example.org\"]\nkv_quota_bytes = 4096\n",
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.plugin_manifests["local"].artifact, Artifact::Builtin);
+    assert_eq!(s.config.plugins["local"].domains, ["example.org"]);
+    assert_eq!(s.config.plugins["local"].kv_quota_bytes, Some(4096));
+
+    // Not mentioned: another connector's domains go to it, "*" included.
+    let s = load_text(&imap_for("[\"example.com\"]"), &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.config.plugins["local"].domains, ["*"]);
+    assert!(s.plugin_manifests.contains_key("local"));
+    let s = load_text(&imap_for("[\"*\"]"), &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !s.plugin_manifests.contains_key("local"),
+        "nothing left to serve"
+    );
+    assert!(!s.config.plugins["local"].enabled);
+
+    // Mentioned: a clash is an error that says what to do.
+    let e = load_text(
+        &format!("{}[plugins.local]\nenabled = true\n", imap_for("[\"*\"]")),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("plugins.local.domains: domain \"*\" is already served by mail-connector \"imap\" (narrow plugins.imap.domains or plugins.local.domains, or disable one)"),
+        "{e}"
+    );
+}

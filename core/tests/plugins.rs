@@ -643,3 +643,211 @@ async fn staged_uploads_as_webassembly_components() {
 async fn staged_uploads_as_native_libraries() {
     staged_upload_reaches_the_connector_in_chunks(Build::Native).await;
 }
+
+/// Register the example .eml connector as a built-in of this test process, the way the
+/// binary registers `local` (an rlib entry, an embedded manifest).
+fn register_eml_builtin(manifest: &'static str) {
+    switchboard_core::plugins::builtin::register(switchboard_core::plugins::builtin::Builtin {
+        name: "eml",
+        manifest,
+        entry: example_eml_connector::builtin_entry,
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builtin_plugins_load_through_the_native_host_path() {
+    register_eml_builtin(include_str!("../../examples/eml-connector/plugin.toml"));
+    let root = tempfile::tempdir().unwrap();
+    let notes = install(
+        &root.path().join("notes"),
+        "example-notes-frontend",
+        Build::Native,
+        &manifest_of("examples/notes-frontend/plugin.toml"),
+    );
+    let maildir = maildir(root.path());
+    let server = TestServer::start(&format!(
+        r#"
+[plugins.notes]
+manifest = {notes:?}
+
+[plugins.eml]
+manifest = "builtin:eml"
+dirs = {{ maildir = {maildir:?} }}
+
+[frontends.notes]
+plugin = "notes"
+"#
+    ))
+    .await;
+    // Routed to the built-in connector, whose host calls (files, kv) go through the same
+    // capability checks as a library's.
+    let r = get(&server, "/example/notes/_mail").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("| Lunch?"), "{}", r.text());
+    let r = get(&server, "/example/notes/_mail/Inbox/big.eml").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body,
+        std::fs::read(root.path().join("maildir/Inbox/big.eml")).unwrap()
+    );
+    let status = admin(server.admin_addr(), "GET", "/admin/status").await;
+    let v: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    let eml = v["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "eml")
+        .cloned()
+        .unwrap();
+    assert_eq!(eml["artifact"], "builtin", "{eml}");
+    assert!(eml["calls"].as_u64().unwrap() >= 2, "{eml}");
+    // The default local store gave up "*" to the configured connector.
+    assert!(
+        !v["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "local"),
+        "{v}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn builtin_plugins_get_the_stamp_checks_of_libraries() {
+    // A built-in whose embedded manifest names another world is refused like a library.
+    register_eml_builtin(
+        "[plugin]\nname = \"eml\"\nversion = \"0.1.0\"\nworld = \"directory-connector\"\nsdk = \"0.1.0\"\nfile = \"x.so\"\n",
+    );
+    let e = start_error("[plugins.eml]\nmanifest = \"builtin:eml\"\ndomains = [\"example.com\"]\n")
+        .await;
+    assert!(
+        e.contains("plugins.eml: does not match its manifest: the built-in crate implements mail-connector, the manifest says directory-connector"),
+        "{e}"
+    );
+}
+
+/// Settings, database and plugin set the way `switchboard mail import` builds them.
+async fn import_env(
+    dir: &Path,
+    extra: &str,
+) -> (
+    switchboard_core::plugins::PluginRuntime,
+    switchboard_core::plugins::PluginSet,
+    switchboard_storage::Storage,
+) {
+    let path = dir.join("switchboard.toml");
+    std::fs::write(&path, support::base_config(&dir.join("data"), extra)).unwrap();
+    let settings = switchboard_core::config::load(&switchboard_core::config::ConfigSource {
+        path: Some(path),
+        env: Default::default(),
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let storage = switchboard_core::server::open_storage(&settings)
+        .await
+        .unwrap();
+    let runtime = switchboard_core::plugins::PluginRuntime::new(&settings, storage.clone());
+    let set = switchboard_core::plugins::PluginSet::load(&settings, &runtime)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (runtime, set, storage)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_mail_is_served_by_the_default_local_store() {
+    use switchboard_core::mail_import::{import_file, principal, target, FileError};
+    use switchboard_core::plugins::caps::staging::Staging;
+    use switchboard_core::plugins::caps::Routes;
+    use switchboard_sdk::abi::{MailCall, MailReply};
+    use switchboard_sdk::Change;
+
+    let root = tempfile::tempdir().unwrap();
+    let (_rt, set, storage) = import_env(root.path(), "").await;
+    let mut big =
+        b"From: carol@example.com\r\nTo: ann@example.org\r\nSubject: Big one\r\n\r\n".to_vec();
+    big.extend((0..3 * 1024 * 1024u32).map(|i| b'a' + (i % 26) as u8));
+    let file = root.path().join("big.eml");
+    std::fs::write(&file, &big).unwrap();
+
+    let who = principal("ann@Example.ORG").unwrap();
+    let t = target(&set, who.clone(), None).await.unwrap();
+    assert_eq!(t.folder.name, "Inbox");
+    let item = import_file(&set, &t, &file, 64 << 20).await.unwrap();
+    assert_eq!(item.size, big.len() as u64);
+    assert_eq!(item.subject, "Big one");
+
+    // A client's sync sees it, and its content comes back byte for byte, by ranges.
+    let staging = || std::sync::Arc::new(Staging::new(0));
+    let page = match set
+        .mail(
+            MailCall::Sync {
+                who: who.clone(),
+                folder_id: t.folder.id.clone(),
+                state: None,
+                max: 100,
+            },
+            staging(),
+        )
+        .await
+        .unwrap()
+    {
+        MailReply::Page(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let ids: Vec<&str> = page
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Added(i) => Some(i.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, [item.id.as_str()]);
+    let mut back = Vec::new();
+    loop {
+        let chunk = match set
+            .mail(
+                MailCall::Fetch {
+                    who: who.clone(),
+                    item_id: item.id.clone(),
+                    part_id: None,
+                    offset: back.len() as u64,
+                    max: 192 * 1024,
+                },
+                staging(),
+            )
+            .await
+            .unwrap()
+        {
+            MailReply::Chunk(c) => c,
+            other => panic!("{other:?}"),
+        };
+        if chunk.data.is_empty() {
+            break;
+        }
+        back.extend(chunk.data);
+    }
+    assert_eq!(back, big);
+    // Stored in the local store's kv space, counted by the usage counters.
+    let used = storage.kv_usage_bytes("local").await.unwrap();
+    assert!(used >= big.len() as u64, "{used}");
+    assert_eq!(used, storage.kv_usage_recount("local").await.unwrap());
+
+    // Over http.max_body_bytes: refused before the connector sees it.
+    let e = import_file(&set, &t, &file, 1 << 20).await.unwrap_err();
+    assert!(
+        matches!(e, FileError::TooLarge { limit } if limit == 1 << 20),
+        "{e}"
+    );
+
+    // The admin's kv quota replaces the manifest's: a small one refuses the message.
+    let root = tempfile::tempdir().unwrap();
+    let (_rt, set, _storage) =
+        import_env(root.path(), "[plugins.local]\nkv_quota_bytes = 100000\n").await;
+    let t = target(&set, who, None).await.unwrap();
+    let e = import_file(&set, &t, &file, 64 << 20).await.unwrap_err();
+    assert!(
+        matches!(&e, FileError::Connector(switchboard_sdk::Error::Quota(m)) if m.contains("100000")),
+        "{e}"
+    );
+}

@@ -1,14 +1,14 @@
 //! Reading the configuration sources and deserialising them section by section, so that one
 //! bad section does not hide the problems of the next.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use config::{Environment, File, FileFormat, Value, ValueKind};
 use serde::de::DeserializeOwned;
 
 use super::error::{ConfigError, ConfigErrors};
-use super::model::Config;
+use super::model::{Config, PluginConfig};
 use super::validate::{validate, Settings};
 
 /// Where a configuration comes from: an optional file and an environment snapshot.
@@ -106,8 +106,8 @@ pub fn load(source: &ConfigSource) -> Result<Settings, ConfigErrors> {
         .map_err(|e| fail(vec![ConfigError::new("(file)", e.to_string())]))?;
 
     let mut errors = Vec::new();
-    let config = deserialize_sections(raw, &mut errors);
-    let settings = validate(config, source, &mut errors);
+    let (config, explicit_plugins) = deserialize_sections(raw, &mut errors);
+    let settings = validate(config, &explicit_plugins, source, &mut errors);
     if errors.is_empty() {
         Ok(settings)
     } else {
@@ -115,8 +115,14 @@ pub fn load(source: &ConfigSource) -> Result<Settings, ConfigErrors> {
     }
 }
 
-fn deserialize_sections(raw: config::Map<String, Value>, errors: &mut Vec<ConfigError>) -> Config {
+/// The typed configuration, and the names of the `[plugins.*]` entries the sources mention
+/// (the others are defaults).
+fn deserialize_sections(
+    raw: config::Map<String, Value>,
+    errors: &mut Vec<ConfigError>,
+) -> (Config, BTreeSet<String>) {
     let mut config = Config::default();
+    let mut explicit_plugins = BTreeSet::new();
     let mut raw: BTreeMap<String, Value> = raw.into_iter().collect();
     for key in raw.keys() {
         if !SECTIONS.contains(&key.as_str()) {
@@ -166,12 +172,22 @@ fn deserialize_sections(raw: config::Map<String, Value>, errors: &mut Vec<Config
                 if let Some(parsed) = typed(entry, &path, errors) {
                     config.frontends.insert(name, parsed);
                 }
-            } else if let Some(parsed) = typed(entry, &path, errors) {
-                config.plugins.insert(name, parsed);
+            } else {
+                explicit_plugins.insert(name.clone());
+                if let Some(mut parsed) = typed::<_, PluginConfig>(entry, &path, errors) {
+                    // Merged over a default entry of the same name: every other key's default
+                    // is the plain `PluginConfig` one, so only `manifest` can be missing.
+                    if let Some(default) = config.plugins.get(&name) {
+                        if parsed.manifest.as_os_str().is_empty() {
+                            parsed.manifest = default.manifest.clone();
+                        }
+                    }
+                    config.plugins.insert(name, parsed);
+                }
             }
         }
     }
-    config
+    (config, explicit_plugins)
 }
 
 /// Deserialise one section, reporting unknown keys and the first type error with full paths.

@@ -51,7 +51,17 @@ impl Default for Config {
             // Built-in frontends are on unless the file turns them off; entries in the file
             // are merged over these.
             frontends: BTreeMap::from([("autodiscover".to_string(), FrontendConfig::default())]),
-            plugins: BTreeMap::new(),
+            // The built-in local mail store serves every domain no other mail connector claims.
+            // A `[plugins.local]` table in the file is merged over this entry key by key (so
+            // `enabled = false` alone turns it off); while the file does not mention it, a
+            // domain (or "*") claimed by another mail connector is left to that connector.
+            plugins: BTreeMap::from([(
+                "local".to_string(),
+                PluginConfig {
+                    manifest: PathBuf::from("builtin:local"),
+                    ..PluginConfig::default()
+                },
+            )]),
             plugin_host: PluginHostConfig::default(),
         }
     }
@@ -335,7 +345,8 @@ impl Default for FrontendConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PluginConfig {
-    /// Path to the plugin's `plugin.toml` (which names the `.wasm` or native file).
+    /// Path to the plugin's `plugin.toml` (which names the `.wasm` or native file), or
+    /// `builtin:NAME` for a plugin built into the binary (`builtin:local`).
     pub manifest: PathBuf,
     /// Load it. A disabled plugin is not loaded; frontends naming it are refused.
     pub enabled: bool,
@@ -360,6 +371,9 @@ pub struct PluginConfig {
     pub warm_instances: u32,
     /// Calls after which a warm instance is replaced by a fresh one.
     pub recycle_after: u32,
+    /// Key-value quota in bytes, overriding the manifest's `capabilities.kv_quota_bytes`
+    /// (1 to 16 TiB; only for plugins whose manifest asks for kv at all). Unset: the manifest's.
+    pub kv_quota_bytes: Option<u64>,
 }
 
 impl Default for PluginConfig {
@@ -376,6 +390,7 @@ impl Default for PluginConfig {
             max_faults: 5,
             warm_instances: 16,
             recycle_after: 10_000,
+            kv_quota_bytes: None,
         }
     }
 }

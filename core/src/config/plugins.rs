@@ -3,12 +3,15 @@
 //! directories, limits, domain routing), so a bad plugin setup fails `check-config`, not a
 //! request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::model::Config;
 use super::{BUILTIN_FRONTENDS, PLUGIN_FRONTENDS};
-use crate::plugins::manifest::{load_manifest, Manifest, SettingType, World};
+use crate::plugins::builtin;
+use crate::plugins::manifest::{
+    builtin_manifest, load_manifest, unknown_builtin, Manifest, SettingType, World, MAX_KV_QUOTA,
+};
 
 type Err<'a> = dyn FnMut(&str, String) + 'a;
 
@@ -21,8 +24,12 @@ fn absolutize(base: &Path, p: &Path) -> std::path::PathBuf {
 }
 
 /// Validate frontends and plugins; returns the manifests of enabled plugins that loaded.
+/// `explicit`: the plugin entries the file (or environment) mentions; a default entry it does
+/// not mention gives up the domains other connectors of its world claim (see
+/// [`yield_default_domains`]), which is why `config` is mutable.
 pub(super) fn validate(
-    config: &Config,
+    config: &mut Config,
+    explicit: &BTreeSet<String>,
     base: &Path,
     err: &mut Err<'_>,
 ) -> BTreeMap<String, Manifest> {
@@ -35,6 +42,8 @@ pub(super) fn validate(
             manifests.insert(name.clone(), m);
         }
     }
+    yield_default_domains(config, explicit, &mut manifests);
+    let config = &*config;
     for (name, f) in &config.frontends {
         let path = format!("frontends.{name}");
         let builtin = BUILTIN_FRONTENDS.contains(&name.as_str());
@@ -88,13 +97,51 @@ pub(super) fn validate(
                 if let Some(other) = claimed.insert(d.clone(), name) {
                     err(
                         &format!("plugins.{name}.domains"),
-                        format!("domain \"{d}\" is already served by {world} \"{other}\""),
+                        format!("domain \"{d}\" is already served by {world} \"{other}\" (narrow plugins.{other}.domains or plugins.{name}.domains, or disable one)"),
                     );
                 }
             }
         }
     }
     manifests
+}
+
+/// A default connector entry the configuration does not mention (the built-in local store)
+/// serves only what no configured connector of its world claims: it drops those domains,
+/// `"*"` included, and is not loaded when none are left. Mentioning it in the file (even
+/// just `[plugins.local]`) makes it an ordinary entry, whose clashes are errors.
+fn yield_default_domains(
+    config: &mut Config,
+    explicit: &BTreeSet<String>,
+    manifests: &mut BTreeMap<String, Manifest>,
+) {
+    for name in super::model::Config::default().plugins.keys() {
+        if explicit.contains(name) {
+            continue;
+        }
+        let Some(world) = manifests.get(name).map(|m| m.world) else {
+            continue;
+        };
+        if !matches!(world, World::MailConnector | World::DirectoryConnector) {
+            continue; // only connectors serve domains
+        }
+        let claimed: BTreeSet<String> = manifests
+            .iter()
+            .filter(|(other, m)| *other != name && m.world == world)
+            .flat_map(|(other, _)| config.plugins[other].domains.iter())
+            .map(|d| d.to_ascii_lowercase())
+            .collect();
+        let Some(entry) = config.plugins.get_mut(name) else {
+            continue;
+        };
+        entry
+            .domains
+            .retain(|d| !claimed.contains(&d.to_ascii_lowercase()));
+        if entry.domains.is_empty() {
+            entry.enabled = false;
+            manifests.remove(name);
+        }
+    }
 }
 
 /// HTTP paths a plugin frontend serves: the manifest's, or the standard path of the slot.
@@ -120,19 +167,31 @@ fn plugin(
     if p.manifest.as_os_str().is_empty() {
         err(
             &at("manifest"),
-            "must be set (path to the plugin's plugin.toml)".into(),
+            "must be set (path to the plugin's plugin.toml, or builtin:NAME)".into(),
         );
         return None;
     }
     let file = absolutize(base, &p.manifest);
-    let m = match load_manifest(&file) {
+    let loaded = match builtin::reference(&p.manifest) {
+        Some(b) => match builtin_manifest(b) {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => {
+                err(&at("manifest"), unknown_builtin(b));
+                return None;
+            }
+            Err(e) => Err(e),
+        },
+        None => load_manifest(&file),
+    };
+    let m = match loaded {
         Ok(m) => m,
         Err(e) => {
+            let origin = e.origin;
             for e in e.errors {
                 let msg = if e.path == "(file)" {
                     e.message
                 } else {
-                    format!("{}: {}: {}", file.display(), e.path, e.message)
+                    format!("{origin}: {}: {}", e.path, e.message)
                 };
                 err(&at("manifest"), msg);
             }
@@ -226,6 +285,19 @@ fn plugin(
             err(
                 &at(&format!("dirs.{d}")),
                 "not asked for by the manifest (capabilities.dirs)".into(),
+            );
+        }
+    }
+    if let Some(q) = p.kv_quota_bytes {
+        if m.kv_quota_bytes == 0 {
+            err(
+                &at("kv_quota_bytes"),
+                "the manifest asks for no kv access (capabilities.kv_quota_bytes), so there is no quota to set".into(),
+            );
+        } else if q == 0 || q > MAX_KV_QUOTA {
+            err(
+                &at("kv_quota_bytes"),
+                format!("{q} must be between 1 and {MAX_KV_QUOTA} (16 TiB)"),
             );
         }
     }

@@ -71,7 +71,8 @@ impl Settings {
 }
 
 pub(super) fn validate(
-    config: Config,
+    mut config: Config,
+    explicit_plugins: &std::collections::BTreeSet<String>,
     source: &ConfigSource,
     errors: &mut Vec<ConfigError>,
 ) -> Settings {
@@ -285,7 +286,7 @@ pub(super) fn validate(
     );
 
     // [frontends] and [plugins]
-    let plugin_manifests = plugins::validate(&config, &base, &mut err);
+    let plugin_manifests = plugins::validate(&mut config, explicit_plugins, &base, &mut err);
 
     Settings {
         data_dir,

@@ -45,8 +45,10 @@ pub fn sdk_compatible(v: &semver::Version) -> bool {
 /// plugin itself).
 pub const EVENT_TOPICS: &[&str] = &["mailbox", "calendar", "contacts", "presence", "im"];
 
-/// The largest key-value quota a manifest may ask for (1 GiB).
-pub const MAX_KV_QUOTA: u64 = 1 << 30;
+/// The largest key-value quota a manifest may ask for, or an admin may give
+/// (`plugins.<name>.kv_quota_bytes`): 16 TiB, enough for a mail store (usage is kept in
+/// per-plugin counters, so a quota check costs the same at any size).
+pub const MAX_KV_QUOTA: u64 = 16 << 40;
 
 /// The SDK world a plugin implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -104,6 +106,8 @@ pub enum Artifact {
     Wasm,
     /// A native shared library: trusted code, no sandbox.
     Native,
+    /// A native plugin linked into this binary (`builtin:NAME`): trusted code, no sandbox.
+    Builtin,
 }
 
 /// An outbound connection the plugin may open (still subject to the admin's grant).
@@ -152,7 +156,7 @@ pub struct Manifest {
     pub world: World,
     /// `plugin.sdk`
     pub sdk: semver::Version,
-    /// `plugin.file`, resolved against the manifest's directory.
+    /// `plugin.file`, resolved against the manifest's directory (`builtin:NAME` for built-ins).
     pub file: PathBuf,
     /// Wasm component or native library, from the file name.
     pub artifact: Artifact,
@@ -229,8 +233,55 @@ pub fn load_manifest(path: &Path) -> Result<Manifest, ConfigErrors> {
     parse_manifest(&text, base).map_err(fail)
 }
 
+/// The manifest of the built-in plugin `name` (see [`super::builtin`]); `Ok(None)` if this
+/// binary has no such built-in.
+pub fn builtin_manifest(name: &str) -> Result<Option<Manifest>, ConfigErrors> {
+    let Some(b) = super::builtin::find(name) else {
+        return Ok(None);
+    };
+    parse(b.manifest, Path::new("."), Some(name))
+        .map(Some)
+        .map_err(|errors| ConfigErrors {
+            subject: "plugin manifest",
+            origin: format!("{}{name} (embedded)", super::builtin::PREFIX),
+            errors,
+        })
+}
+
+/// Read a manifest reference as the configuration gives it: `builtin:NAME`, or a path to a
+/// `plugin.toml`.
+pub fn load_manifest_ref(reference: &Path) -> Result<Manifest, ConfigErrors> {
+    let Some(name) = super::builtin::reference(reference) else {
+        return load_manifest(reference);
+    };
+    builtin_manifest(name)?.ok_or_else(|| ConfigErrors {
+        subject: "plugin manifest",
+        origin: reference.display().to_string(),
+        errors: vec![ConfigError::new("(file)", unknown_builtin(name))],
+    })
+}
+
+/// The error for `builtin:NAME` naming nothing this binary has.
+pub fn unknown_builtin(name: &str) -> String {
+    let names = super::builtin::names();
+    format!(
+        "unknown built-in plugin \"{name}\" (this binary has: {})",
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    )
+}
+
 /// Validate manifest text; relative file names are taken from `base`.
 pub fn parse_manifest(text: &str, base: &Path) -> Result<Manifest, Vec<ConfigError>> {
+    parse(text, base, None)
+}
+
+/// `builtin`: the text is the embedded manifest of that built-in; `plugin.file` and
+/// `plugin.sha256` are not checked (the code is part of the binary).
+fn parse(text: &str, base: &Path, builtin: Option<&str>) -> Result<Manifest, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut table: toml::Table = match text.parse() {
         Ok(t) => t,
@@ -347,8 +398,12 @@ pub fn parse_manifest(text: &str, base: &Path) -> Result<Manifest, Vec<ConfigErr
         }
         Ok(v) => Some(v),
     };
-    let file = base.join(&plugin.file);
+    let file = match builtin {
+        Some(name) => PathBuf::from(format!("{}{name}", super::builtin::PREFIX)),
+        None => base.join(&plugin.file),
+    };
     let artifact = match Path::new(&plugin.file).extension().and_then(|e| e.to_str()) {
+        _ if builtin.is_some() => Some(Artifact::Builtin),
         Some("wasm") => Some(Artifact::Wasm),
         Some("so" | "dylib" | "dll") => Some(Artifact::Native),
         _ => {
@@ -362,7 +417,9 @@ pub fn parse_manifest(text: &str, base: &Path) -> Result<Manifest, Vec<ConfigErr
             None
         }
     };
-    if Path::new(&plugin.file)
+    if builtin.is_some() {
+        // The code is in the binary; the file the crate's manifest names is not read.
+    } else if Path::new(&plugin.file)
         .components()
         .any(|c| matches!(c, std::path::Component::ParentDir))
         || Path::new(&plugin.file).is_absolute()
@@ -468,7 +525,7 @@ pub fn parse_manifest(text: &str, base: &Path) -> Result<Manifest, Vec<ConfigErr
         err(
             "capabilities.kv_quota_bytes",
             format!(
-                "{} is over the limit of {MAX_KV_QUOTA}",
+                "{} is over the limit of {MAX_KV_QUOTA} (16 TiB)",
                 caps.kv_quota_bytes
             ),
         );
@@ -482,7 +539,10 @@ pub fn parse_manifest(text: &str, base: &Path) -> Result<Manifest, Vec<ConfigErr
             sdk,
             file,
             artifact,
-            sha256: plugin.sha256.map(|h| h.to_ascii_lowercase()),
+            sha256: plugin
+                .sha256
+                .filter(|_| builtin.is_none())
+                .map(|h| h.to_ascii_lowercase()),
             outbound,
             kv_quota_bytes: caps.kv_quota_bytes,
             events: caps.events,

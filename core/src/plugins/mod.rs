@@ -2,6 +2,7 @@
 //! native loaders, host capabilities, the per-snapshot plugin set with connector routing,
 //! and the HTTP frontend adapter with request parking.
 
+pub mod builtin;
 pub mod caps;
 pub mod engine;
 pub mod frontend;

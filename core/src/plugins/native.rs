@@ -1,4 +1,6 @@
-//! Native plugins: shared libraries built with `export_native!`, loaded with libloading.
+//! Native plugins: shared libraries built with `export_native!`, loaded with libloading, and
+//! built-in plugins (crates linked into this binary, `manifest = "builtin:NAME"`), which take
+//! the same path minus `dlopen`: same stamp checks, same call path, same host capabilities.
 //! They run inside the server process with its privileges — trusted code, no sandbox, no
 //! memory cap, and a deadline that can only stop *waiting* for them (the thread runs on).
 //! What the host can still do: check the ABI stamp before calling anything, catch panics at
@@ -19,8 +21,9 @@ use super::{Fault, PluginError};
 
 /// A loaded native plugin.
 pub struct NativePlugin {
-    // Keeps the code mapped for as long as `entry` may be called.
-    _lib: libloading::Library,
+    // Keeps the code mapped for as long as `entry` may be called (`None`: built in, so the
+    // code is part of this binary).
+    _lib: Option<libloading::Library>,
     entry: &'static PluginEntry,
     deadline: Duration,
 }
@@ -57,15 +60,41 @@ impl NativePlugin {
         deadline: Duration,
     ) -> Result<(NativePlugin, Stamp), PluginError> {
         let (lib, entry, stamp) = Self::open(path)?;
+        Self::accept(Some(lib), entry, stamp, world, deadline, "the library")
+    }
+
+    /// A plugin linked into this binary: `entry` is what its `export_native!(…, builtin)`
+    /// returns. Checked exactly like a library's entry (ABI version first, then world and SDK).
+    pub fn builtin(
+        name: &str,
+        entry: &'static PluginEntry,
+        world: World,
+        deadline: Duration,
+    ) -> Result<(NativePlugin, Stamp), PluginError> {
+        // SAFETY: a reference to a static of this very binary.
+        #[allow(unsafe_code)]
+        let (entry, stamp) =
+            unsafe { Self::check_entry(entry, &format!("built-in plugin {name}")) }?;
+        Self::accept(None, entry, stamp, world, deadline, "the built-in crate")
+    }
+
+    fn accept(
+        lib: Option<libloading::Library>,
+        entry: &'static PluginEntry,
+        stamp: Stamp,
+        world: World,
+        deadline: Duration,
+        what: &str,
+    ) -> Result<(NativePlugin, Stamp), PluginError> {
         if stamp.world != Some(world.as_str()) {
             return Err(PluginError::WorldMismatch(format!(
-                "the library implements {}, the manifest says {world}",
+                "{what} implements {}, the manifest says {world}",
                 stamp.world.unwrap_or("an unknown world")
             )));
         }
         if !super::manifest::sdk_compatible(&stamp.sdk) {
             return Err(PluginError::Native(format!(
-                "the library was built with SDK {}, which this server (SDK {}) cannot load",
+                "{what} was built with SDK {}, which this server (SDK {}) cannot load",
                 stamp.sdk,
                 super::manifest::HOST_SDK_VERSION
             )));
@@ -104,18 +133,31 @@ impl NativePlugin {
                 "switchboard_plugin_entry returned null".into(),
             ));
         }
-        // The ABI version is the first field of every ABI revision, so it is safe to read
-        // before we know the rest of the layout matches.
-        // SAFETY: non-null pointer to a static in the library, which stays loaded.
+        // SAFETY: non-null pointer to a static in the library, which stays loaded as long as
+        // the returned `Library`.
+        let (entry, stamp) = unsafe { Self::check_entry(ptr, &path.display().to_string()) }?;
+        Ok((lib, entry, stamp))
+    }
+
+    /// Check an entry's ABI version (read first: it is the first field of every ABI revision,
+    /// so it is safe to read before we know the rest of the layout matches) and read its stamp.
+    ///
+    /// # Safety
+    /// `ptr` is non-null and points at a static that outlives every use of the result.
+    #[allow(unsafe_code)]
+    unsafe fn check_entry(
+        ptr: *const PluginEntry,
+        what: &str,
+    ) -> Result<(&'static PluginEntry, Stamp), PluginError> {
+        // SAFETY: per the contract; the first field is a `u32` in every ABI revision.
         let abi_version = unsafe { std::ptr::read(ptr as *const u32) };
         if abi_version != ABI_VERSION {
             return Err(PluginError::Native(format!(
-                "{} uses native ABI {abi_version}; this server speaks ABI {ABI_VERSION} (rebuild the plugin with a matching switchboard-sdk)",
-                path.display()
+                "{what} uses native ABI {abi_version}; this server speaks ABI {ABI_VERSION} (rebuild the plugin with a matching switchboard-sdk)"
             )));
         }
-        // SAFETY: ABI versions match, so the layout is `PluginEntry`; it is a static that lives
-        // as long as the library, which `NativePlugin` keeps loaded.
+        // SAFETY: the ABI versions match, so the layout is `PluginEntry`; it lives as long as
+        // the caller promised.
         let entry: &'static PluginEntry = unsafe { &*ptr };
         let [major, minor, patch] = entry.sdk_version;
         let stamp = Stamp {
@@ -123,7 +165,7 @@ impl NativePlugin {
             world: abi::world_name(entry.world),
             sdk: semver::Version::new(major as u64, minor as u64, patch as u64),
         };
-        Ok((lib, entry, stamp))
+        Ok((entry, stamp))
     }
 
     /// Run one call on a blocking thread; host calls made by the plugin are answered on that

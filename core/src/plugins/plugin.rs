@@ -89,7 +89,7 @@ pub struct PluginStatus {
     pub name: String,
     /// World.
     pub world: String,
-    /// `wasm` or `native`.
+    /// `wasm`, `native` or `builtin`.
     pub artifact: &'static str,
     /// Plugin version from its manifest.
     pub version: String,
@@ -170,6 +170,7 @@ impl Plugin {
             artifact: match self.manifest.artifact {
                 Artifact::Wasm => "wasm",
                 Artifact::Native => "native",
+                Artifact::Builtin => "builtin",
             },
             version: self.manifest.version.to_string(),
             state: if self.is_disabled() {

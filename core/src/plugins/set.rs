@@ -229,7 +229,11 @@ async fn load_one(
     let info = Arc::new(PluginInfo {
         name: name.to_string(),
         world: manifest.world,
-        kv: Kv::new(runtime.storage.clone(), name, manifest.kv_quota_bytes),
+        kv: Kv::new(
+            runtime.storage.clone(),
+            name,
+            cfg.kv_quota_bytes.unwrap_or(manifest.kv_quota_bytes),
+        ),
         event_topics: manifest.events.clone(),
         conns: Connections::new(grants),
         dirs,
@@ -272,6 +276,7 @@ async fn load_one(
             }
             Runtime::Native(Arc::new(native))
         }
+        Artifact::Builtin => Runtime::Native(Arc::new(load_builtin(&manifest, deadline)?)),
     };
     tracing::info!(plugin = name, world = %manifest.world, version = %manifest.version, "plugin loaded");
     let world = manifest.world;
@@ -353,15 +358,48 @@ pub async fn verify(manifest: &super::manifest::Manifest) -> Result<Verified, Pl
             WasmPlugin::load(&engine, &component, info, limits).await?;
             Ok(Verified { imports, exports })
         }
-        Artifact::Native => {
-            let (_lib, stamp) =
-                NativePlugin::load(&manifest.file, manifest.world, Duration::from_secs(10))?;
+        Artifact::Native | Artifact::Builtin => {
+            let (_plugin, stamp) = if manifest.artifact == Artifact::Builtin {
+                let name = builtin_name(manifest)?;
+                let b = super::builtin::find(name)
+                    .ok_or_else(|| PluginError::Native(super::manifest::unknown_builtin(name)))?;
+                let entry = (b.entry)();
+                NativePlugin::builtin(name, entry, manifest.world, Duration::from_secs(10))?
+            } else {
+                NativePlugin::load(&manifest.file, manifest.world, Duration::from_secs(10))?
+            };
             Ok(Verified {
                 imports: vec![format!("native ABI {}, SDK {}", stamp.abi, stamp.sdk)],
                 exports: vec![stamp.world.unwrap_or("?").to_string()],
             })
         }
     }
+}
+
+/// The name of a built-in plugin from its manifest (`file` is `builtin:NAME`).
+fn builtin_name(manifest: &super::manifest::Manifest) -> Result<&str, PluginError> {
+    super::builtin::reference(&manifest.file)
+        .ok_or_else(|| PluginError::Native(format!("{} is not a built-in plugin", manifest.name)))
+}
+
+/// Load a built-in plugin: its entry checked like a library's, no `dlopen`.
+fn load_builtin(
+    manifest: &super::manifest::Manifest,
+    deadline: Duration,
+) -> Result<NativePlugin, PluginError> {
+    let name = builtin_name(manifest)?;
+    let b = super::builtin::find(name)
+        .ok_or_else(|| PluginError::Native(super::manifest::unknown_builtin(name)))?;
+    let (plugin, stamp) = NativePlugin::builtin(name, (b.entry)(), manifest.world, deadline)?;
+    if stamp.sdk != manifest.sdk {
+        tracing::warn!(
+            plugin = name,
+            "embedded manifest says SDK {} but the crate was built with {}",
+            manifest.sdk,
+            stamp.sdk
+        );
+    }
+    Ok(plugin)
 }
 
 /// Describe a plugin file without a manifest: a component's imports and exports, or a native

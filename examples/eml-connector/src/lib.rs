@@ -286,7 +286,11 @@ impl MailConnector for Eml {
 }
 
 switchboard_sdk::export_wasm!(mail_connector: Eml);
+// The C entry symbol for the .so, unless the crate is linked into a host as a built-in (then
+// the host takes `builtin_entry()`; a binary may link several built-ins, but only one symbol).
+#[cfg(not(feature = "builtin"))]
 switchboard_sdk::export_native!(mail_connector: Eml);
+switchboard_sdk::export_native!(mail_connector: Eml, builtin);
 
 #[cfg(test)]
 mod tests {

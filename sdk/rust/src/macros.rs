@@ -185,44 +185,75 @@ macro_rules! __mail_connector_glue {
 ///
 /// Build the crate as a `cdylib` for the host target to get a `.so` / `.dylib` / `.dll`.
 /// Native plugins run unsandboxed inside the server: only load code you trust.
+///
+/// **Built into the server.** `export_native!(mail_connector: MyPlugin, builtin)` emits
+/// `pub fn builtin_entry() -> &'static PluginEntry` instead of the C symbol: the same stamped
+/// entry, for a host that links the crate as an rlib and loads it without `dlopen` (the
+/// Switchboard binary's `builtin:NAME` plugins). Several such crates link into one binary
+/// without clashing, since none exports the C symbol. A first-party plugin lists both forms
+/// and lets a cargo feature drop the C symbol when it is linked in:
+///
+/// ```ignore
+/// switchboard_sdk::export_native!(mail_connector: Local, builtin);
+/// #[cfg(not(feature = "builtin"))]
+/// switchboard_sdk::export_native!(mail_connector: Local);
+/// ```
 #[macro_export]
 macro_rules! export_native {
     ($world:ident: $plugin:ty) => {
         #[cfg(not(target_arch = "wasm32"))]
         const _: () = {
-            #[allow(unsafe_code)]
-            unsafe extern "C" fn __switchboard_call(
-                host: *mut ::core::ffi::c_void,
-                host_fn: $crate::abi::HostFn,
-                call: *const u8,
-                call_len: usize,
-                out: *mut ::core::ffi::c_void,
-                write: $crate::abi::WriteFn,
-            ) -> u32 {
-                // SAFETY: forwarded unchanged from the host, per the ABI contract.
-                unsafe {
-                    $crate::native::entry_call(
-                        host,
-                        host_fn,
-                        call,
-                        call_len,
-                        out,
-                        write,
-                        $crate::native::dispatch::$world::<$plugin>,
-                    )
-                }
-            }
-            static __SWITCHBOARD_ENTRY: $crate::abi::PluginEntry = $crate::abi::PluginEntry {
-                abi_version: $crate::abi::ABI_VERSION,
-                world: $crate::native::world::$world,
-                sdk_version: $crate::abi::SDK_VERSION,
-                call: __switchboard_call,
-            };
+            $crate::__native_entry!($world: $plugin);
             #[allow(unsafe_code)]
             #[unsafe(no_mangle)]
             extern "C" fn switchboard_plugin_entry() -> *const $crate::abi::PluginEntry {
                 &__SWITCHBOARD_ENTRY
             }
+        };
+    };
+    ($world:ident: $plugin:ty, builtin) => {
+        /// This plugin's stamped native entry, for a host that links the crate in (see
+        /// `switchboard_sdk::export_native!`).
+        #[cfg(not(target_arch = "wasm32"))]
+        pub fn builtin_entry() -> &'static $crate::abi::PluginEntry {
+            $crate::__native_entry!($world: $plugin);
+            &__SWITCHBOARD_ENTRY
+        }
+    };
+}
+
+/// The stamped `PluginEntry` static shared by both forms of [`export_native!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __native_entry {
+    ($world:ident: $plugin:ty) => {
+        #[allow(unsafe_code)]
+        unsafe extern "C" fn __switchboard_call(
+            host: *mut ::core::ffi::c_void,
+            host_fn: $crate::abi::HostFn,
+            call: *const u8,
+            call_len: usize,
+            out: *mut ::core::ffi::c_void,
+            write: $crate::abi::WriteFn,
+        ) -> u32 {
+            // SAFETY: forwarded unchanged from the host, per the ABI contract.
+            unsafe {
+                $crate::native::entry_call(
+                    host,
+                    host_fn,
+                    call,
+                    call_len,
+                    out,
+                    write,
+                    $crate::native::dispatch::$world::<$plugin>,
+                )
+            }
+        }
+        static __SWITCHBOARD_ENTRY: $crate::abi::PluginEntry = $crate::abi::PluginEntry {
+            abi_version: $crate::abi::ABI_VERSION,
+            world: $crate::native::world::$world,
+            sdk_version: $crate::abi::SDK_VERSION,
+            call: __switchboard_call,
         };
     };
 }
