@@ -12,7 +12,6 @@ use std::time::{Instant, SystemTime};
 
 use md5::{Digest, Md5};
 use slapd::{Slapd, BASE_DN, SERVICE_DN, SERVICE_PASSWORD};
-use support::plugins::{install, manifest_of, Build};
 use support::*;
 use switchboard_auth::{AuthFailure, AuthFailureKind, Identity};
 
@@ -20,22 +19,15 @@ const BOB: &str = "bob@example.com";
 const BOB_PASSWORD: &str = "bob's secret";
 const PATH: &str = "/autodiscover/autodiscover.xml";
 
-/// Install the connector and return the `[plugins.ldap]` config for `slapd` (StartTLS,
-/// service password by `file:` reference).
+/// The `[plugins.ldap]` config for `slapd`: the built-in connector (`builtin:ldap`), StartTLS,
+/// the service password by `file:` reference.
 fn ldap_config(slapd: &Slapd, dir: &std::path::Path) -> String {
-    let manifest = install(
-        &dir.join("ldap"),
-        "switchboard-ldap",
-        Build::Native,
-        &manifest_of("plugins/ldap/plugin.toml"),
-    );
     let pw = dir.join("ldap-service-password");
     std::fs::write(&pw, format!("{SERVICE_PASSWORD}\n")).unwrap();
     format!(
-        "[plugins.ldap]\nmanifest = {:?}\ndomains = [\"example.com\"]\n\
+        "[plugins.ldap]\nmanifest = \"builtin:ldap\"\ndomains = [\"example.com\"]\n\
          [plugins.ldap.settings]\nurl = {:?}\nbase_dn = {BASE_DN:?}\nbind_dn = {SERVICE_DN:?}\n\
          bind_password = {:?}\nca_file = {:?}\n",
-        manifest.display().to_string(),
         slapd.url(),
         format!("file:{}", pw.display()),
         slapd.ca_file().display().to_string(),

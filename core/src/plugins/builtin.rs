@@ -34,6 +34,13 @@ pub static BUILTINS: &[Builtin] = &[
         manifest: include_str!("../../../plugins/local/plugin.toml"),
         entry: switchboard_local::builtin_entry,
     },
+    // The LDAP directory connector (native only: it opens its own sockets). Not on by
+    // default: an admin enables it with `[plugins.ldap] manifest = "builtin:ldap"`.
+    Builtin {
+        name: "ldap",
+        manifest: include_str!("../../../plugins/ldap/plugin.toml"),
+        entry: switchboard_ldap::builtin_entry,
+    },
 ];
 
 fn extra() -> &'static Mutex<Vec<Builtin>> {
