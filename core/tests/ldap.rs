@@ -144,6 +144,13 @@ async fn directory_user_logs_in_over_https_then_passes_sip_digest() {
         .expect("directory user row");
     assert_eq!(u.display_name.as_deref(), Some("Bob the Builder"));
 
+    // The chain asks the current plugin set: after a reload without the directory, its
+    // logins stop (spelled `BOB@…` so the 60 s cache of verified logins cannot answer).
+    t.write_config("");
+    t.server().shared.reload().await.unwrap();
+    let r = autodiscover(&t, "BOB@example.com", BOB_PASSWORD, BOB).await;
+    assert_eq!(r.status, 401, "{}", r.text());
+
     t.shutdown().await;
 }
 
