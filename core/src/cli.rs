@@ -66,6 +66,66 @@ pub enum Command {
     /// Work with mailboxes.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// ActiveSync devices (phones): list, show, remote wipe, resync, remove.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+/// `switchboard device …` (see [`crate::device_admin`]). The server may keep running.
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// List devices: user, device id, type, protocol version, provisioned, wipe state.
+    List {
+        /// Only this user's devices.
+        #[arg(long)]
+        user: Option<String>,
+        /// The ActiveSync plugin's [plugins.<name>] entry.
+        #[arg(long, default_value = "eas")]
+        plugin: String,
+    },
+    /// Everything known about one device (DeviceInformation, sync state).
+    Show {
+        /// The owner, e.g. alice@example.com.
+        user: String,
+        /// The device id.
+        device: String,
+        /// The ActiveSync plugin's [plugins.<name>] entry.
+        #[arg(long, default_value = "eas")]
+        plugin: String,
+    },
+    /// Remote-wipe a device at its next request (provisioning carries the directive).
+    Wipe {
+        /// The owner, e.g. alice@example.com.
+        user: String,
+        /// The device id.
+        device: String,
+        /// Remove only this account's data from the device (protocol 16.1 phones).
+        #[arg(long)]
+        account_only: bool,
+        /// The ActiveSync plugin's [plugins.<name>] entry.
+        #[arg(long, default_value = "eas")]
+        plugin: String,
+    },
+    /// Drop the device's sync state: it re-syncs folders and items from scratch.
+    Resync {
+        /// The owner, e.g. alice@example.com.
+        user: String,
+        /// The device id.
+        device: String,
+        /// The ActiveSync plugin's [plugins.<name>] entry.
+        #[arg(long, default_value = "eas")]
+        plugin: String,
+    },
+    /// Forget the device and all its state (a pending wipe too).
+    Remove {
+        /// The owner, e.g. alice@example.com.
+        user: String,
+        /// The device id.
+        device: String,
+        /// The ActiveSync plugin's [plugins.<name>] entry.
+        #[arg(long, default_value = "eas")]
+        plugin: String,
+    },
 }
 
 /// `switchboard mail …`
@@ -413,7 +473,116 @@ async fn admin_command(command: Command, settings: &Settings) -> anyhow::Result<
             folder,
             paths,
         }) => mail_import(settings, storage, &user, folder.as_deref(), &paths).await?,
+        Command::Device(cmd) => device_command(&storage, cmd).await?,
         Command::Serve | Command::CheckConfig { .. } | Command::Reload | Command::Plugin(_) => {}
+    }
+    Ok(())
+}
+
+/// `switchboard device …`: see [`DeviceCommand`].
+async fn device_command(storage: &Storage, cmd: DeviceCommand) -> anyhow::Result<()> {
+    use crate::device_admin::{Devices, WipeKind};
+    match cmd {
+        DeviceCommand::List { user, plugin } => {
+            let devices = Devices::new(storage, &plugin).list(user.as_deref()).await?;
+            if devices.is_empty() {
+                println!("no devices");
+            }
+            for d in devices {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\twipe={}",
+                    d.user,
+                    d.device_id,
+                    if d.device_type.is_empty() {
+                        "-"
+                    } else {
+                        &d.device_type
+                    },
+                    if d.version.is_empty() {
+                        "-"
+                    } else {
+                        &d.version
+                    },
+                    if d.provisioned {
+                        "provisioned"
+                    } else {
+                        "not-provisioned"
+                    },
+                    d.wipe
+                );
+            }
+        }
+        DeviceCommand::Show {
+            user,
+            device,
+            plugin,
+        } => {
+            let Some(d) = Devices::new(storage, &plugin).show(&user, &device).await? else {
+                bail!("no device {device:?} for {user} (see `switchboard device list`)");
+            };
+            println!("user:         {}", d.user);
+            println!("device:       {}", d.device_id);
+            println!("type:         {}", d.device_type);
+            println!("protocol:     {}", d.version);
+            println!("provisioned:  {}", d.provisioned);
+            println!("wipe:         {}", d.wipe);
+            println!("folders sync: {}", if d.hierarchy { "yes" } else { "no" });
+            println!("collections:  {}", d.collections);
+            if let Some(seen) = &d.last_seen {
+                println!("last seen:    {seen}");
+            }
+            for (k, v) in &d.info {
+                println!("info.{k}: {v}");
+            }
+        }
+        DeviceCommand::Wipe {
+            user,
+            device,
+            account_only,
+            plugin,
+        } => {
+            let kind = if account_only {
+                WipeKind::AccountOnly
+            } else {
+                WipeKind::Full
+            };
+            Devices::new(storage, &plugin)
+                .wipe(&user, &device, kind)
+                .await?;
+            audit(storage, "device.wipe", &format!("{user}/{device}")).await;
+            println!(
+                "{} wipe of {device} ({user}) requested: sent at the device's next request",
+                if account_only {
+                    "account-only"
+                } else {
+                    "remote"
+                }
+            );
+        }
+        DeviceCommand::Resync {
+            user,
+            device,
+            plugin,
+        } => {
+            let n = Devices::new(storage, &plugin)
+                .resync(&user, &device)
+                .await?;
+            audit(storage, "device.resync", &format!("{user}/{device}")).await;
+            println!(
+                "dropped {n} sync state entries of {device} ({user}): it re-syncs from scratch"
+            );
+        }
+        DeviceCommand::Remove {
+            user,
+            device,
+            plugin,
+        } => {
+            let n = Devices::new(storage, &plugin)
+                .remove(&user, &device)
+                .await?;
+            audit(storage, "device.remove", &format!("{user}/{device}")).await;
+            println!("removed {device} ({user}) and {n} state entries");
+        }
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod device_admin;
 pub mod directory_auth;
 pub mod frontends;
 pub mod http;

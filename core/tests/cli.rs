@@ -473,7 +473,7 @@ fn builtin_plugins_are_listed_verified_and_inspected() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("unknown built-in plugin \"nosuch\" (this binary has: local)"),
+        stderr.contains("unknown built-in plugin \"nosuch\" (this binary has: eas, ldap, local)"),
         "{stderr}"
     );
 }

@@ -8,7 +8,7 @@ use config::{Environment, File, FileFormat, Value, ValueKind};
 use serde::de::DeserializeOwned;
 
 use super::error::{ConfigError, ConfigErrors};
-use super::model::{Config, PluginConfig};
+use super::model::{Config, FrontendConfig, PluginConfig};
 use super::validate::{validate, Settings};
 
 /// Where a configuration comes from: an optional file and an environment snapshot.
@@ -169,7 +169,14 @@ fn deserialize_sections(
         for (name, entry) in table {
             let path = format!("{section}.{name}");
             if is_frontends {
-                if let Some(parsed) = typed(entry, &path, errors) {
+                if let Some(mut parsed) = typed::<_, FrontendConfig>(entry, &path, errors) {
+                    // Merged over a default entry (`[frontends.eas] enabled = true` keeps
+                    // the default's plugin).
+                    if let Some(default) = config.frontends.get(&name) {
+                        if parsed.plugin.is_none() {
+                            parsed.plugin = default.plugin.clone();
+                        }
+                    }
                     config.frontends.insert(name, parsed);
                 }
             } else {

@@ -50,18 +50,39 @@ impl Default for Config {
             auth: AuthConfig::default(),
             // Built-in frontends are on unless the file turns them off; entries in the file
             // are merged over these.
-            frontends: BTreeMap::from([("autodiscover".to_string(), FrontendConfig::default())]),
+            // ActiveSync is on by default, served by the embedded `builtin:eas` component.
+            frontends: BTreeMap::from([
+                ("autodiscover".to_string(), FrontendConfig::default()),
+                (
+                    "eas".to_string(),
+                    FrontendConfig {
+                        plugin: Some("eas".to_string()),
+                        ..FrontendConfig::default()
+                    },
+                ),
+            ]),
             // The built-in local mail store serves every domain no other mail connector claims.
             // A `[plugins.local]` table in the file is merged over this entry key by key (so
             // `enabled = false` alone turns it off); while the file does not mention it, a
             // domain (or "*") claimed by another mail connector is left to that connector.
-            plugins: BTreeMap::from([(
-                "local".to_string(),
-                PluginConfig {
-                    manifest: PathBuf::from("builtin:local"),
-                    ..PluginConfig::default()
-                },
-            )]),
+            // The ActiveSync frontend: a WebAssembly component embedded in the binary
+            // (core/build.rs builds it), sandboxed because it parses phones' bytes.
+            plugins: BTreeMap::from([
+                (
+                    "local".to_string(),
+                    PluginConfig {
+                        manifest: PathBuf::from("builtin:local"),
+                        ..PluginConfig::default()
+                    },
+                ),
+                (
+                    "eas".to_string(),
+                    PluginConfig {
+                        manifest: PathBuf::from("builtin:eas"),
+                        ..PluginConfig::default()
+                    },
+                ),
+            ]),
             plugin_host: PluginHostConfig::default(),
         }
     }

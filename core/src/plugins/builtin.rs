@@ -74,6 +74,7 @@ pub fn names() -> Vec<&'static str> {
         .iter()
         .chain(extra.iter())
         .map(|b| b.name)
+        .chain(super::embedded::EMBEDDED.iter().map(|e| e.name))
         .collect();
     names.sort_unstable();
     names.dedup();

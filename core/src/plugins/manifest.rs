@@ -236,11 +236,19 @@ pub fn load_manifest(path: &Path) -> Result<Manifest, ConfigErrors> {
 /// The manifest of the built-in plugin `name` (see [`super::builtin`]); `Ok(None)` if this
 /// binary has no such built-in.
 pub fn builtin_manifest(name: &str) -> Result<Option<Manifest>, ConfigErrors> {
-    let Some(b) = super::builtin::find(name) else {
-        return Ok(None);
+    // A native built-in, or a component embedded in the binary (see `super::embedded`).
+    let (text, wasm) = match (super::builtin::find(name), super::embedded::find(name)) {
+        (Some(b), _) => (b.manifest, false),
+        (None, Some(e)) => (e.manifest, true),
+        (None, None) => return Ok(None),
     };
-    parse(b.manifest, Path::new("."), Some(name))
-        .map(Some)
+    parse(text, Path::new("."), Some(name))
+        .map(|mut m| {
+            if wasm {
+                m.artifact = Artifact::Wasm;
+            }
+            Some(m)
+        })
         .map_err(|errors| ConfigErrors {
             subject: "plugin manifest",
             origin: format!("{}{name} (embedded)", super::builtin::PREFIX),

@@ -3,6 +3,7 @@
 //! and the HTTP frontend adapter with request parking.
 
 pub mod builtin;
+pub mod embedded;
 pub mod caps;
 pub mod engine;
 pub mod frontend;

@@ -247,7 +247,7 @@ async fn load_one(
             let file = manifest.file.clone();
             // Reading and compiling are blocking and CPU-heavy: keep them off the reactor.
             let component = tokio::task::spawn_blocking(move || {
-                let bytes = std::fs::read(&file)
+                let bytes = super::embedded::read(&file)
                     .map_err(|e| PluginError::Io(format!("{}: {e}", file.display())))?;
                 let sha = hex::encode(Sha256::digest(&bytes));
                 engine.component(&bytes, &sha)
@@ -326,7 +326,7 @@ pub async fn verify(manifest: &super::manifest::Manifest) -> Result<Verified, Pl
                 max_memory_bytes: 256 << 20,
                 cache_dir: None,
             })?;
-            let bytes = std::fs::read(&manifest.file)
+            let bytes = super::embedded::read(&manifest.file)
                 .map_err(|e| PluginError::Io(format!("{}: {e}", manifest.file.display())))?;
             let sha = hex::encode(Sha256::digest(&bytes));
             let component = engine.component(&bytes, &sha)?;
