@@ -9,7 +9,7 @@ use super::error::ConfigError;
 use super::load::ConfigSource;
 use super::model::Config;
 use super::plugins;
-use crate::plugins::manifest::Manifest;
+use crate::plugins::manifest::{Manifest, SettingType};
 
 /// Which listener a socket address belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -287,6 +287,23 @@ pub(super) fn validate(
 
     // [frontends] and [plugins]
     let plugin_manifests = plugins::validate(&mut config, explicit_plugins, &base, &mut err);
+    // Secret plugin settings given as `env:NAME` / `file:PATH` must resolve now, so
+    // `check-config` catches them (the plugin host resolves them again when it loads the plugin).
+    for (name, m) in &plugin_manifests {
+        let Some(p) = config.plugins.get(name) else {
+            continue;
+        };
+        for (key, value) in &p.settings {
+            let (Some(s), Some(raw)) = (m.settings.get(key), value.as_str()) else {
+                continue;
+            };
+            if s.kind == SettingType::Secret {
+                if let Err(e) = super::secret::Secret::new(raw).resolve(&env, &base) {
+                    err(&format!("plugins.{name}.settings.{key}"), e);
+                }
+            }
+        }
+    }
 
     Settings {
         data_dir,
