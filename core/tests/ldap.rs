@@ -222,3 +222,35 @@ async fn unreachable_directory_is_unavailable_not_bad_credentials() {
     assert_eq!(r.status, 503, "{}", r.text());
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn directory_logins_are_throttled_and_audited() {
+    const CAROL: &str = "carol@example.com";
+    let slapd = Slapd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(&ldap_config(&slapd, dir.path())).await;
+    // auth.throttle.max_failures_per_user = 5 (default): five wrong directory passwords…
+    for _ in 0..5 {
+        assert_eq!(autodiscover(&t, CAROL, "wrong", CAROL).await.status, 401);
+    }
+    // …then even the right one is refused before the directory is asked.
+    assert_eq!(autodiscover(&t, CAROL, "carol pw", CAROL).await.status, 429);
+    // Every failure is in the audit log (written by a background task: wait for it).
+    let storage = &t.server().shared.storage;
+    let mut failures = 0;
+    for _ in 0..200 {
+        failures = storage
+            .recent_audit(100)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.actor.as_deref() == Some(CAROL) && r.action == "auth.failure")
+            .count();
+        if failures >= 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(failures, 5);
+    t.shutdown().await;
+}
