@@ -197,6 +197,27 @@ fn unreachable_server_is_a_clear_unavailable_error() {
 }
 
 #[test]
+fn a_server_that_never_answers_times_out() {
+    let slapd = Slapd::start();
+    // Accepts connections (the kernel's backlog) but never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let h = host(
+        &slapd,
+        &format!("ldap://127.0.0.1:{port}"),
+        &[("timeout_ms", "300")],
+    );
+    match auth(&h, "bob", "bob's secret") {
+        Err(Error::Unavailable(m)) => {
+            assert!(m.contains(&format!("127.0.0.1:{port}")), "{m}");
+            assert!(m.contains("no answer within 300 ms"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(silent);
+}
+
+#[test]
 fn bad_settings_name_the_setting() {
     let slapd = Slapd::start();
     let h = host(
