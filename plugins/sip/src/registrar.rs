@@ -4,7 +4,7 @@ use switchboard_sdk::host::kv;
 use switchboard_sip_proto::{Contact, Message};
 
 use crate::store::{get_json, to_json, Binding, Bindings, RETRIES};
-use crate::txn::{proto, Ctx, SUPPORTED};
+use crate::txn::{proto, send_reply, Ctx, SUPPORTED};
 use crate::util::{reason_text, Aor, Target};
 use crate::{auth, im, Result, SipError};
 
@@ -35,8 +35,9 @@ enum Change {
     Fetch,
 }
 
-/// Handle REGISTER.
-pub fn register<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Message<'r>> {
+/// Handle REGISTER. Sends the 200 itself (so the client knows it is registered before queued
+/// messages arrive) and returns `None`; errors are answered by the caller.
+pub fn register<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Message<'r>>> {
     let to = msg.to().map_err(bad)?;
     let aor = Aor::of_uri(&to.uri).ok_or_else(|| {
         SipError::status(400, "Bad Request (To is not a SIP URI with a user part)")
@@ -207,6 +208,9 @@ pub fn register<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Message<'r>> 
     resp.push_header("Date", http_date(ctx.now))
         .map_err(proto)?;
 
+    if let Some(bytes) = send_reply(ctx, msg, resp, true) {
+        crate::txn::remember(msg, &bytes, ctx.now);
+    }
     // Offline messages go out as soon as the user is reachable again.
     if matches!(change, Change::Set(_)) && !bindings.contacts.is_empty() {
         if let Err(e) = im::deliver_queued(&aor, &bindings.contacts, ctx) {
@@ -216,7 +220,7 @@ pub fn register<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Message<'r>> 
             ));
         }
     }
-    Ok(resp)
+    Ok(None)
 }
 
 /// An RFC 1123 date (the `Date` header of REGISTER answers, RFC 3261 §10.3 step 8).

@@ -103,7 +103,7 @@ fn dispatch<'r>(
         return Ok(Some(r));
     }
     match method {
-        Method::Register => registrar::register(msg, ctx).map(Some),
+        Method::Register => registrar::register(msg, ctx),
         Method::Message => im::message(msg, ctx).map(Some),
         Method::Publish => presence::publish(msg, ctx),
         Method::Subscribe => presence::subscribe(msg, ctx),

@@ -533,6 +533,8 @@ fn offline_messages_are_delivered_on_register_until_acknowledged() {
         )
     });
     let out = sent_since(&h, n);
+    // The 200 first, then the queue.
+    assert_eq!(status_line(&out[0].1), "SIP/2.0 200 OK");
     let bodies: Vec<&str> = out
         .iter()
         .filter(|(_, t)| t.starts_with("MESSAGE "))
