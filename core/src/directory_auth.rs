@@ -8,7 +8,8 @@
 //! **SIP Digest and directories.** Digest needs HA1 = H(user:realm:password) per realm, which
 //! a directory cannot give. So on every password the directory confirms (HTTP Basic:
 //! ActiveSync, Autodiscover — normally over HTTPS), the HA1 values for the realm named like the
-//! user's domain (and any further realm the user already has), MD5 and SHA-256, are stored in
+//! user's domain, the SIP frontend's configured `realm` if set, and any further realm the user
+//! already has, MD5 and SHA-256, are stored in
 //! `sip_credentials` for a *directory user* row (see
 //! `switchboard_storage::Storage::record_directory_login`), and the ordinary local Digest
 //! lookup serves them. Limits:
@@ -140,9 +141,17 @@ impl CredentialSource for DirectoryUsers {
             .filter(|l| l.ends_with(&format!("@{domain}")) && split(l).is_some())
             .unwrap_or(given);
         let display_name = person.map(|p| p.display_name).filter(|n| !n.is_empty());
+        // The SIP frontend's configured Digest realm, if it has one (empty: the domain).
+        let sip_realms: Vec<String> = snapshot
+            .plugins
+            .iter()
+            .filter(|p| p.manifest.world == World::SipFrontend)
+            .filter_map(|p| p.info.settings.get("realm").cloned())
+            .filter(|r| !r.is_empty())
+            .collect();
         match self
             .storage
-            .record_directory_login(&address, password, display_name.as_deref())
+            .record_directory_login(&address, password, display_name.as_deref(), &sip_realms)
             .await
         {
             Ok(l) if l.user.disabled => Ok(SourceVerdict::Disabled),

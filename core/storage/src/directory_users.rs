@@ -39,16 +39,18 @@ pub struct DirectoryLogin {
 
 impl Storage {
     /// Remember a login a directory has just confirmed: create the directory user (and its
-    /// domain) on first sight, and store SIP HA1 values for the realm named like the domain
-    /// and every further realm the user already has, both username forms, MD5 and SHA-256.
-    /// Rows are only written when the password differs from the stored one, so a phone
-    /// re-authenticating every minute costs one read. A *local* user of the same address is
+    /// domain) on first sight, and store SIP HA1 values for the realm named like the domain,
+    /// the `extra_realms` (the SIP frontend's configured realm) and every further realm the
+    /// user already has, both username forms, MD5 and SHA-256. Rows are only written when the
+    /// password differs from the stored one or a realm is missing, so a phone
+    /// re-authenticating every minute costs two reads. A *local* user of the same address is
     /// never touched (its own password stays authoritative).
     pub async fn record_directory_login(
         &self,
         address: &str,
         password: &str,
         display_name: Option<&str>,
+        extra_realms: &[String],
     ) -> Result<DirectoryLogin, StorageError> {
         let addr = validate::address(address)?;
         if password.is_empty() {
@@ -106,21 +108,27 @@ impl Storage {
             .sip_ha1(&addr.full, &realm, HashAlgorithm::Md5)
             .await?
             .map(|h| h.ha1);
-        if current.as_deref()
+        let mut realms = self.sip_realms_of(model.id, &addr).await?;
+        let wanted: Vec<&String> = extra_realms
+            .iter()
+            .filter(|r| !r.is_empty() && r.len() <= 255 && !r.contains(char::is_control))
+            .collect();
+        let complete = wanted.iter().all(|r| realms.contains(*r));
+        let same = current.as_deref()
             == Some(&digest_ha1(
                 HashAlgorithm::Md5,
                 &addr.full,
                 &realm,
                 password,
-            ))
-        {
+            ));
+        if complete && same {
             return Ok(DirectoryLogin {
                 user: model.into(),
                 ha1_updated: false,
             });
         }
-        let mut realms = self.sip_realms_of(model.id, &addr).await?;
         realms.insert(realm);
+        realms.extend(wanted.into_iter().cloned());
         let now = time::now();
         for r in realms {
             let take_over = r == addr.domain;
@@ -171,5 +179,109 @@ impl Storage {
             .ctx(|| format!("deleting the SIP credentials of {:?}", addr.full))?;
         tracing::info!(address = %addr.full, "directory refused the password the SIP credentials were made from; deleted them");
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PasswordCheck;
+
+    async fn storage() -> Storage {
+        let s = Storage::connect("sqlite::memory:", 1).await.unwrap();
+        s.migrate().await.unwrap();
+        s
+    }
+
+    async fn ha1(s: &Storage, user: &str, realm: &str) -> Option<String> {
+        s.sip_ha1(user, realm, HashAlgorithm::Md5)
+            .await
+            .unwrap()
+            .map(|h| h.ha1)
+    }
+
+    #[tokio::test]
+    async fn directory_logins_store_ha1_and_stale_ones_are_forgotten() {
+        let s = storage().await;
+        let extra = vec!["sip.corp.example".to_string()];
+        let l = s
+            .record_directory_login("Bob@Corp.Example", "pw1", Some("Bob"), &extra)
+            .await
+            .unwrap();
+        assert!(l.ha1_updated);
+        assert_eq!(l.user.address, "bob@corp.example");
+        assert!(s.domain("corp.example").await.unwrap().is_some());
+        for (user, realm) in [
+            ("bob", "corp.example"),
+            ("bob@corp.example", "corp.example"),
+            ("bob", "sip.corp.example"),
+        ] {
+            assert_eq!(
+                ha1(&s, user, realm).await,
+                Some(digest_ha1(HashAlgorithm::Md5, user, realm, "pw1")),
+                "{user} in {realm}"
+            );
+        }
+        // Same password again: nothing written.
+        let again = s
+            .record_directory_login("bob@corp.example", "pw1", None, &extra)
+            .await
+            .unwrap();
+        assert!(!again.ha1_updated);
+        // Local password checks do not know directory users (the directory is asked).
+        assert_eq!(
+            s.verify_password("bob@corp.example", "pw1").await.unwrap(),
+            PasswordCheck::UnknownUser
+        );
+        // A stranger's wrong password leaves the HA1; the one it was made from removes it.
+        assert!(!s
+            .forget_stale_directory_ha1("bob@corp.example", "guess")
+            .await
+            .unwrap());
+        assert!(ha1(&s, "bob", "corp.example").await.is_some());
+        assert!(s
+            .forget_stale_directory_ha1("bob@corp.example", "pw1")
+            .await
+            .unwrap());
+        assert!(ha1(&s, "bob", "corp.example").await.is_none());
+        assert!(ha1(&s, "bob", "sip.corp.example").await.is_none());
+        // A new password writes it again.
+        assert!(
+            s.record_directory_login("bob@corp.example", "pw2", None, &[])
+                .await
+                .unwrap()
+                .ha1_updated
+        );
+        assert_eq!(
+            ha1(&s, "bob", "corp.example").await,
+            Some(digest_ha1(HashAlgorithm::Md5, "bob", "corp.example", "pw2"))
+        );
+    }
+
+    #[tokio::test]
+    async fn local_users_are_never_overwritten_from_a_directory() {
+        let s = storage().await;
+        s.add_domain("corp.example").await.unwrap();
+        s.add_user("carol@corp.example", "local pw", None)
+            .await
+            .unwrap();
+        let l = s
+            .record_directory_login("carol@corp.example", "ldap pw", None, &[])
+            .await
+            .unwrap();
+        assert!(!l.ha1_updated);
+        assert_eq!(
+            ha1(&s, "carol", "corp.example").await,
+            Some(digest_ha1(
+                HashAlgorithm::Md5,
+                "carol",
+                "corp.example",
+                "local pw"
+            ))
+        );
+        assert!(!s
+            .forget_stale_directory_ha1("carol@corp.example", "local pw")
+            .await
+            .unwrap());
     }
 }
