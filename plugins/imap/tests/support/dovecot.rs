@@ -2,9 +2,13 @@
 //! directory, IMAP (and LMTP) on a free loopback port, started as a child process (`dovecot
 //! -F`) and stopped when dropped.
 //!
-//! Users (passwd-file, plain passwords): `alice@example.com` / `secret`,
-//! `bob@example.com` / `secret`; master user `switchboard` / `mastersecret` (log in as
-//! `alice@example.com*switchboard`). Mail is stored as maildir under the temp directory.
+//! Users (passwd-file, plain passwords): `alice@example.com`, `bob@example.com`,
+//! `alice@scalix.test` and `bob@scalix.test`, all with `secret`; master user `switchboard` /
+//! `mastersecret` (log in as `alice@example.com*switchboard`). Mail is stored as maildir under
+//! the temp directory; LMTP listens on a unix socket ([`Dovecot::lmtp_socket`]) for delivery.
+//!
+//! Also included by the core's end-to-end tests (`core/tests/eas_imap.rs`), so it depends only
+//! on crates both have (`tempfile`, `rcgen`).
 //!
 //! When the tests run as root, mail is owned by `nobody` (Dovecot refuses UID 0 for mail
 //! access) and Dovecot's own unprivileged users (`dovenull`, `dovecot`, created by the Debian
@@ -167,7 +171,10 @@ impl Dovecot {
         };
         std::fs::write(
             root.join("users"),
-            format!("alice@example.com:{{PLAIN}}{PASSWORD}\nbob@example.com:{{PLAIN}}{PASSWORD}\n"),
+            ["alice@example.com", "bob@example.com", "alice@scalix.test", "bob@scalix.test"]
+                .iter()
+                .map(|u| format!("{u}:{{PLAIN}}{PASSWORD}\n"))
+                .collect::<String>(),
         )
         .expect("users");
         std::fs::write(
@@ -288,6 +295,11 @@ namespace inbox {{
     /// The server certificate (PEM), to trust as a CA.
     pub fn ca_file(&self) -> String {
         self.dir.path().join("cert.pem").display().to_string()
+    }
+
+    /// The LMTP socket: deliver mail into a user's INBOX as an MTA would.
+    pub fn lmtp_socket(&self) -> PathBuf {
+        self.dir.path().join("run/lmtp")
     }
 
     fn conf(&self) -> PathBuf {

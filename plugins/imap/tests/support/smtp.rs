@@ -1,9 +1,13 @@
 //! A real SMTP server to submit to: aiosmtpd (Debian's `python3-aiosmtpd`) run by
 //! `smtp_sink.py` on a free loopback port, with STARTTLS (a generated certificate) and AUTH,
-//! recording what it accepts. Stopped when dropped.
+//! recording what it accepts and optionally relaying it over LMTP into a Dovecot (so the
+//! recipient finds it in the INBOX). Stopped when dropped.
+//!
+//! The script is embedded and written to the temp directory, so this file also works when
+//! included from another crate's tests (`core/tests/eas_imap.rs`).
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// One accepted message.
@@ -32,7 +36,16 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Start with the one login it accepts.
     pub fn start(login: &str, password: &str) -> SmtpSink {
+        SmtpSink::start_relaying(login, password, None)
+    }
+
+    /// Like [`SmtpSink::start`]; every accepted message is also delivered over LMTP to the
+    /// unix socket `lmtp` (a Dovecot's [`lmtp_socket`](super::dovecot::Dovecot::lmtp_socket))
+    /// before the sink answers 250.
+    pub fn start_relaying(login: &str, password: &str, lmtp: Option<&Path>) -> SmtpSink {
         let dir = tempfile::tempdir().expect("temp dir");
+        let script = dir.path().join("smtp_sink.py");
+        std::fs::write(&script, include_str!("smtp_sink.py")).expect("smtp_sink.py");
         let cert =
             rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("certificate");
         std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).expect("cert");
@@ -44,8 +57,6 @@ impl SmtpSink {
                 .and_then(|l| l.local_addr())
                 .expect("free port")
                 .port();
-            let script =
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
             // Debian's interpreter, where python3-aiosmtpd is installed.
             let python = if std::path::Path::new("/usr/bin/python3").exists() {
                 "/usr/bin/python3"
@@ -53,13 +64,14 @@ impl SmtpSink {
                 "python3"
             };
             let mut child = Command::new(python)
-                .arg(script)
+                .arg(&script)
                 .arg(port.to_string())
                 .arg(dir.path().join("cert.pem"))
                 .arg(dir.path().join("key.pem"))
                 .arg(dir.path().join("out"))
                 .arg(login)
                 .arg(password)
+                .args(lmtp.map(|p| p.as_os_str()))
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())

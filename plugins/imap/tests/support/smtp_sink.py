@@ -1,11 +1,14 @@
 """A real SMTP server for the connector's tests (aiosmtpd, Debian package python3-aiosmtpd):
 STARTTLS required, AUTH PLAIN/LOGIN checked against one login, every accepted message
-written to OUTDIR as N.eml plus N.json (envelope and login), the .json last.
+written to OUTDIR as N.eml plus N.json (envelope and login), the .json last. With LMTP (a
+unix socket path), each message is first delivered there (a Dovecot's LMTP), so recipients
+find it in their INBOX; a refused delivery fails the SMTP transaction.
 
-usage: smtp_sink.py PORT CERT KEY OUTDIR LOGIN PASSWORD
+usage: smtp_sink.py PORT CERT KEY OUTDIR LOGIN PASSWORD [LMTP]
 """
 import json
 import os
+import smtplib
 import ssl
 import sys
 import threading
@@ -14,6 +17,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 port, cert, key, outdir, login, password = sys.argv[1:7]
+lmtp = sys.argv[7] if len(sys.argv) > 7 else None
 
 
 class Sink:
@@ -22,6 +26,13 @@ class Sink:
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
+        if lmtp:
+            try:
+                with smtplib.LMTP(lmtp) as relay:
+                    relay.sendmail(envelope.mail_from, envelope.rcpt_tos,
+                                   envelope.original_content or envelope.content)
+            except Exception as e:  # noqa: BLE001 - reported to the client
+                return f"451 LMTP delivery failed: {e}"
         with self.lock:
             self.count += 1
             n = self.count
