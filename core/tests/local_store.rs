@@ -320,6 +320,18 @@ async fn run_case(mut store: Store, who: &Principal, ops: Vec<Op>) -> Store {
     store
 }
 
+/// A temp directory for SQLite databases: in /dev/shm where there is one (every commit is
+/// an fsync; on tmpfs that costs nothing, and these tests commit thousands of times).
+fn db_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::tempdir_in(shm) {
+            return d;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -329,16 +341,16 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Run the property on one database: every case gets its own mailbox.
-fn property_on(db_url: &str, dir: &Path) {
+fn property_on(db_url: &str, dir: &Path, cases: u32) {
     let rt = runtime();
     let store = std::cell::RefCell::new(Some(rt.block_on(open(dir, db_url, Build::Native))));
     let case = std::cell::Cell::new(0u32);
     let config = ProptestConfig {
-        cases: 12,
+        cases,
         failure_persistence: None,
         ..ProptestConfig::default()
     };
-    proptest!(config, |(ops in prop::collection::vec(op(), 1..32))| {
+    proptest!(config, |(ops in prop::collection::vec(op(), 1..30))| {
         case.set(case.get() + 1);
         let who = Principal::parse(&format!("user{}@example.com", case.get())).unwrap();
         let s = store.borrow_mut().take().unwrap();
@@ -349,9 +361,9 @@ fn property_on(db_url: &str, dir: &Path) {
 
 #[test]
 fn change_tracking_property_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = db_dir();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("sb.db").display());
-    property_on(&url, dir.path());
+    property_on(&url, dir.path(), 16);
 }
 
 #[test]
@@ -359,7 +371,7 @@ fn change_tracking_property_on_postgres() {
     let rt = runtime();
     let db = rt.block_on(pg::PgDatabase::create()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    property_on(db.url(), dir.path());
+    property_on(db.url(), dir.path(), 8);
     drop(rt);
 }
 
@@ -428,7 +440,7 @@ async fn concurrent_writers_and_a_reader(db_url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = db_dir();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("sb.db").display());
     concurrent_writers_and_a_reader(&url).await;
 }
@@ -442,7 +454,7 @@ async fn concurrent_writers_on_postgres() {
 /// The WebAssembly build: items, attachments by range, delivery with an event, restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webassembly_build_stores_syncs_and_delivers() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = db_dir();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("sb.db").display());
     let store = open(dir.path(), &url, Build::Wasm).await;
     let alice = Principal::parse("alice@example.com").unwrap();
