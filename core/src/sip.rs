@@ -289,7 +289,8 @@ impl StreamDialer {
     }
 
     async fn connect(&self, transport: Transport, target: SocketAddr) -> Result<FlowId, Error> {
-        let unavailable = |what: String| Error::Unavailable(format!("SIP {transport} to {target}: {what}"));
+        let unavailable =
+            |what: String| Error::Unavailable(format!("SIP {transport} to {target}: {what}"));
         let (Some(shared), Some(handler)) = (self.shared.upgrade(), self.handler.upgrade()) else {
             return Err(unavailable("the server is shutting down".into()));
         };
@@ -320,15 +321,33 @@ impl StreamDialer {
             self.tracker.spawn(async move {
                 let _permit = permit;
                 serve_stream_notify(
-                    stream, target, local, transport, cfg, handler, flows, stop, Some(tx),
+                    stream,
+                    target,
+                    local,
+                    transport,
+                    cfg,
+                    handler,
+                    flows,
+                    stop,
+                    Some(tx),
                 )
                 .await;
             });
         } else {
             self.tracker.spawn(async move {
                 let _permit = permit;
-                serve_stream_notify(tcp, target, local, transport, cfg, handler, flows, stop, Some(tx))
-                    .await;
+                serve_stream_notify(
+                    tcp,
+                    target,
+                    local,
+                    transport,
+                    cfg,
+                    handler,
+                    flows,
+                    stop,
+                    Some(tx),
+                )
+                .await;
             });
         }
         rx.await
@@ -337,7 +356,11 @@ impl StreamDialer {
 }
 
 impl Dialer for StreamDialer {
-    fn dial(&self, transport: Transport, target: SocketAddr) -> BoxFuture<'static, Result<FlowId, Error>> {
+    fn dial(
+        &self,
+        transport: Transport,
+        target: SocketAddr,
+    ) -> BoxFuture<'static, Result<FlowId, Error>> {
         let me = StreamDialer {
             shared: self.shared.clone(),
             handler: self.handler.clone(),
