@@ -191,7 +191,7 @@ impl Replica {
         more
     }
 
-    async fn to_end(&mut self, store: &Store, who: &Principal, folder: &str, max: u32) {
+    async fn sync_to_end(&mut self, store: &Store, who: &Principal, folder: &str, max: u32) {
         while self.page(store, who, folder, max).await {}
     }
 }
@@ -199,7 +199,7 @@ impl Replica {
 /// What a brand-new client sees: the folder's contents.
 async fn contents(store: &Store, who: &Principal, folder: &str) -> BTreeMap<String, ItemSummary> {
     let mut r = Replica::default();
-    r.to_end(store, who, folder, 1000).await;
+    r.sync_to_end(store, who, folder, 1000).await;
     r.items
 }
 
@@ -298,7 +298,7 @@ async fn run_case(mut store: Store, who: &Principal, ops: Vec<Op>) -> Store {
                 let keep = history[c].len().saturating_sub(back).max(1);
                 history[c].truncate(keep);
                 let mut r = history[c].last().cloned().unwrap_or_default();
-                r.to_end(&store, who, &folders[c], 2).await;
+                r.sync_to_end(&store, who, &folders[c], 2).await;
                 assert_eq!(r.items, contents(&store, who, &folders[c]).await);
                 history[c].push(r);
             }
@@ -309,7 +309,7 @@ async fn run_case(mut store: Store, who: &Principal, ops: Vec<Op>) -> Store {
     let mut all = Vec::new();
     for c in 0..2 {
         let mut r = history[c].last().cloned().unwrap_or_default();
-        r.to_end(&store, who, &folders[c], 3).await;
+        r.sync_to_end(&store, who, &folders[c], 3).await;
         let now = contents(&store, who, &folders[c]).await;
         assert_eq!(r.items, now);
         all.extend(now.into_keys());
@@ -429,7 +429,7 @@ async fn concurrent_writers_and_a_reader(db_url: &str) {
     }
     let mut live = a.await.unwrap();
     live.extend(b.await.unwrap());
-    reader.to_end(&store, &who, "inbox", 3).await;
+    reader.sync_to_end(&store, &who, "inbox", 3).await;
     let now = contents(&store, &who, "inbox").await;
     assert_eq!(reader.items, now, "after {pages} pages during the writes");
     let mut ids: Vec<String> = now.into_keys().collect();
