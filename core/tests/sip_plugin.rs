@@ -22,7 +22,7 @@ const WAIT: Duration = Duration::from_secs(20);
 fn sip_section(rate: &str) -> String {
     format!(
         "[sip]\nudp = [\"127.0.0.1:0\"]\ntcp = [\"127.0.0.1:0\"]\ntls = [\"127.0.0.1:0\"]\n\
-         max_message_bytes = 2000\n{rate}\n"
+         max_message_bytes = 2000\nidle_timeout_secs = 3600\n{rate}\n"
     )
 }
 
@@ -81,7 +81,13 @@ fn register(user: &str, transport: &str) -> String {
 fn relay(to: &str, transport: &str, extra: &[(&str, &str)], body: &str) -> String {
     let mut headers = vec![("X-Relay-To", to)];
     headers.extend_from_slice(extra);
-    request("MESSAGE", "sip:relay@example.com", transport, &headers, body)
+    request(
+        "MESSAGE",
+        "sip:relay@example.com",
+        transport,
+        &headers,
+        body,
+    )
 }
 
 /// One SIP message read from a stream (header, then `Content-Length` bytes of body), or a
@@ -211,7 +217,13 @@ async fn request_response_on_every_transport(build: Build) {
     );
     assert_eq!(header(&r, "CSeq"), Some("314159 OPTIONS"));
     // Oversize on UDP: 513 from the core; the plugin never sees it.
-    let big = request("MESSAGE", "sip:alice@example.com", "UDP", &[], &"x".repeat(3000));
+    let big = request(
+        "MESSAGE",
+        "sip:alice@example.com",
+        "UDP",
+        &[],
+        &"x".repeat(3000),
+    );
     let r = udp_send_recv(&sock, addrs.sip_udp[0], &big).await.unwrap();
     assert!(r.starts_with("SIP/2.0 513 Message Too Large\r\n"), "{r}");
     assert_eq!(header(&r, "X-Echo-Tag"), None, "{r}");
@@ -225,8 +237,14 @@ async fn request_response_on_every_transport(build: Build) {
     // Keep-alive ping answered by the core, then the connection still carries messages.
     c.send("\r\n\r\n").await;
     assert_eq!(c.next().await.as_deref(), Some("\r\n"));
-    c.send(&request("INFO", "sip:alice@example.com", "TCP", &[], "ping"))
-        .await;
+    c.send(&request(
+        "INFO",
+        "sip:alice@example.com",
+        "TCP",
+        &[],
+        "ping",
+    ))
+    .await;
     let r = c.next().await.unwrap();
     assert_eq!(status(&r), "SIP/2.0 200 OK", "{r}");
     assert_eq!(header(&r, "CSeq"), Some("314159 INFO"));
@@ -251,6 +269,29 @@ async fn request_response_on_every_transport(build: Build) {
     assert_eq!(header(&r, "X-Echo-Transport"), Some("tls"), "{r}");
     c.send("\r\n\r\n").await;
     assert_eq!(c.next().await.as_deref(), Some("\r\n"));
+
+    // A plugin fault fails that request with 500 from the core; the connection goes on.
+    c.send(&request("CRASH", "sip:alice@example.com", "TLS", &[], ""))
+        .await;
+    let r = c.next().await.unwrap();
+    assert_eq!(status(&r), "SIP/2.0 500 Server Internal Error", "{r}");
+    c.send(&options("TLS")).await;
+    assert_eq!(status(&c.next().await.unwrap()), "SIP/2.0 200 OK");
+
+    // Metrics: messages in and out per transport, plugin calls and faults.
+    let m = support::admin(t.admin_addr(), "GET", "/metrics")
+        .await
+        .text();
+    for line in [
+        "sip_messages_total{transport=\"udp\"}",
+        "sip_messages_sent_total{transport=\"udp\"}",
+        "sip_messages_sent_total{transport=\"tcp\"}",
+        "sip_messages_sent_total{transport=\"tls\"}",
+        "sip_plugin_errors_total{transport=\"tls\",kind=\"",
+        "switchboard_plugin_calls_total{plugin=\"echo\",op=\"handle\"}",
+    ] {
+        assert!(m.contains(line), "{line} missing from /metrics");
+    }
     t.shutdown().await;
 }
 
@@ -282,12 +323,19 @@ async fn relays_reuse_registered_flows(build: Build) {
 
     // Alice (UDP) messages bob: the forward arrives on bob's own connection (send-flow).
     let alice = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let r = udp_send_recv(&alice, addrs.sip_udp[0], &relay("bob", "UDP", &[], "hi bob"))
-        .await
-        .unwrap();
+    let r = udp_send_recv(
+        &alice,
+        addrs.sip_udp[0],
+        &relay("bob", "UDP", &[], "hi bob"),
+    )
+    .await
+    .unwrap();
     assert_eq!(status(&r), "SIP/2.0 200 OK", "{r}");
     let fwd = bob.next().await.unwrap();
-    assert!(fwd.starts_with("MESSAGE sip:bob@example.com SIP/2.0\r\n"), "{fwd}");
+    assert!(
+        fwd.starts_with("MESSAGE sip:bob@example.com SIP/2.0\r\n"),
+        "{fwd}"
+    );
     assert_eq!(body(&fwd), "hi bob");
 
     // By address (send-to tcp): the core finds bob's open connection to that address.
@@ -301,7 +349,11 @@ async fn relays_reuse_registered_flows(build: Build) {
     assert_eq!(status(&r), "SIP/2.0 200 OK", "{r}");
     let fwd = bob.next().await.unwrap();
     assert_eq!(body(&fwd), "again");
-    assert_eq!(t.server().sip_flows.len(), 1, "no new connection was opened");
+    assert_eq!(
+        t.server().sip_flows.len(),
+        1,
+        "no new connection was opened"
+    );
 
     // Bob answers the forwarded MESSAGE; the response goes to the plugin (which drops it)
     // and the connection stays usable.
@@ -315,9 +367,13 @@ async fn relays_reuse_registered_flows(build: Build) {
     assert_eq!(status(&bob.next().await.unwrap()), "SIP/2.0 200 OK");
 
     // To dave over UDP (send-to udp from the listener socket).
-    let r = udp_send_recv(&alice, addrs.sip_udp[0], &relay("dave", "UDP", &[], "hi dave"))
-        .await
-        .unwrap();
+    let r = udp_send_recv(
+        &alice,
+        addrs.sip_udp[0],
+        &relay("dave", "UDP", &[], "hi dave"),
+    )
+    .await
+    .unwrap();
     assert_eq!(status(&r), "SIP/2.0 200 OK", "{r}");
     let fwd = udp_recv(&dave).await.unwrap();
     assert!(fwd.starts_with("MESSAGE sip:dave@example.com"), "{fwd}");
@@ -330,9 +386,13 @@ async fn relays_reuse_registered_flows(build: Build) {
     flows_become(&t, 2).await;
     drop(carol);
     flows_become(&t, 1).await;
-    let r = udp_send_recv(&alice, addrs.sip_udp[0], &relay("carol", "UDP", &[], "gone?"))
-        .await
-        .unwrap();
+    let r = udp_send_recv(
+        &alice,
+        addrs.sip_udp[0],
+        &relay("carol", "UDP", &[], "gone?"),
+    )
+    .await
+    .unwrap();
     assert_eq!(status(&r), "SIP/2.0 480 Temporarily Unavailable", "{r}");
     let err = header(&r, "X-Error").unwrap_or("");
     assert!(err.contains("not found") && err.contains("closed"), "{r}");
@@ -382,7 +442,9 @@ async fn the_core_connects_back_only_to_addresses_that_connected() {
         .unwrap();
     assert_eq!(status(&r), "SIP/2.0 480 Temporarily Unavailable", "{r}");
     assert!(
-        header(&r, "X-Error").unwrap_or("").contains("connects only back"),
+        header(&r, "X-Error")
+            .unwrap_or("")
+            .contains("connects only back"),
         "{r}"
     );
     // Once 127.0.0.2 has connected over TCP, the core may open a connection to it.
@@ -415,13 +477,15 @@ async fn the_core_connects_back_only_to_addresses_that_connected() {
 async fn reload_swaps_the_plugin_and_keeps_connections() {
     let root = tempfile::tempdir().unwrap();
     let t = TestServer::start(&config(root.path(), Build::Wasm, "v1", NO_LIMIT)).await;
+    // Built (and installed) before any connection is open: a build may wait on cargo's lock.
+    let v2 = config(root.path(), Build::Wasm, "v2", NO_LIMIT);
     let addrs = t.server().addrs.clone();
     let mut bob = tcp(addrs.sip_tcp[0]).await;
     bob.send(&register("bob", "TCP")).await;
     let r = bob.next().await.unwrap();
     assert_eq!(header(&r, "X-Echo-Tag"), Some("v1"), "{r}");
 
-    t.write_config(&config(root.path(), Build::Wasm, "v2", NO_LIMIT));
+    t.write_config(&v2);
     let report = t.server().shared.reload().await.unwrap();
     assert!(report.restart_required.is_empty(), "{report:?}");
 
@@ -431,22 +495,32 @@ async fn reload_swaps_the_plugin_and_keeps_connections() {
     assert_eq!(header(&r, "X-Echo-Tag"), Some("v2"), "{r}");
     // The flow registered before the reload still reaches bob.
     let alice = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let r = udp_send_recv(&alice, addrs.sip_udp[0], &relay("bob", "UDP", &[], "after reload"))
-        .await
-        .unwrap();
+    let r = udp_send_recv(
+        &alice,
+        addrs.sip_udp[0],
+        &relay("bob", "UDP", &[], "after reload"),
+    )
+    .await
+    .unwrap();
     assert_eq!(status(&r), "SIP/2.0 200 OK", "{r}");
     assert_eq!(header(&r, "X-Echo-Tag"), Some("v2"), "{r}");
     assert_eq!(body(&bob.next().await.unwrap()), "after reload");
 
     // Turning the frontend off falls back to the core's stand-in, still on the same flow.
-    let off = config(root.path(), Build::Wasm, "v2", NO_LIMIT).replace(
+    let off = v2.replace(
         "[frontends.sip]\nplugin = \"echo\"",
         "[frontends.sip]\nenabled = false\nplugin = \"echo\"",
     );
     t.write_config(&off);
     t.server().shared.reload().await.unwrap();
-    bob.send(&request("MESSAGE", "sip:alice@example.com", "TCP", &[], "x"))
-        .await;
+    bob.send(&request(
+        "MESSAGE",
+        "sip:alice@example.com",
+        "TCP",
+        &[],
+        "x",
+    ))
+    .await;
     let r = bob.next().await.unwrap();
     assert_eq!(status(&r), "SIP/2.0 503 Service Unavailable", "{r}");
     t.shutdown().await;

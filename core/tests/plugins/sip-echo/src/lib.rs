@@ -10,7 +10,7 @@
 //!   address; on UDP always so). The sender gets `200 OK` if the core accepted the forward,
 //!   else `480 Temporarily Unavailable` with the error in `X-Error`. `X-Relay-Target:
 //!   TRANSPORT IP:PORT` sends there with `send-to` instead of looking USER up.
-//! * Responses are dropped.
+//! * Responses are dropped. A `CRASH` request panics (a plugin fault).
 
 use switchboard_sdk::sip::Origin;
 use switchboard_sdk::{host, Error, SipFrontend};
@@ -71,7 +71,13 @@ fn user_of(value: &str) -> Option<&str> {
     rest.get(..rest.find('@')?)
 }
 
-fn response(req: &Msg<'_>, origin: &Origin, code: u16, reason: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+fn response(
+    req: &Msg<'_>,
+    origin: &Origin,
+    code: u16,
+    reason: &str,
+    extra: &[(&str, &str)],
+) -> Vec<u8> {
     let mut out = format!("SIP/2.0 {code} {reason}\r\n");
     for via in req.all("Via") {
         out.push_str(&format!("Via: {via}\r\n"));
@@ -80,7 +86,11 @@ fn response(req: &Msg<'_>, origin: &Origin, code: u16, reason: &str, extra: &[(&
         out.push_str(&format!("From: {from}\r\n"));
     }
     if let Some(to) = req.one("To") {
-        let tag = if to.contains(";tag=") { "" } else { ";tag=echo" };
+        let tag = if to.contains(";tag=") {
+            ""
+        } else {
+            ";tag=echo"
+        };
         out.push_str(&format!("To: {to}{tag}\r\n"));
     }
     for name in ["Call-ID", "CSeq"] {
@@ -93,7 +103,10 @@ fn response(req: &Msg<'_>, origin: &Origin, code: u16, reason: &str, extra: &[(&
     out.push_str(&format!("X-Echo-Transport: {}\r\n", origin.transport));
     for (n, v) in extra {
         // One line whatever the value holds.
-        let v: String = v.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let v: String = v
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         out.push_str(&format!("{n}: {v}\r\n"));
     }
     out.push_str("Content-Length: 0\r\n\r\n");
@@ -169,6 +182,7 @@ impl SipFrontend for Echo {
         };
         match method {
             "ACK" => {}
+            "CRASH" => panic!("sip-echo crashes on request"),
             "REGISTER" => {
                 let stored = match req.one("To").and_then(user_of) {
                     Some(user) => {
@@ -178,7 +192,13 @@ impl SipFrontend for Echo {
                 };
                 let reply = match stored {
                     Ok(()) => response(&req, &origin, 200, "OK", &[]),
-                    Err(e) => response(&req, &origin, 400, "Bad Request", &[("X-Error", &e.to_string())]),
+                    Err(e) => response(
+                        &req,
+                        &origin,
+                        400,
+                        "Bad Request",
+                        &[("X-Error", &e.to_string())],
+                    ),
                 };
                 send_back(&origin, &reply);
             }
