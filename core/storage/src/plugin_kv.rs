@@ -207,6 +207,11 @@ async fn retry_after(e: &DbErr, attempt: u32) -> bool {
     if !is_conflict(e) || attempt >= MAX_ATTEMPTS {
         return false;
     }
+    // SQLite answers "locked" only after its 5 s busy timeout: a writer holds the lock for
+    // that long, so a couple more tries are enough before the error goes to the caller.
+    if e.to_string().contains("database is locked") && attempt >= LOCKED_ATTEMPTS {
+        return false;
+    }
     let pause =
         u64::from(attempt.min(20)) * rand::Rng::gen_range(&mut rand::thread_rng(), 50..150u64);
     tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
@@ -245,6 +250,9 @@ use write_txn;
 
 /// How often a write transaction is retried after serialization failures before giving up.
 const MAX_ATTEMPTS: u32 = 200;
+
+/// How often a write transaction is retried after SQLite's busy timeout ran out.
+const LOCKED_ATTEMPTS: u32 = 3;
 
 /// Counter rows per plugin on PostgreSQL (see the module docs).
 pub const USAGE_SHARDS: i32 = 16;
