@@ -24,7 +24,7 @@ use switchboard_sdk::host::{self, kv};
 use switchboard_sip_proto::{Message, Method};
 
 use crate::store::{get_json, live_bindings, to_json, Binding, Queued, RETRIES};
-use crate::txn::{proto, Ctx};
+use crate::txn::{proto, send_reply, Ctx};
 use crate::util::{random_token, reason_text, send_logged, Aor};
 use crate::{auth, presence, registrar, Result, SipError};
 
@@ -33,7 +33,9 @@ fn bad(e: impl std::fmt::Display) -> SipError {
 }
 
 /// Handle MESSAGE.
-pub fn message<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Message<'r>> {
+/// Sends the 202 itself when forking (before the forks) and returns `None`; otherwise returns
+/// the answer.
+pub fn message<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Message<'r>>> {
     if msg.max_forwards().map_err(bad)? == Some(0) {
         return Err(SipError::status(483, "Too Many Hops"));
     }
@@ -76,21 +78,44 @@ pub fn message<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Message<'r>> {
     }
 
     let bindings = live_bindings(&recipient.key(), ctx.now)?;
-    let mut forwarded = 0;
-    // Forks keep the sender's Call-ID and CSeq, as a proxy forwards a request (RFC 3261
-    // §16.6); their answers are consumed (see `on_response`).
-    let call_id = msg.call_id().map_err(bad)?.to_string();
-    let cseq = msg.cseq().map_err(bad)?.seq;
-    for b in &bindings {
-        if let Some(out) = outgoing(msg, b, &call_id, cseq)? {
-            forwarded += usize::from(send_logged(&b.target, &out, "MESSAGE"));
+    if !bindings.is_empty() {
+        // The sender's 202 goes out first (so a client sees its answer before its own copy
+        // when it messages itself), then the forks. They keep the sender's Call-ID and CSeq,
+        // as a proxy forwards a request (RFC 3261 §16.6); their answers are consumed (see
+        // `on_response`).
+        let accepted = Message::response_to(msg, 202, "Accepted").map_err(proto)?;
+        if let Some(bytes) = send_reply(ctx, msg, accepted, true) {
+            crate::txn::remember(msg, &bytes, ctx.now);
         }
-    }
-    if forwarded > 0 {
+        let call_id = msg.call_id().map_err(bad)?.to_string();
+        let cseq = msg.cseq().map_err(bad)?.seq;
+        let mut forwarded = 0;
+        for b in &bindings {
+            if let Some(out) = outgoing(msg, b, &call_id, cseq)? {
+                forwarded += usize::from(send_logged(&b.target, &out, "MESSAGE"));
+            }
+        }
         let _ = host::events::publish(&format!("im:{}", recipient.key()));
-        return Message::response_to(msg, 202, "Accepted").map_err(proto);
+        if forwarded == 0 {
+            // Every fork failed to go out: keep it for the next REGISTER.
+            let ct = msg.header("Content-Type").unwrap_or("text/plain");
+            if let Err(e) = enqueue(
+                &recipient,
+                msg.header("From").unwrap_or_default(),
+                msg.header("To").unwrap_or_default(),
+                ct,
+                msg.body(),
+                ctx,
+            ) {
+                host::log::warn(&format!(
+                    "sip: message for {} neither forwarded nor queued: {e}",
+                    recipient.key()
+                ));
+            }
+        }
+        return Ok(None);
     }
-    // Offline (or every fork failed): store and forward, for users we know.
+    // Offline: store and forward, for users we know.
     if !known(&recipient)? {
         return Err(SipError::status(
             404,
@@ -110,7 +135,9 @@ pub fn message<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Message<'r>> {
         ctx,
     )?;
     let _ = host::events::publish(&format!("im:{}", recipient.key()));
-    Message::response_to(msg, 202, "Accepted").map_err(proto)
+    Message::response_to(msg, 202, "Accepted")
+        .map(Some)
+        .map_err(proto)
 }
 
 /// Whether `aor` may receive offline messages: it registered here before, or the directory

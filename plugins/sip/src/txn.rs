@@ -104,7 +104,7 @@ fn dispatch<'r>(
     }
     match method {
         Method::Register => registrar::register(msg, ctx),
-        Method::Message => im::message(msg, ctx).map(Some),
+        Method::Message => im::message(msg, ctx),
         Method::Publish => presence::publish(msg, ctx),
         Method::Subscribe => presence::subscribe(msg, ctx),
         Method::Options => {

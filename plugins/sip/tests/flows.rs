@@ -404,12 +404,15 @@ fn message_forks_to_every_contact_and_answers_202() {
             T0,
         )
     });
-    let out = sent_since(&h, n);
-    let dests: Vec<&str> = out.iter().map(|(d, _)| d.as_str()).collect();
+    let all = sent_since(&h, n);
+    let dests: Vec<&str> = all.iter().map(|(d, _)| d.as_str()).collect();
+    // The sender's 202 first, then one fork per contact.
     assert_eq!(
         dests,
-        ["udp:127.0.0.1:5081", "flow:7", "udp:127.0.0.1:5080"]
+        ["udp:127.0.0.1:5080", "udp:127.0.0.1:5081", "flow:7"]
     );
+    assert_eq!(status_line(&all[0].1), "SIP/2.0 202 Accepted");
+    let out = all[1..].to_vec();
     for (_, fork) in &out[..2] {
         assert!(fork.ends_with("\r\n\r\nWatson, come here."), "{fork}");
         assert_eq!(header(fork, "From"), Some("sip:alice@biloxi.com;tag=49583"));
@@ -419,7 +422,6 @@ fn message_forks_to_every_contact_and_answers_202() {
     assert!(header(&out[1].1, "Via")
         .unwrap()
         .starts_with("SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK"));
-    assert_eq!(status_line(&out[2].1), "SIP/2.0 202 Accepted");
     // The forks' answers are consumed silently.
     let answer = out[0].1.replace(status_line(&out[0].1), "SIP/2.0 200 OK");
     let answer = answer
@@ -449,7 +451,10 @@ fn message_from_elsewhere_needs_proxy_auth_and_hosted_domains() {
     let a = auth("alice", "biloxi.com", "sip:bob@biloxi.com", "good", true);
     h.run(|| handle_at(&message("alice", "bob", "p3", "hi", &a), &udp(5099), T0));
     let out = sent_since(&h, n + 1);
-    assert_eq!(status_line(&out[1].1), "SIP/2.0 202 Accepted");
+    assert_eq!(status_line(&out[0].1), "SIP/2.0 202 Accepted");
+    assert!(out[1]
+        .1
+        .starts_with("MESSAGE sip:bob@127.0.0.1:5081 SIP/2.0"));
     // Another domain: refused with the reason.
     let other = String::from_utf8(message("alice", "bob", "p4", "hi", &a))
         .unwrap()
