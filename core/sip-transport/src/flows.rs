@@ -155,3 +155,41 @@ impl Drop for Registration {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(transport: Transport, peer: &str) -> FlowInfo {
+        FlowInfo {
+            transport,
+            peer: peer.parse().unwrap(),
+            local: "127.0.0.1:5060".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn flows_are_found_by_remote_address_until_they_close() {
+        let flows = Flows::new();
+        let (tx, _rx) = mpsc::channel(1);
+        let peer: SocketAddr = "192.0.2.1:40000".parse().unwrap();
+        assert_eq!(flows.find(Transport::Tcp, peer), None);
+        let old = flows.register(info(Transport::Tcp, "192.0.2.1:40000"), tx.clone());
+        assert_eq!(flows.find(Transport::Tcp, peer), Some(old.id()));
+        // Per transport: a TLS flow from the same address is another flow.
+        assert_eq!(flows.find(Transport::Tls, peer), None);
+        // The newest flow from an address takes its slot; closing the older one keeps it.
+        let new = flows.register(info(Transport::Tcp, "192.0.2.1:40000"), tx.clone());
+        assert_eq!(flows.find(Transport::Tcp, peer), Some(new.id()));
+        drop(old);
+        assert_eq!(flows.find(Transport::Tcp, peer), Some(new.id()));
+        let id = new.id();
+        drop(new);
+        assert_eq!(flows.find(Transport::Tcp, peer), None);
+        assert_eq!(
+            flows.send(id, Bytes::from_static(b"x")),
+            Err(SendError::UnknownFlow(id))
+        );
+        assert!(flows.is_empty());
+    }
+}
