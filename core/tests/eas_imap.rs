@@ -9,10 +9,11 @@
 //! reaching Dovecot (and not echoed back), SendMail arriving at the SMTP server, in the
 //! recipient's Dovecot INBOX and in Sent, Dovecot restarted between two Syncs and stopped
 //! during one, a wrong user password (core: 401), a wrong service password and an unreachable
-//! IMAP server (the connector's `denied` / `unavailable` in their EAS/HTTP forms).
+//! IMAP server (the connector's `denied` / `unavailable` in their EAS/HTTP forms); calendar
+//! and contacts through a real Radicale (CalDAV/CardDAV) both ways.
 //!
-//! Needs `dovecot-imapd`, `dovecot-lmtpd` and `python3-aiosmtpd` (Debian; `.ci/run` installs
-//! them), like the connector's own tests whose harness this includes.
+//! Needs `dovecot-imapd`, `dovecot-lmtpd`, `python3-aiosmtpd` and `radicale` (Debian;
+//! `.ci/run` installs them), like the connector's own tests whose harness this includes.
 
 mod support;
 
@@ -28,11 +29,13 @@ use std::path::Path;
 use anyhow::{ensure, Context, Result};
 use eas_imap_support::{config, imap_settings, server_id, uid, Phone, ALICE, BOB};
 use imap_support::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER, PASSWORD};
+use imap_support::radicale::{card, event, Radicale};
 use imap_support::raw::Raw;
 use imap_support::smtp::SmtpSink;
 use support::TestServer;
 use switchboard_wbxml::tags::{
-    airsync as a, composemail as cm, email as em, folderhierarchy as fh,
+    airsync as a, calendar as cal, composemail as cm, contacts as ct, email as em,
+    folderhierarchy as fh, ping as pg,
 };
 use switchboard_wbxml::{element, Element};
 
@@ -256,6 +259,289 @@ async fn send_mail_reaches_the_recipient_and_sent() -> Result<()> {
     Ok(())
 }
 
+/// The ServerId a Sync answer gave the phone's Add `client_id`, with its Status.
+fn added(answer: &Element, client_id: &str) -> Result<String> {
+    let r = answer
+        .child("Collections")
+        .and_then(|c| c.child("Collection"))
+        .and_then(|c| c.child("Responses"))
+        .into_iter()
+        .flat_map(|r| r.children_named("Add"))
+        .find(|a| a.child_text("ClientId") == Some(client_id))
+        .with_context(|| format!("no Add response for {client_id}: {answer}"))?;
+    ensure!(r.child_text("Status") == Some("1"), "{r}");
+    Ok(r.child_text("ServerId").context("ServerId")?.to_string())
+}
+
+/// Every resource in a DAV collection, as `alice@scalix.test`.
+fn dav_bodies(dav: &Radicale, collection: &str) -> Result<Vec<String>> {
+    let (status, listing) = dav.http(
+        ALICE,
+        PASSWORD,
+        "PROPFIND",
+        collection,
+        &[("Depth", "1")],
+        b"",
+    );
+    ensure!(status == 207, "PROPFIND {collection}: {status}");
+    let mut out = Vec::new();
+    // `<href>` with whatever namespace prefix the server uses: the text after each `href>`
+    // up to the next `<`, when it names a member of the collection.
+    let mut hrefs: Vec<String> = listing
+        .split("href>")
+        .filter_map(|h| h.split('<').next())
+        .map(|h| h.replace("%40", "@"))
+        .filter(|h| h.starts_with(collection) && h.len() > collection.len())
+        .collect();
+    hrefs.dedup();
+    for href in hrefs {
+        let (status, body) = dav.http(ALICE, PASSWORD, "GET", &href, &[], b"");
+        ensure!(status == 200, "GET {href}: {status}");
+        out.push(body);
+    }
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calendar_and_contacts_round_trip_through_radicale() -> Result<()> {
+    let d = Dovecot::start();
+    let dav = Radicale::start();
+    let home = "/alice@scalix.test/";
+    let (st, _) = dav.http(ALICE, PASSWORD, "PROPFIND", home, &[("Depth", "0")], b"");
+    ensure!(st == 207, "home: {st}");
+    let mkcal = "<?xml version=\"1.0\"?><C:mkcalendar xmlns:D=\"DAV:\" xmlns:C=\"urn:ietf:params:xml:ns:caldav\"><D:set><D:prop><D:displayname>Work</D:displayname><C:supported-calendar-component-set><C:comp name=\"VEVENT\"/></C:supported-calendar-component-set></D:prop></D:set></C:mkcalendar>";
+    let (st, _) = dav.http(
+        ALICE,
+        PASSWORD,
+        "MKCALENDAR",
+        "/alice@scalix.test/cal/",
+        &[],
+        mkcal.as_bytes(),
+    );
+    ensure!(st == 201, "MKCALENDAR: {st}");
+    let mkbook = "<?xml version=\"1.0\"?><D:mkcol xmlns:D=\"DAV:\" xmlns:CR=\"urn:ietf:params:xml:ns:carddav\"><D:set><D:prop><D:resourcetype><D:collection/><CR:addressbook/></D:resourcetype><D:displayname>People</D:displayname></D:prop></D:set></D:mkcol>";
+    let (st, _) = dav.http(
+        ALICE,
+        PASSWORD,
+        "MKCOL",
+        "/alice@scalix.test/book/",
+        &[],
+        mkbook.as_bytes(),
+    );
+    ensure!(st == 201, "MKCOL: {st}");
+    let (st, _) = dav.http(
+        ALICE,
+        PASSWORD,
+        "PUT",
+        "/alice@scalix.test/cal/e1.ics",
+        &[("Content-Type", "text/calendar")],
+        &event("e1", "Standup"),
+    );
+    ensure!(st == 201, "PUT event: {st}");
+    let (st, _) = dav.http(
+        ALICE,
+        PASSWORD,
+        "PUT",
+        "/alice@scalix.test/book/c1.vcf",
+        &[("Content-Type", "text/vcard")],
+        &card("c1", "Carol Example"),
+    );
+    ensure!(st == 201, "PUT card: {st}");
+
+    let settings = format!(
+        "{}, dav_url = \"http://127.0.0.1:{}\"",
+        imap_settings(d.port),
+        dav.port
+    );
+    let root = tempfile::tempdir()?;
+    let server = server(root.path(), &settings).await?;
+    let mut phone = Phone::new(&server, ALICE, PASSWORD, "DEV7");
+    phone.provision().await?;
+    let folders = phone.folders().await?;
+    ensure!(
+        folders.iter().any(|f| f.1 == "Work" && f.2 == 8)
+            && folders.iter().any(|f| f.1 == "People" && f.2 == 9)
+            && folders.iter().any(|f| f.2 == 2),
+        "{folders:?}"
+    );
+
+    // Calendar: Radicale's event reaches the phone; the phone's new event and its edit of
+    // the existing one reach Radicale.
+    let cal = phone.folder(8).await?;
+    let k = phone.sync("0", &cal, vec![]).await?;
+    let (key, page) = phone.sync_all(&k.key, &cal).await?;
+    ensure!(page.subjects() == ["Standup"], "{page:?}");
+    let standup = page.adds[0].clone();
+    ensure!(
+        standup
+            .child("ApplicationData")
+            .and_then(|a| a.child_text("StartTime"))
+            == Some("20261201T100000Z"),
+        "{standup}"
+    );
+    let commands = element!(a::Commands [
+        element!(a::Add [
+            element!(a::ClientId = "n1"),
+            element!(a::ApplicationData [
+                element!(cal::AllDayEvent = "0"),
+                element!(cal::StartTime = "20261203T090000Z"),
+                element!(cal::EndTime = "20261203T100000Z"),
+                element!(cal::Subject = "Dentist"),
+            ]),
+        ]),
+        element!(a::Change [
+            element!(a::ServerId = server_id(&standup)),
+            element!(a::ApplicationData [
+                element!(cal::AllDayEvent = "0"),
+                element!(cal::StartTime = "20261201T103000Z"),
+                element!(cal::EndTime = "20261201T110000Z"),
+                element!(cal::Subject = "Standup (moved)"),
+            ]),
+        ]),
+    ]);
+    let mut col = element!(a::Collection [
+        element!(a::SyncKey = key.clone()),
+        element!(a::CollectionId = cal.clone()),
+        element!(a::GetChanges = "0"),
+    ]);
+    col.push(commands);
+    let answer = phone
+        .cmd("Sync", &element!(a::Sync[element!(a::Collections[col])]))
+        .await?
+        .context("empty Sync answer")?;
+    added(&answer, "n1")?;
+    let events = dav_bodies(&dav, "/alice@scalix.test/cal/")?;
+    ensure!(events.len() == 2, "{events:?}");
+    ensure!(
+        events
+            .iter()
+            .any(|e| e.contains("SUMMARY:Dentist") && e.contains("20261203T090000Z")),
+        "{events:?}"
+    );
+    ensure!(
+        events
+            .iter()
+            .any(|e| e.contains("SUMMARY:Standup (moved)") && e.contains("UID:e1")),
+        "{events:?}"
+    );
+
+    // Contacts: Radicale's card reaches the phone, the phone's new contact reaches Radicale.
+    let book = phone.folder(9).await?;
+    let k = phone.sync("0", &book, vec![]).await?;
+    let (key, page) = phone.sync_all(&k.key, &book).await?;
+    ensure!(page.adds.len() == 1, "{page:?}");
+    ensure!(
+        page.adds[0].to_string().contains("Carol"),
+        "{}",
+        page.adds[0]
+    );
+    let mut col = element!(a::Collection [
+        element!(a::SyncKey = key),
+        element!(a::CollectionId = book.clone()),
+        element!(a::GetChanges = "0"),
+    ]);
+    col.push(element!(
+        a::Commands[element!(a::Add [
+            element!(a::ClientId = "c2"),
+            element!(a::ApplicationData [
+                element!(ct::FirstName = "Dave"),
+                element!(ct::LastName = "Phone"),
+                element!(ct::FileAs = "Phone, Dave"),
+                element!(ct::Email1Address = "dave@scalix.test"),
+            ]),
+        ])]
+    ));
+    let answer = phone
+        .cmd("Sync", &element!(a::Sync[element!(a::Collections[col])]))
+        .await?
+        .context("empty Sync answer")?;
+    added(&answer, "c2")?;
+    let cards = dav_bodies(&dav, "/alice@scalix.test/book/")?;
+    ensure!(
+        cards
+            .iter()
+            .any(|c| c.contains("Dave") && c.contains("dave@scalix.test")),
+        "{cards:?}"
+    );
+    server.shutdown().await;
+    Ok(())
+}
+
+fn ping_doc(folder: &str) -> Element {
+    element!(pg::Ping [
+        element!(pg::HeartbeatInterval = "120"),
+        element!(pg::Folders [element!(pg::Folder [
+            element!(pg::Id = folder),
+            element!(pg::Class = "Email"),
+        ])]),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_sees_server_side_mail_and_wakes_on_changes_through_switchboard() -> Result<()> {
+    let d = Dovecot::start();
+    let mut r = raw(&d, ALICE);
+    r.append("INBOX", "", &message("first", BOB));
+    let root = tempfile::tempdir()?;
+    let server = server(root.path(), &imap_settings(d.port)).await?;
+    let mut a = Phone::new(&server, ALICE, PASSWORD, "PHONEA");
+    let mut b = Phone::new(&server, ALICE, PASSWORD, "PHONEB");
+    a.provision().await?;
+    b.provision().await?;
+    let inbox = a.folder(2).await?;
+    ensure!(b.folder(2).await? == inbox);
+    let ka = a.sync("0", &inbox, vec![]).await?;
+    let (ka, _) = a.sync_all(&ka.key, &inbox).await?;
+    let kb = b.sync("0", &inbox, vec![]).await?;
+    let (kb, seen) = b.sync_all(&kb.key, &inbox).await?;
+    let first = server_id(&seen.adds[0]);
+
+    // Mail delivered straight to Dovecot is found when a Ping starts (checked before parking).
+    r.append("INBOX", "", &message("second", BOB));
+    let pong = a
+        .cmd("Ping", &ping_doc(&inbox))
+        .await?
+        .context("empty Ping")?;
+    ensure!(pong.child_text("Status") == Some("2"), "{pong}");
+    let (ka, got) = a.sync_all(&ka, &inbox).await?;
+    ensure!(got.subjects() == ["second"], "{got:?}");
+    let (kb, _) = b.sync_all(&kb, &inbox).await?;
+
+    // A parked Ping wakes when another device changes the folder through Switchboard (the
+    // connector publishes the change); the read below is bounded by the client's timeout.
+    let parked_phone = a.clone();
+    let doc = ping_doc(&inbox);
+    let parked = tokio::spawn(async move { parked_phone.cmd("Ping", &doc).await });
+    // Give the Ping time to park (bounded; the wake-up below is what is asserted).
+    for _ in 0..50 {
+        let status = support::admin(server.admin_addr(), "GET", "/admin/status").await;
+        let v: serde_json::Value = serde_json::from_slice(&status.body)?;
+        if v["parked_requests"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let change = element!(
+        a::Commands[element!(a::Change [
+            element!(a::ServerId = first.clone()),
+            element!(a::ApplicationData [element!(em::Read = "1")]),
+        ])]
+    );
+    let answer = b
+        .sync(&kb, &inbox, vec![element!(a::GetChanges = "0"), change])
+        .await?;
+    ensure!(answer.status == "1", "{answer:?}");
+    let woke = parked.await??.context("empty Ping")?;
+    ensure!(woke.child_text("Status") == Some("2"), "{woke}");
+    let (_, got) = a.sync_all(&ka, &inbox).await?;
+    ensure!(
+        got.changes.len() == 1 && server_id(&got.changes[0]) == first,
+        "{got:?}"
+    );
+    server.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dovecot_restarted_between_syncs_and_stopped_during_one() -> Result<()> {
     let mut d = Dovecot::start();
@@ -322,7 +608,9 @@ async fn wrong_passwords_and_unreachable_server() -> Result<()> {
     ensure!(fs == "6", "service login refused: FolderSync Status {fs}");
 
     // Reloaded to a port nothing listens on (`unavailable`): the same answer, promptly.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     server.write_config(&config(
         &root.path().join("imap/plugin.toml"),
         &imap_settings(closed),
@@ -342,7 +630,7 @@ async fn folder_sync_status(phone: &Phone) -> Result<String> {
     let d = phone
         .cmd(
             "FolderSync",
-            &element!(fh::FolderSync [element!(fh::SyncKey = "0")]),
+            &element!(fh::FolderSync[element!(fh::SyncKey = "0")]),
         )
         .await?
         .context("empty FolderSync")?;

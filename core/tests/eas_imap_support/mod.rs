@@ -67,11 +67,14 @@ pub async fn server(root: &Path, settings: &str, release: bool) -> Result<TestSe
     let server = TestServer::start(&config(&imap_manifest(root, release), settings)).await;
     let storage = &server.server().shared.storage;
     storage.add_domain("scalix.test").await?;
-    storage.add_user(ALICE, PASSWORD, Some("Alice Scalix")).await?;
+    storage
+        .add_user(ALICE, PASSWORD, Some("Alice Scalix"))
+        .await?;
     Ok(server)
 }
 
 /// A phone: one device of one user, speaking protocol 14.1 over plain HTTP.
+#[derive(Clone)]
 pub struct Phone {
     pub addr: SocketAddr,
     pub user: String,
@@ -136,15 +139,25 @@ impl Phone {
             ])]),
             element!(p::Policies [element!(p::Policy [element!(p::PolicyType = "MS-EAS-Provisioning-WBXML")])]),
         ]);
-        let d = self.cmd("Provision", &ask).await?.context("empty Provision")?;
+        let d = self
+            .cmd("Provision", &ask)
+            .await?
+            .context("empty Provision")?;
         let temp = policy_key(&d)?;
         self.policy_key = Some(temp.clone());
-        let ack = element!(p::Provision [element!(p::Policies [element!(p::Policy [
-            element!(p::PolicyType = "MS-EAS-Provisioning-WBXML"),
-            element!(p::PolicyKey = temp),
-            element!(p::Status = "1"),
-        ])])]);
-        let d = self.cmd("Provision", &ack).await?.context("empty Provision")?;
+        let ack = element!(
+            p::Provision[element!(
+                p::Policies[element!(p::Policy [
+                    element!(p::PolicyType = "MS-EAS-Provisioning-WBXML"),
+                    element!(p::PolicyKey = temp),
+                    element!(p::Status = "1"),
+                ])]
+            )]
+        );
+        let d = self
+            .cmd("Provision", &ack)
+            .await?
+            .context("empty Provision")?;
         self.policy_key = Some(policy_key(&d)?);
         Ok(())
     }
@@ -154,7 +167,7 @@ impl Phone {
         let d = self
             .cmd(
                 "FolderSync",
-                &element!(fh::FolderSync [element!(fh::SyncKey = "0")]),
+                &element!(fh::FolderSync[element!(fh::SyncKey = "0")]),
             )
             .await?
             .context("empty FolderSync")?;
@@ -191,7 +204,7 @@ impl Phone {
         for e in extra {
             col.push(e);
         }
-        let doc = element!(a::Sync [element!(a::Collections [col])]);
+        let doc = element!(a::Sync[element!(a::Collections[col])]);
         match self.cmd("Sync", &doc).await? {
             None => Ok(Page::nothing(key)),
             Some(d) => Page::parse(&d),
@@ -308,4 +321,3 @@ pub fn uid(server_id: &str) -> &str {
 pub fn server_id(e: &Element) -> String {
     e.child_text("ServerId").unwrap_or_default().to_string()
 }
-

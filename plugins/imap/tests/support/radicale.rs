@@ -1,7 +1,8 @@
 //! A throwaway Radicale (Debian's `radicale`, CalDAV + CardDAV) on a free loopback port:
-//! htpasswd users `alice@example.com` / `secret` and the service account `switchboard` /
-//! `mastersecret`, which the rights file lets into every user's collections. Stopped when
-//! dropped. `Radicale::http` talks raw HTTP/1.1 for the tests' side of the story.
+//! htpasswd users `alice@example.com` and `alice@scalix.test` / `secret` and the service
+//! account `switchboard` / `mastersecret`, which the rights file lets into every user's
+//! collections. Stopped when dropped. `Radicale::http` talks raw HTTP/1.1 for the tests' side
+//! of the story.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -42,7 +43,7 @@ impl Radicale {
         let root = dir.path();
         std::fs::write(
             root.join("users"),
-            "alice@example.com:secret\nswitchboard:mastersecret\n",
+            "alice@example.com:secret\nalice@scalix.test:secret\nswitchboard:mastersecret\n",
         )
         .expect("users");
         std::fs::write(root.join("rights"), RIGHTS).expect("rights");
