@@ -1,6 +1,22 @@
 //! The `switchboard` command line: `serve`, `check-config`, `migrate`, `user …`, `domain …`,
 //! `reload`.
 
+/// `println!` for command output. A reader that went away (`switchboard device list | head`)
+/// ends the command quietly with the status a shell gives a process killed by SIGPIPE, as
+/// other Unix tools do, instead of panicking. (The binary keeps Rust's SIGPIPE-ignored default
+/// because the server must see a closed socket as an error value, not a signal.)
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(141);
+            }
+            panic!("writing to standard output: {e}");
+        }
+    }};
+}
+
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -256,7 +272,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             match load(&ConfigSource::from_process(path)) {
                 Ok(s) => {
                     let origin = s.source.path.as_ref().map(|p| p.display().to_string());
-                    println!(
+                    say!(
                         "configuration OK ({})",
                         origin.as_deref().unwrap_or("built-in defaults")
                     );
@@ -317,7 +333,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let running = server::start(settings).await?;
     if let Some(demo) = &running.demo_user {
-        println!(
+        say!(
             "First start: created demo user {} with password {} (change it with `switchboard user passwd`)",
             demo.address, demo.password
         );
@@ -325,7 +341,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             if addr.ip().is_unspecified() {
                 addr.set_ip([127, 0, 0, 1].into());
             }
-            println!("Try: curl -k https://{addr}/healthz");
+            say!("Try: curl -k https://{addr}/healthz");
         }
         let _ = std::io::stdout().flush();
     }
@@ -399,23 +415,23 @@ async fn admin_command(command: Command, settings: &Settings) -> anyhow::Result<
             if status {
                 let pending = storage.pending_migrations().await?;
                 if pending.is_empty() {
-                    println!("database is up to date");
+                    say!("database is up to date");
                 }
                 for m in pending {
-                    println!("pending: {m}");
+                    say!("pending: {m}");
                 }
             } else {
-                println!("database is up to date");
+                say!("database is up to date");
             }
         }
         Command::Domain(DomainCommand::Add { name }) => {
             let d = storage.add_domain(&name).await?;
             audit(&storage, "domain.add", &d.name).await;
-            println!("added domain {}", d.name);
+            say!("added domain {}", d.name);
         }
         Command::Domain(DomainCommand::List) => {
             for d in storage.list_domains().await? {
-                println!("{}", d.name);
+                say!("{}", d.name);
             }
         }
         Command::User(UserCommand::Add {
@@ -429,15 +445,15 @@ async fn admin_command(command: Command, settings: &Settings) -> anyhow::Result<
                 .await?;
             audit(&storage, "user.add", &u.address).await;
             if generated {
-                println!("added user {} with password {password}", u.address);
+                say!("added user {} with password {password}", u.address);
             } else {
-                println!("added user {}", u.address);
+                say!("added user {}", u.address);
             }
         }
         Command::User(UserCommand::List { domain }) => {
             for u in storage.list_users(domain.as_deref()).await? {
                 let state = if u.disabled { "disabled" } else { "active" };
-                println!(
+                say!(
                     "{}\t{}\t{}",
                     u.address,
                     state,
@@ -453,20 +469,20 @@ async fn admin_command(command: Command, settings: &Settings) -> anyhow::Result<
             storage.set_password(&address, &password).await?;
             audit(&storage, "user.passwd", &address).await;
             if generated {
-                println!("new password for {address}: {password}");
+                say!("new password for {address}: {password}");
             } else {
-                println!("password changed for {address}");
+                say!("password changed for {address}");
             }
         }
         Command::User(UserCommand::Disable { address }) => {
             storage.set_disabled(&address, true).await?;
             audit(&storage, "user.disable", &address).await;
-            println!("disabled {address}");
+            say!("disabled {address}");
         }
         Command::User(UserCommand::Enable { address }) => {
             storage.set_disabled(&address, false).await?;
             audit(&storage, "user.enable", &address).await;
-            println!("enabled {address}");
+            say!("enabled {address}");
         }
         Command::Mail(MailCommand::Import {
             user,
@@ -486,10 +502,10 @@ async fn device_command(storage: &Storage, cmd: DeviceCommand) -> anyhow::Result
         DeviceCommand::List { user, plugin } => {
             let devices = Devices::new(storage, &plugin).list(user.as_deref()).await?;
             if devices.is_empty() {
-                println!("no devices");
+                say!("no devices");
             }
             for d in devices {
-                println!(
+                say!(
                     "{}\t{}\t{}\t{}\t{}\twipe={}",
                     d.user,
                     d.device_id,
@@ -520,19 +536,19 @@ async fn device_command(storage: &Storage, cmd: DeviceCommand) -> anyhow::Result
             let Some(d) = Devices::new(storage, &plugin).show(&user, &device).await? else {
                 bail!("no device {device:?} for {user} (see `switchboard device list`)");
             };
-            println!("user:         {}", d.user);
-            println!("device:       {}", d.device_id);
-            println!("type:         {}", d.device_type);
-            println!("protocol:     {}", d.version);
-            println!("provisioned:  {}", d.provisioned);
-            println!("wipe:         {}", d.wipe);
-            println!("folders sync: {}", if d.hierarchy { "yes" } else { "no" });
-            println!("collections:  {}", d.collections);
+            say!("user:         {}", d.user);
+            say!("device:       {}", d.device_id);
+            say!("type:         {}", d.device_type);
+            say!("protocol:     {}", d.version);
+            say!("provisioned:  {}", d.provisioned);
+            say!("wipe:         {}", d.wipe);
+            say!("folders sync: {}", if d.hierarchy { "yes" } else { "no" });
+            say!("collections:  {}", d.collections);
             if let Some(seen) = &d.last_seen {
-                println!("last seen:    {seen}");
+                say!("last seen:    {seen}");
             }
             for (k, v) in &d.info {
-                println!("info.{k}: {v}");
+                say!("info.{k}: {v}");
             }
         }
         DeviceCommand::Wipe {
@@ -550,7 +566,7 @@ async fn device_command(storage: &Storage, cmd: DeviceCommand) -> anyhow::Result
                 .wipe(&user, &device, kind)
                 .await?;
             audit(storage, "device.wipe", &format!("{user}/{device}")).await;
-            println!(
+            say!(
                 "{} wipe of {device} ({user}) requested: sent at the device's next request",
                 if account_only {
                     "account-only"
@@ -568,9 +584,7 @@ async fn device_command(storage: &Storage, cmd: DeviceCommand) -> anyhow::Result
                 .resync(&user, &device)
                 .await?;
             audit(storage, "device.resync", &format!("{user}/{device}")).await;
-            println!(
-                "dropped {n} sync state entries of {device} ({user}): it re-syncs from scratch"
-            );
+            say!("dropped {n} sync state entries of {device} ({user}): it re-syncs from scratch");
         }
         DeviceCommand::Remove {
             user,
@@ -581,7 +595,7 @@ async fn device_command(storage: &Storage, cmd: DeviceCommand) -> anyhow::Result
                 .remove(&user, &device)
                 .await?;
             audit(storage, "device.remove", &format!("{user}/{device}")).await;
-            println!("removed {device} ({user}) and {n} state entries");
+            say!("removed {device} ({user}) and {n} state entries");
         }
     }
     Ok(())
@@ -627,7 +641,7 @@ async fn mail_import(
         )
         .await;
     }
-    println!(
+    say!(
         "imported {imported} of {} messages into {address}/{}",
         files.len(),
         target.folder.name
@@ -643,12 +657,16 @@ async fn mail_import(
 
 fn plugin_list(settings: &Settings) {
     if settings.config.plugins.is_empty() {
-        println!("no plugins configured ([plugins.<name>] in the configuration)");
+        say!("no plugins configured ([plugins.<name>] in the configuration)");
         return;
     }
-    println!(
+    say!(
         "{:<14} {:<20} {:<9} {:<8} {:<9} serves",
-        "NAME", "WORLD", "VERSION", "BUILD", "STATE"
+        "NAME",
+        "WORLD",
+        "VERSION",
+        "BUILD",
+        "STATE"
     );
     for (name, p) in &settings.config.plugins {
         let frontends: Vec<&str> = settings
@@ -671,20 +689,23 @@ fn plugin_list(settings: &Settings) {
                     Artifact::Native => "native",
                     Artifact::Builtin => "builtin",
                 };
-                println!(
+                say!(
                     "{name:<14} {:<20} {:<9} {build:<8} {:<9} {serves}",
                     m.world.to_string(),
                     m.version.to_string(),
                     "enabled"
                 );
             }
-            None => println!(
+            None => say!(
                 "{name:<14} {:<20} {:<9} {:<8} {:<9} -",
-                "-", "-", "-", "disabled"
+                "-",
+                "-",
+                "-",
+                "disabled"
             ),
         }
     }
-    println!("(live state, faults and memory: GET /admin/status on the admin listener)");
+    say!("(live state, faults and memory: GET /admin/status on the admin listener)");
 }
 
 fn plugin_new(
@@ -704,11 +725,11 @@ fn plugin_new(
     };
     match scaffold(name, world, &dir, sdk) {
         Ok(files) => {
-            println!("created {} ({world} plugin \"{name}\"):", dir.display());
+            say!("created {} ({world} plugin \"{name}\"):", dir.display());
             for f in files {
-                println!("  {}", f.display());
+                say!("  {}", f.display());
             }
-            println!("next: see {}/README.md to build it as a WebAssembly component and as a native library", dir.display());
+            say!("next: see {}/README.md to build it as a WebAssembly component and as a native library", dir.display());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -729,7 +750,7 @@ async fn plugin_command(cmd: PluginCommand) -> ExitCode {
         return match crate::plugins::set::inspect_file(manifest) {
             Ok(lines) => {
                 for l in lines {
-                    println!("{l}");
+                    say!("{l}");
                 }
                 ExitCode::SUCCESS
             }
@@ -760,18 +781,21 @@ async fn plugin_command(cmd: PluginCommand) -> ExitCode {
             } else {
                 "file present, sha256 not pinned"
             };
-            println!(
+            say!(
                 "manifest OK: {} {}, {} world, SDK {}, {kind}; {pinned}",
-                m.name, m.version, m.world, m.sdk
+                m.name,
+                m.version,
+                m.world,
+                m.sdk
             );
             match crate::plugins::set::verify(&m).await {
                 Ok(v) => {
-                    println!(
+                    say!(
                         "plugin OK: loads as {} and answers the host's type checks",
                         m.world
                     );
-                    println!("  exports: {}", v.exports.join(", "));
-                    println!("  imports: {}", v.imports.join(", "));
+                    say!("  exports: {}", v.exports.join(", "));
+                    say!("  imports: {}", v.imports.join(", "));
                 }
                 Err(e) => {
                     eprintln!("error: plugin {} {e}", m.name);
@@ -780,12 +804,12 @@ async fn plugin_command(cmd: PluginCommand) -> ExitCode {
             }
         }
         PluginCommand::Inspect { .. } => {
-            println!("name:        {}", m.name);
-            println!("version:     {}", m.version);
-            println!("world:       {}", m.world);
-            println!("sdk:         {} (this host: {HOST_SDK_VERSION})", m.sdk);
-            println!("file:        {} — {kind}", m.file.display());
-            println!(
+            say!("name:        {}", m.name);
+            say!("version:     {}", m.version);
+            say!("world:       {}", m.world);
+            say!("sdk:         {} (this host: {HOST_SDK_VERSION})", m.sdk);
+            say!("file:        {} — {kind}", m.file.display());
+            say!(
                 "sha256:      {}",
                 m.sha256.as_deref().unwrap_or("(not pinned)")
             );
@@ -794,7 +818,7 @@ async fn plugin_command(cmd: PluginCommand) -> ExitCode {
                 .iter()
                 .map(|o| format!("{}:{}", o.host, o.port))
                 .collect();
-            println!(
+            say!(
                 "outbound:    {}",
                 if outbound.is_empty() {
                     "none".into()
@@ -802,8 +826,8 @@ async fn plugin_command(cmd: PluginCommand) -> ExitCode {
                     outbound.join(", ")
                 }
             );
-            println!("kv quota:    {} bytes", m.kv_quota_bytes);
-            println!(
+            say!("kv quota:    {} bytes", m.kv_quota_bytes);
+            say!(
                 "events:      {}",
                 if m.events.is_empty() {
                     "none".into()
@@ -812,7 +836,7 @@ async fn plugin_command(cmd: PluginCommand) -> ExitCode {
                 }
             );
             if !m.http_paths.is_empty() {
-                println!("http paths:  {}", m.http_paths.join(", "));
+                say!("http paths:  {}", m.http_paths.join(", "));
             }
             for (name, s) in &m.settings {
                 let default = s
@@ -821,7 +845,7 @@ async fn plugin_command(cmd: PluginCommand) -> ExitCode {
                     .map(|d| format!(", default {d}"))
                     .unwrap_or_default();
                 let required = if s.required { ", required" } else { "" };
-                println!("setting:     {name} ({:?}{required}{default})", s.kind);
+                say!("setting:     {name} ({:?}{required}{default})", s.kind);
             }
         }
         PluginCommand::List | PluginCommand::New { .. } => return ExitCode::from(2),
@@ -876,7 +900,7 @@ async fn reload(settings: &Settings) -> anyhow::Result<()> {
     let ok = head.starts_with("HTTP/1.1 200");
     let parsed: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_default();
     if ok {
-        println!("reloaded: {}", parsed.get("report").unwrap_or(&parsed));
+        say!("reloaded: {}", parsed.get("report").unwrap_or(&parsed));
         Ok(())
     } else {
         let error = parsed.get("error").and_then(|e| e.as_str()).unwrap_or(body);

@@ -473,9 +473,29 @@ fn builtin_plugins_are_listed_verified_and_inspected() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("unknown built-in plugin \"nosuch\" (this binary has: eas, ldap, local)"),
+        stderr.contains(
+            "unknown built-in plugin \"nosuch\" (this binary has: eas, ldap, local, sip)"
+        ),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_closed_output_pipe_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    // The reading end is closed before the command starts, so its first line meets EPIPE
+    // (as `switchboard plugin list | head -0` would).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = switchboard(dir.path())
+        .args(["plugin", "list"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

@@ -50,7 +50,8 @@ impl Default for Config {
             auth: AuthConfig::default(),
             // Built-in frontends are on unless the file turns them off; entries in the file
             // are merged over these.
-            // ActiveSync is on by default, served by the embedded `builtin:eas` component.
+            // ActiveSync and SIP IM/presence are on by default, served by the embedded
+            // `builtin:eas` and `builtin:sip` components.
             frontends: BTreeMap::from([
                 ("autodiscover".to_string(), FrontendConfig::default()),
                 (
@@ -60,13 +61,20 @@ impl Default for Config {
                         ..FrontendConfig::default()
                     },
                 ),
+                (
+                    "sip".to_string(),
+                    FrontendConfig {
+                        plugin: Some("sip".to_string()),
+                        ..FrontendConfig::default()
+                    },
+                ),
             ]),
             // The built-in local mail store serves every domain no other mail connector claims.
             // A `[plugins.local]` table in the file is merged over this entry key by key (so
             // `enabled = false` alone turns it off); while the file does not mention it, a
             // domain (or "*") claimed by another mail connector is left to that connector.
-            // The ActiveSync frontend: a WebAssembly component embedded in the binary
-            // (core/build.rs builds it), sandboxed because it parses phones' bytes.
+            // The ActiveSync and SIP frontends: WebAssembly components embedded in the binary
+            // (core/build.rs builds them), sandboxed because they parse untrusted bytes.
             plugins: BTreeMap::from([
                 (
                     "local".to_string(),
@@ -79,6 +87,13 @@ impl Default for Config {
                     "eas".to_string(),
                     PluginConfig {
                         manifest: PathBuf::from("builtin:eas"),
+                        ..PluginConfig::default()
+                    },
+                ),
+                (
+                    "sip".to_string(),
+                    PluginConfig {
+                        manifest: PathBuf::from("builtin:sip"),
                         ..PluginConfig::default()
                     },
                 ),

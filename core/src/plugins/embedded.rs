@@ -4,9 +4,9 @@
 //! (same limits, same capability checks, same compile cache — so the component is compiled
 //! once per machine and data directory, then deserialised).
 //!
-//! The ActiveSync frontend is one: it parses untrusted bytes from phones, so it runs
-//! sandboxed even though it ships with the server. `core/build.rs` builds it for
-//! `wasm32-wasip2` and this module embeds the result.
+//! The ActiveSync and SIP IM/presence frontends are such: they parse untrusted bytes from the
+//! internet, so they run sandboxed even though they ship with the server. `core/build.rs`
+//! builds them for `wasm32-wasip2` and this module embeds the results.
 
 use std::path::Path;
 
@@ -28,6 +28,12 @@ pub static EMBEDDED: &[EmbeddedWasm] = &[
         name: "eas",
         manifest: include_str!("../../../plugins/eas/plugin.toml"),
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/eas.wasm")),
+    },
+    // SIP IM and presence (`[frontends.sip]` in the defaults), built by core/build.rs.
+    EmbeddedWasm {
+        name: "sip",
+        manifest: include_str!("../../../plugins/sip/plugin.toml"),
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/sip.wasm")),
     },
 ];
 

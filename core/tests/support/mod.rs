@@ -62,11 +62,14 @@ pub fn base_config(data_dir: &std::path::Path, extra: &str) -> String {
         "https = [\"127.0.0.1:0\"]\nplain = [\"127.0.0.1:0\"]".to_string(),
     );
     sections.insert("admin", "listen = \"127.0.0.1:0\"".to_string());
-    // ActiveSync is on by default (an embedded component, compiled at start); tests that do
-    // not exercise it leave it off so each test process does not compile it. EAS tests pass
-    // their own `[frontends.eas]` and `[plugins.eas]` sections (see tests/eas_interop.rs).
+    // ActiveSync and SIP IM are on by default (embedded components, compiled at start);
+    // tests that do not exercise them leave them off so each test process does not compile
+    // them. EAS and SIP tests pass their own `[frontends.*]` and `[plugins.*]` sections (see
+    // tests/eas_interop.rs, tests/sip_im.rs).
     sections.insert("frontends.eas", "enabled = false".to_string());
     sections.insert("plugins.eas", "enabled = false".to_string());
+    sections.insert("frontends.sip", "enabled = false".to_string());
+    sections.insert("plugins.sip", "enabled = false".to_string());
     sections.insert(
         "sip",
         "udp = [\"127.0.0.1:0\"]\ntcp = [\"127.0.0.1:0\"]\ntls = [\"127.0.0.1:0\"]".to_string(),

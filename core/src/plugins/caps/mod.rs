@@ -40,7 +40,6 @@ pub trait Routes: Send + Sync + std::fmt::Debug {
 }
 
 /// What one loaded plugin may do; fixed when it is loaded.
-#[derive(Debug)]
 pub struct PluginInfo {
     /// `[plugins.<name>]`
     pub name: String,
@@ -58,6 +57,23 @@ pub struct PluginInfo {
     pub settings: BTreeMap<String, String>,
     /// Most bytes one request may stage (`http.max_body_bytes`).
     pub upload_limit: u64,
+}
+
+// By hand: settings may hold resolved secrets (`env:`/`file:` values such as bind passwords),
+// so debug output names the keys only.
+impl std::fmt::Debug for PluginInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginInfo")
+            .field("name", &self.name)
+            .field("world", &self.world)
+            .field("kv", &self.kv)
+            .field("event_topics", &self.event_topics)
+            .field("conns", &self.conns)
+            .field("dirs", &self.dirs)
+            .field("settings", &self.settings.keys().collect::<Vec<_>>())
+            .field("upload_limit", &self.upload_limit)
+            .finish()
+    }
 }
 
 /// Everything a host call needs to know about the call it is part of.
@@ -374,6 +390,26 @@ mod tests {
             Err(Error::Denied(t)) => assert!(t.contains(contains), "{t}"),
             other => panic!("expected denied ({contains}), got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn debug_output_names_settings_but_not_their_values() {
+        let (_d, c) = ctx(World::MailConnector).await;
+        let mut info = PluginInfo {
+            name: c.info.name.clone(),
+            world: c.info.world,
+            kv: c.info.kv.clone(),
+            event_topics: vec![],
+            conns: Connections::new(vec![]),
+            dirs: BTreeMap::new(),
+            settings: BTreeMap::new(),
+            upload_limit: 1,
+        };
+        info.settings
+            .insert("bind_password".into(), "s3cret-from-env".into());
+        let shown = format!("{info:?}");
+        assert!(shown.contains("bind_password"), "{shown}");
+        assert!(!shown.contains("s3cret-from-env"), "{shown}");
     }
 
     #[tokio::test]
