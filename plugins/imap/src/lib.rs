@@ -78,6 +78,9 @@ const KEEP_SETS: usize = 8;
 const KEEP_AGE_SECS: u64 = 14 * 86_400;
 /// … up to this many per folder and user; beyond, older tokens answer `conflict`.
 const MAX_SETS: usize = 64;
+/// How stale a record's last-use time may get before a touch rewrites it (far below
+/// [`KEEP_AGE_SECS`]).
+const TOUCH_SLACK_SECS: u64 = 600;
 
 fn setup(who: &Principal) -> Result<(Settings, Target)> {
     let s = Settings::load()?;
@@ -223,6 +226,15 @@ pub(crate) fn touch_record(who: &Principal, folder: &str, hash: &[u8; 8]) -> Res
                 Some((h, t))
             })
             .collect();
+        // Already the most recently used record, marked a moment ago: nothing to write. An
+        // unchanged Sync would otherwise commit (an fsync) the same index again every time;
+        // ages only matter in days.
+        if entries
+            .last()
+            .is_some_and(|(h, t)| h == hash && now.saturating_sub(*t) < TOUCH_SLACK_SECS)
+        {
+            return Ok(());
+        }
         entries.retain(|(h, _)| h != hash);
         entries.push((*hash, now));
         let (kept, evicted) = state::evict(&entries, now, KEEP_SETS, KEEP_AGE_SECS, MAX_SETS);
@@ -307,12 +319,19 @@ async fn sync_io(
                     .collect();
             }
         }
-        view.new = s
-            .uid_search(format!("UID {}:*", last + 1).as_bytes())
-            .await?
-            .into_iter()
-            .filter(|&u| u > last)
-            .collect();
+        // UIDNEXT from the EXAMINE just sent says whether anything arrived above the last UID
+        // handed out; the search is a round trip on every changed Sync otherwise. Mail
+        // arriving after the EXAMINE has a modseq above the one this token records, so the
+        // next Sync finds it.
+        let nothing_new = sel.uid_next != 0 && sel.uid_next <= last.saturating_add(1);
+        if !nothing_new {
+            view.new = s
+                .uid_search(format!("UID {}:*", last + 1).as_bytes())
+                .await?
+                .into_iter()
+                .filter(|&u| u > last)
+                .collect();
+        }
     } else {
         let (flags, _) = s.uid_flags("1:*", None).await?;
         let present: std::collections::HashSet<u32> = flags.iter().map(|f| f.uid).collect();
@@ -1265,5 +1284,51 @@ mod no_panics {
             prop_assert!(s.len() <= 64);
             prop_assert_eq!(Token::decode(&s), Some(t));
         }
+    }
+}
+
+#[cfg(test)]
+mod records {
+    use super::*;
+    use switchboard_sdk::mock::MockHost;
+
+    fn index(entries: &[([u8; 8], u64)]) -> Vec<u8> {
+        entries
+            .iter()
+            .flat_map(|(h, t)| h.iter().copied().chain(t.to_be_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn touching_the_newest_record_again_writes_only_when_its_time_is_stale() {
+        let host = MockHost::new();
+        let who = Principal::parse("alice@example.com").unwrap();
+        let index_key = format!("ki/{}", folder_key(&who, "INBOX"));
+        let (a, b) = ([1u8; 8], [2u8; 8]);
+        let now = now_secs();
+        host.run(|| {
+            // `b` is the newest, used five minutes ago: an unchanged Sync leaves the index alone.
+            let fresh = index(&[(a, now - 900), (b, now - 300)]);
+            host::kv::set(&index_key, &fresh).unwrap();
+            touch_record(&who, "INBOX", &b).unwrap();
+            assert_eq!(host::kv::get(&index_key).unwrap().unwrap(), fresh);
+
+            // Touching the older record moves it to the end with the current time.
+            touch_record(&who, "INBOX", &a).unwrap();
+            let moved = host::kv::get(&index_key).unwrap().unwrap();
+            assert_eq!(&moved[..8], &b);
+            assert_eq!(&moved[16..24], &a);
+            let t = u64::from_be_bytes(moved[24..32].try_into().unwrap());
+            assert!(t >= now, "{t} < {now}");
+
+            // The newest record, but marked long ago: its time is renewed.
+            let stale = index(&[(a, now - 5000), (b, now - 3000)]);
+            host::kv::set(&index_key, &stale).unwrap();
+            touch_record(&who, "INBOX", &b).unwrap();
+            let renewed = host::kv::get(&index_key).unwrap().unwrap();
+            assert_eq!(&renewed[16..24], &b);
+            let t = u64::from_be_bytes(renewed[24..32].try_into().unwrap());
+            assert!(t >= now, "{t} < {now}");
+        });
     }
 }

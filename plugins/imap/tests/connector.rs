@@ -5,6 +5,7 @@
 
 mod support;
 
+use support::counting::CountingProxy;
 use support::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER, PASSWORD};
 use support::radicale::{card, event, Radicale};
 use support::raw::{message, Raw};
@@ -946,4 +947,107 @@ fn a_second_devices_state_survives_the_first_ones_churn() {
         let caught_up = Imap::sync(&who, "INBOX", Some(&tablet.state), 100).unwrap();
         assert_eq!(caught_up.changes.len(), 20);
     });
+}
+
+/// Command names as the proxy saw them (`UID FETCH`, `EXAMINE`…).
+fn verbs(commands: &[String]) -> Vec<String> {
+    commands
+        .iter()
+        .map(|c| {
+            let mut words = c.split_whitespace().map(str::to_ascii_uppercase);
+            match words.next() {
+                Some(u) if u == "UID" => format!("UID {}", words.next().unwrap_or_default()),
+                Some(v) => v,
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+fn sync_round_trips(condstore: bool) {
+    let d = Dovecot::start();
+    let mut r = raw(&d);
+    for s in ["one", "two", "three"] {
+        r.append("INBOX", "", &message(s, "bob@example.com", None));
+    }
+    let proxy = CountingProxy::start(d.port);
+    let host = host_for(proxy.port, condstore);
+    host.run(|| {
+        let who = alice();
+        let full = Imap::sync(&who, "INBOX", None, 10).unwrap();
+        assert_eq!(full.changes.len(), 3);
+        let opened = proxy.take();
+        assert!(
+            opened
+                .iter()
+                .any(|c| c.starts_with("AUTHENTICATE") || c.starts_with("LOGIN")),
+            "{opened:?}"
+        );
+
+        // Nothing changed: the pooled connection is reused (no second login), and with
+        // CONDSTORE an unchanged HIGHESTMODSEQ answers from one EXAMINE; without it, the UID
+        // and flag listing is diffed.
+        let mut state = full.state;
+        for _ in 0..3 {
+            let idle = Imap::sync(&who, "INBOX", Some(&state), 10).unwrap();
+            assert!(idle.changes.is_empty(), "{:?}", idle.changes);
+            state = idle.state;
+            let sent = proxy.take();
+            if condstore {
+                assert_eq!(verbs(&sent), ["EXAMINE"], "{sent:?}");
+            } else {
+                assert_eq!(verbs(&sent), ["EXAMINE", "UID FETCH"], "{sent:?}");
+                assert!(sent[1].contains("1:* (UID FLAGS)"), "{sent:?}");
+            }
+        }
+
+        // One flag changed by another client: with CONDSTORE only what changed since the
+        // token's modseq is fetched, and no search for new UIDs when UIDNEXT says there are
+        // none; then the summary of the changed message.
+        r.ok("SELECT INBOX");
+        r.ok("UID STORE 2 +FLAGS (\\Seen)");
+        let page = Imap::sync(&who, "INBOX", Some(&state), 10).unwrap();
+        assert_eq!(subjects(&page.changes), ["~two read"]);
+        let sent = proxy.take();
+        assert_eq!(
+            verbs(&sent),
+            ["EXAMINE", "UID FETCH", "UID FETCH"],
+            "{sent:?}"
+        );
+        if condstore {
+            assert!(sent[1].contains("CHANGEDSINCE"), "{sent:?}");
+        } else {
+            assert!(sent[1].contains("1:* (UID FLAGS)"), "{sent:?}");
+        }
+        assert!(sent[2].starts_with("UID FETCH 2 "), "{sent:?}");
+
+        // A new message: found (by a search above the last UID with CONDSTORE).
+        r.append("INBOX", "", &message("four", "carol@example.com", None));
+        let page = Imap::sync(&who, "INBOX", Some(&page.state), 10).unwrap();
+        assert_eq!(subjects(&page.changes), ["+four"]);
+        let sent = proxy.take();
+        if condstore {
+            assert_eq!(
+                verbs(&sent),
+                ["EXAMINE", "UID FETCH", "UID SEARCH", "UID FETCH"],
+                "{sent:?}"
+            );
+        } else {
+            assert_eq!(
+                verbs(&sent),
+                ["EXAMINE", "UID FETCH", "UID FETCH"],
+                "{sent:?}"
+            );
+        }
+    });
+}
+
+#[test]
+fn incremental_sync_round_trips_with_condstore() {
+    sync_round_trips(true);
+}
+
+#[test]
+fn incremental_sync_round_trips_without_condstore() {
+    sync_round_trips(false);
 }

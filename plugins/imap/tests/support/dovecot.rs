@@ -171,10 +171,15 @@ impl Dovecot {
         };
         std::fs::write(
             root.join("users"),
-            ["alice@example.com", "bob@example.com", "alice@scalix.test", "bob@scalix.test"]
-                .iter()
-                .map(|u| format!("{u}:{{PLAIN}}{PASSWORD}\n"))
-                .collect::<String>(),
+            [
+                "alice@example.com",
+                "bob@example.com",
+                "alice@scalix.test",
+                "bob@scalix.test",
+            ]
+            .iter()
+            .map(|u| format!("{u}:{{PLAIN}}{PASSWORD}\n"))
+            .collect::<String>(),
         )
         .expect("users");
         std::fs::write(

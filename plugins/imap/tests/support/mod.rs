@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod counting;
 pub mod dovecot;
 pub mod radicale;
 pub mod raw;
