@@ -1,7 +1,7 @@
 //! Server transactions and dispatch: parse, validate, answer retransmissions from the kv
 //! response cache, route by method, send the final response back to the source.
 
-use switchboard_sdk::host::{self, kv};
+use switchboard_sdk::host::{self, kv, Commit};
 use switchboard_sdk::sip::Origin;
 use switchboard_sip_proto::{Message, Method};
 
@@ -302,10 +302,17 @@ fn store_cache(key: &str, bytes: &[u8], now: u64) {
 
 /// Delete a few lapsed cache entries (bounded work per request; keys start with random
 /// branches, so scanning from a random point spreads the sweep).
+///
+/// The lapsed entries go in one `kv.commit`: every write is a database transaction, and one
+/// per deleted key made a MESSAGE cost up to five of them (the cache entry plus four
+/// deletes), which bounded throughput under load (docs/benchmarks.md, SIP IM). Each delete
+/// is checked against the value read, so an entry rewritten meanwhile (a request after timer
+/// J, answered anew) is kept; a failed check only leaves the sweep to a later request.
 fn sweep_cache(now: u64) {
     let start = format!("txn/{}", &crate::util::random_token()[..4]);
     let rows = kv::scan("txn/", Some(&start), 4).unwrap_or_default();
-    for (key, raw) in rows {
+    let mut commit = Commit::new();
+    for (key, raw) in &rows {
         let expires: u64 = raw
             .split(|&b| b == b'\n')
             .next()
@@ -313,8 +320,11 @@ fn sweep_cache(now: u64) {
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
         if expires <= now {
-            let _ = kv::delete(&key);
+            commit = commit.check(key, Some(raw)).delete(key);
         }
+    }
+    if !commit.writes.is_empty() {
+        let _ = kv::commit(&commit);
     }
 }
 

@@ -768,3 +768,42 @@ fn responses_parse_back() {
         Message::parse(&bytes).unwrap();
     }
 }
+
+#[test]
+fn lapsed_cache_entries_are_swept_by_later_requests() {
+    let h = host();
+    let options = |branch: &str| {
+        format!(
+            "OPTIONS sip:biloxi.com SIP/2.0\r\n\
+             Via: SIP/2.0/UDP pc.biloxi.com;branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\n\
+             To: <sip:biloxi.com>\r\nFrom: <sip:a@biloxi.com>;tag=1\r\nCall-ID: {branch}\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let key = |branch: &str| format!("txn/z9hG4bK{branch}|pc.biloxi.com|OPTIONS");
+    for b in ["s1", "s2", "s3"] {
+        h.run(|| handle_at(&options(b), &udp(5070), T0));
+        assert!(h.kv_get(&key(b)).is_some(), "{b} cached");
+    }
+    // Still within timer J: nothing lapsed, nothing removed.
+    h.run(|| handle_at(&options("s4"), &udp(5070), T0 + 5));
+    for b in ["s1", "s2", "s3", "s4"] {
+        assert!(h.kv_get(&key(b)).is_some(), "{b} kept before timer J");
+    }
+    // After timer J of s1-s3 (but not of s4, cached at T0 + 5): the next request's sweep
+    // (at most four entries, these sort first) removes the three lapsed ones together.
+    h.run(|| handle_at(&options("t"), &udp(5070), T0 + 33));
+    for b in ["s1", "s2", "s3"] {
+        assert!(h.kv_get(&key(b)).is_none(), "{b} swept");
+    }
+    assert!(h.kv_get(&key("s4")).is_some(), "s4 still live");
+    assert!(h.kv_get(&key("t")).is_some(), "t cached");
+    assert_eq!(
+        sent_since(&h, 0)
+            .iter()
+            .filter(|(_, t)| status_line(t) == "SIP/2.0 200 OK")
+            .count(),
+        5
+    );
+}
