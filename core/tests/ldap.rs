@@ -1,6 +1,7 @@
 //! LDAP users through the real server: with configuration alone (`[plugins.ldap]` serving
-//! example.com, no `user add`), a directory user logs in over HTTPS Basic, and from then on
-//! passes SIP Digest with the HA1 that login stored. Against a throwaway slapd.
+//! example.com, no `user add`), a directory user logs in over HTTPS Basic, syncs with
+//! ActiveSync (the embedded `builtin:eas` over the local store), and from then on passes SIP
+//! Digest with the HA1 that login stored. Against a throwaway slapd.
 
 mod support;
 
@@ -14,6 +15,9 @@ use md5::{Digest, Md5};
 use slapd::{Slapd, BASE_DN, SERVICE_DN, SERVICE_PASSWORD};
 use support::*;
 use switchboard_auth::{AuthFailure, AuthFailureKind, Identity};
+use switchboard_wbxml::tags::folderhierarchy as fh;
+use switchboard_wbxml::{decode, element, Element};
+use tokio::net::TcpStream;
 
 const BOB: &str = "bob@example.com";
 const BOB_PASSWORD: &str = "bob's secret";
@@ -202,6 +206,57 @@ async fn directory_password_change_retires_the_old_sip_password() {
         .unwrap();
     slapd.set_password("bob", "third secret");
     assert_eq!(autodiscover(&t, BOB, "third secret", BOB).await.status, 401);
+    t.shutdown().await;
+}
+
+/// One ActiveSync command as `login`, over the plain-HTTP test listener.
+async fn eas(t: &TestServer, login: &str, password: &str, cmd: &str, doc: &Element) -> Response {
+    let mut c = Conn::new(TcpStream::connect(t.http_addr()).await.unwrap());
+    let path = format!(
+        "/Microsoft-Server-ActiveSync?Cmd={cmd}&User={login}&DeviceId=LDAP1&DeviceType=Phone"
+    );
+    let auth = basic(login, password);
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("MS-ASProtocolVersion", "14.1"),
+        ("Content-Type", "application/vnd.ms-sync.wbxml"),
+    ];
+    c.request("POST", &path, &headers, &doc.to_wbxml().unwrap())
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn directory_user_syncs_activesync_with_the_directory_password() {
+    let slapd = Slapd::start();
+    let dir = tempfile::tempdir().unwrap();
+    // The README's defaults plus the directory: only configuration, no `user add`.
+    let config = format!(
+        "{}[frontends.eas]\nenabled = true\n[plugins.eas]\nmanifest = \"builtin:eas\"\n\
+         settings = {{ require_provisioning = false }}\n",
+        ldap_config(&slapd, dir.path())
+    );
+    let t = TestServer::start(&config).await;
+    let folder_sync = element!(fh::FolderSync[element!(fh::SyncKey = "0")]);
+
+    let r = eas(&t, BOB, "wrong", "FolderSync", &folder_sync).await;
+    assert_eq!(r.status, 401, "{}", r.text());
+
+    let r = eas(&t, BOB, BOB_PASSWORD, "FolderSync", &folder_sync).await;
+    assert_eq!(r.status, 200, "{:?} {}", r.headers, r.text());
+    let d = decode(&r.body).unwrap();
+    assert_eq!(d.child_text("Status"), Some("1"), "{d}");
+    let names: Vec<_> = d
+        .child("Changes")
+        .expect("Changes")
+        .children_named("Add")
+        .filter_map(|f| f.child_text("DisplayName").map(str::to_string))
+        .collect();
+    for standard in ["Inbox", "Sent Items", "Calendar", "Contacts"] {
+        assert!(
+            names.iter().any(|n| n == standard),
+            "{standard} in {names:?}"
+        );
+    }
     t.shutdown().await;
 }
 

@@ -7,6 +7,7 @@ pub mod embedded;
 pub mod caps;
 pub mod engine;
 pub mod frontend;
+pub mod local_directory;
 pub mod manifest;
 pub mod native;
 mod plugin;

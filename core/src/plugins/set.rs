@@ -74,6 +74,8 @@ pub struct PluginSet {
     plugins: BTreeMap<String, Arc<Plugin>>,
     /// (world, domain) → plugin; domain `*` is the fallback.
     routes: BTreeMap<(World, String), String>,
+    /// The core's users, the directory of domains no directory connector serves.
+    local_users: Option<Storage>,
 }
 
 fn load_error(name: &str, message: String) -> ConfigError {
@@ -86,7 +88,10 @@ impl PluginSet {
         settings: &Settings,
         runtime: &PluginRuntime,
     ) -> Result<PluginSet, ConfigErrors> {
-        let mut set = PluginSet::default();
+        let mut set = PluginSet {
+            local_users: Some(runtime.storage.clone()),
+            ..PluginSet::default()
+        };
         let mut errors = Vec::new();
         for (name, manifest) in &settings.plugin_manifests {
             let cfg = &settings.config.plugins[name];
@@ -157,10 +162,15 @@ impl Routes for PluginSet {
         let domain = call.domain().to_string();
         match self.connector(World::DirectoryConnector, &domain).cloned() {
             Some(p) => async move { p.directory(call).await }.boxed(),
-            None => futures_util::future::ready(Err(Error::Unavailable(format!(
-                "no directory connector serves {domain}"
-            ))))
-            .boxed(),
+            None => match self.local_users.clone() {
+                Some(storage) => {
+                    async move { super::local_directory::answer(&storage, call).await }.boxed()
+                }
+                None => futures_util::future::ready(Err(Error::Unavailable(format!(
+                    "no directory connector serves {domain}"
+                ))))
+                .boxed(),
+            },
         }
     }
 }

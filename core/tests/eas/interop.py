@@ -245,11 +245,15 @@ def move_items() -> None:
 
 def search() -> None:
     with client(ALICE, "interop-search") as c:
-        # GAL: no directory connector serves example.com by default (the local users table is
-        # not a directory yet), so the search answers, empty; with [plugins.ldap] it is the
-        # directory's people (core/tests/ldap.rs).
+        # GAL: no directory connector serves example.com by default, so the core's own users
+        # are the directory (with [plugins.ldap] it is the directory's people).
         gal = c.search_gal("Bob")
-        check(gal == [], "an empty GAL without a directory connector", gal)
+        found = [(g.display_name, g.email_address) for g in gal]
+        check(found == [("Bob Builder", BOB)], "Bob in the GAL of local users", found)
+        # No match is one empty Result element ([MS-ASCMD] 2.2.3.150.1), which the client
+        # reads as an entry with no fields.
+        none = [(g.display_name, g.email_address) for g in c.search_gal("nobody-here")]
+        check(none == [(None, None)], "no GAL match for an unknown name", none)
         inbox = folder(c, FolderType.INBOX)
         # Mailbox search by free text, the form phones send: the client's search_mailbox
         # routes free text to Find (not served yet) and its date-only Search form has no
