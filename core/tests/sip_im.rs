@@ -131,7 +131,10 @@ impl Client {
     /// The next message whose first line starts with `prefix` (others skipped, at most 20).
     async fn next_starting(&mut self, prefix: &str) -> String {
         for _ in 0..20 {
-            let m = self.next().await.unwrap_or_else(|| panic!("no {prefix} arrived"));
+            let m = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("no {prefix} arrived"));
             if m.starts_with(prefix) {
                 return m;
             }
@@ -220,19 +223,51 @@ fn request(
 }
 
 /// REGISTER `user` from `c` with Digest (challenge, answer); returns the final answer.
-async fn register(c: &mut Client, user: &str, password: &str, expires: u32, call_id: &str) -> String {
+async fn register(
+    c: &mut Client,
+    user: &str,
+    password: &str,
+    expires: u32,
+    call_id: &str,
+) -> String {
     let aor = format!("{user}@example.com");
     let contact = c.contact(user);
-    let extra = vec![("Contact", contact.clone()), ("Expires", expires.to_string())];
-    c.send(&request(c, "REGISTER", "sip:example.com", &aor, &aor, call_id, 1, &extra, ""))
-        .await;
+    let extra = vec![
+        ("Contact", contact.clone()),
+        ("Expires", expires.to_string()),
+    ];
+    c.send(&request(
+        c,
+        "REGISTER",
+        "sip:example.com",
+        &aor,
+        &aor,
+        call_id,
+        1,
+        &extra,
+        "",
+    ))
+    .await;
     let challenge = c.next_starting("SIP/2.0 401").await;
     let www = header(&challenge, "WWW-Authenticate").unwrap().to_string();
     assert!(www.starts_with("Digest realm=\"example.com\""), "{www}");
     let mut extra = extra;
-    extra.push(("Authorization", digest(&www, user, password, "REGISTER", "sip:example.com")));
-    c.send(&request(c, "REGISTER", "sip:example.com", &aor, &aor, call_id, 2, &extra, ""))
-        .await;
+    extra.push((
+        "Authorization",
+        digest(&www, user, password, "REGISTER", "sip:example.com"),
+    ));
+    c.send(&request(
+        c,
+        "REGISTER",
+        "sip:example.com",
+        &aor,
+        &aor,
+        call_id,
+        2,
+        &extra,
+        "",
+    ))
+    .await;
     c.next_starting("SIP/2.0").await
 }
 
@@ -274,11 +309,24 @@ async fn register_message_offline_and_presence_over_udp_and_tcp() {
 
     // Malformed: 400 with the parser's reason.
     let mut alice = Client::udp(addrs.sip_udp[0]).await;
-    let broken = request(&alice, "OPTIONS", "sip:example.com", "alice@example.com", "example.com", "m1", 1, &[], "")
-        .replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE");
+    let broken = request(
+        &alice,
+        "OPTIONS",
+        "sip:example.com",
+        "alice@example.com",
+        "example.com",
+        "m1",
+        1,
+        &[],
+        "",
+    )
+    .replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE");
     alice.send(&broken).await;
     let r = alice.next().await.unwrap();
-    assert_eq!(status(&r), "SIP/2.0 400 CSeq method INVITE does not match request method OPTIONS");
+    assert_eq!(
+        status(&r),
+        "SIP/2.0 400 CSeq method INVITE does not match request method OPTIONS"
+    );
 
     // Bad credentials: challenged again.
     let r = register(&mut alice, "alice", "wrong password", 600, "reg-bad").await;
@@ -287,7 +335,10 @@ async fn register_message_offline_and_presence_over_udp_and_tcp() {
     // alice over UDP; bob over UDP and over TCP (two contacts).
     let r = register(&mut alice, "alice", support::PASSWORD, 600, "reg-a").await;
     assert_eq!(status(&r), "SIP/2.0 200 OK", "{r}");
-    assert_eq!(header(&r, "Contact"), Some(format!("{};expires=600", alice.contact("alice")).as_str()));
+    assert_eq!(
+        header(&r, "Contact"),
+        Some(format!("{};expires=600", alice.contact("alice")).as_str())
+    );
     let mut bob_udp = Client::udp(addrs.sip_udp[0]).await;
     let r = register(&mut bob_udp, "bob", BOB_PASSWORD, 600, "reg-b1").await;
     assert_eq!(status(&r), "SIP/2.0 200 OK", "{r}");
@@ -297,7 +348,15 @@ async fn register_message_offline_and_presence_over_udp_and_tcp() {
     assert_eq!(r.matches("\r\nContact: ").count(), 2, "{r}");
 
     // alice → bob: both forks receive it, alice gets 202.
-    alice.send(&message(&alice, "alice@example.com", "bob@example.com", "im-1", "hello bob")).await;
+    alice
+        .send(&message(
+            &alice,
+            "alice@example.com",
+            "bob@example.com",
+            "im-1",
+            "hello bob",
+        ))
+        .await;
     let r = alice.next_starting("SIP/2.0").await;
     assert_eq!(status(&r), "SIP/2.0 202 Accepted", "{r}");
     for bob in [&mut bob_udp, &mut bob_tcp] {
@@ -315,7 +374,15 @@ async fn register_message_offline_and_presence_over_udp_and_tcp() {
     let r = register(&mut carol, "carol", CAROL_PASSWORD, 0, "reg-c2").await;
     assert_eq!(status(&r), "SIP/2.0 200 OK", "{r}");
     assert_eq!(header(&r, "Contact"), None, "{r}");
-    alice.send(&message(&alice, "alice@example.com", "carol@example.com", "im-2", "while you were out")).await;
+    alice
+        .send(&message(
+            &alice,
+            "alice@example.com",
+            "carol@example.com",
+            "im-2",
+            "while you were out",
+        ))
+        .await;
     let r = alice.next_starting("SIP/2.0").await;
     assert_eq!(status(&r), "SIP/2.0 202 Accepted", "{r}");
     let mut carol = Client::udp(addrs.sip_udp[0]).await;
@@ -387,16 +454,30 @@ async fn expired_registrations_receive_nothing() {
     let mut bob = Client::udp(addrs.sip_udp[0]).await;
     let r = register(&mut bob, "bob", BOB_PASSWORD, 1, "reg-b").await;
     assert_eq!(status(&r), "SIP/2.0 200 OK", "{r}");
-    assert_eq!(header(&r, "Contact"), Some(format!("{};expires=1", bob.contact("bob")).as_str()));
+    assert_eq!(
+        header(&r, "Contact"),
+        Some(format!("{};expires=1", bob.contact("bob")).as_str())
+    );
     // Let the one-second registration lapse (whole seconds: the plugin counts in seconds).
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    alice.send(&message(&alice, "alice@example.com", "bob@example.com", "im-x", "too late")).await;
+    alice
+        .send(&message(
+            &alice,
+            "alice@example.com",
+            "bob@example.com",
+            "im-x",
+            "too late",
+        ))
+        .await;
     let r = alice.next_starting("SIP/2.0").await;
     assert_eq!(status(&r), "SIP/2.0 202 Accepted", "{r}");
     // Queued, not sent to the lapsed contact: bob's socket gets it only when he registers.
     let r = register(&mut bob, "bob", BOB_PASSWORD, 600, "reg-b2").await;
     assert_eq!(status(&r), "SIP/2.0 200 OK", "{r}");
-    assert_eq!(header(&r, "Contact"), Some(format!("{};expires=600", bob.contact("bob")).as_str()));
+    assert_eq!(
+        header(&r, "Contact"),
+        Some(format!("{};expires=600", bob.contact("bob")).as_str())
+    );
     let m = bob.next_starting("MESSAGE ").await;
     assert_eq!(body(&m), "too late");
     t.shutdown().await;

@@ -258,7 +258,12 @@ pub(super) fn validate(
     }
     at_least(&mut err, "sip.idle_timeout_secs", s.idle_timeout_secs, 1);
     at_least(&mut err, "sip.max_connections", s.max_connections as u64, 1);
-    at_least(&mut err, "sip.rate_limit_burst", s.rate_limit_burst.into(), 1);
+    at_least(
+        &mut err,
+        "sip.rate_limit_burst",
+        s.rate_limit_burst.into(),
+        1,
+    );
 
     // [auth]
     let a = &config.auth;

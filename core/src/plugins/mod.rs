@@ -3,8 +3,8 @@
 //! and the HTTP frontend adapter with request parking.
 
 pub mod builtin;
-pub mod embedded;
 pub mod caps;
+pub mod embedded;
 pub mod engine;
 pub mod frontend;
 pub mod local_directory;

@@ -483,7 +483,11 @@ fn search_matches_subject_sender_and_small_bodies_newest_first() {
     };
     assert_eq!(ids("lunch", None), vec![alt.id.clone()]);
     assert_eq!(ids("dave@example.org", None), vec![att.id.clone()]);
-    assert_eq!(ids("rhabarberkuchen", None), vec![intl.id.clone()], "body text");
+    assert_eq!(
+        ids("rhabarberkuchen", None),
+        vec![intl.id.clone()],
+        "body text"
+    );
     assert_eq!(ids("KÖLN", None), vec![intl.id.clone()]);
     assert_eq!(ids("contract", None), vec![fwd.id.clone()]);
     assert!(ids("contract", Some("inbox")).is_empty());
