@@ -146,7 +146,7 @@ impl SipHandler for SipDispatch {
                 metrics::counter!("sip_plugin_errors_total", "transport" => transport.as_str(), "kind" => fault.kind())
                     .increment(1);
                 let (code, reason) = match fault {
-                    Fault::Disabled => (503, "Service Unavailable"),
+                    Fault::Disabled | Fault::Busy => (503, "Service Unavailable"),
                     _ => (500, "Server Internal Error"),
                 };
                 core_reply(

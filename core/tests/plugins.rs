@@ -378,6 +378,74 @@ async fn hostile_plugins_are_contained() {
     server.shutdown().await;
 }
 
+/// Overload is not a plugin fault: with every instance slot of the host in use, further calls
+/// get 503 "busy" and the plugin stays enabled however many arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_instance_pool_answers_busy_without_disabling_the_plugin() {
+    let root = tempfile::tempdir().unwrap();
+    // Five slots: three hold the instances the plugins (notes, eml, hostile) were checked with
+    // at load, two are left for the requests. One fault would disable hostile
+    // (max_faults = 1), so a busy answer counted as a fault would show.
+    let config = hostile_config(root.path(), 1).replace("deadline_ms = 500", "deadline_ms = 10000")
+        + "\n[plugin_host]\ninstances = 5\n";
+    let server = TestServer::start(&config).await;
+    // Each call holds its instance across 200 kv reads; twelve at once cannot all get one of
+    // the two free slots.
+    let calls: Vec<_> = (0..12)
+        .map(|_| {
+            let server = &server;
+            async move { get(server, "/hostile/ok-slow").await }
+        })
+        .collect();
+    let answers = futures_util::future::join_all(calls).await;
+    let busy = answers
+        .iter()
+        .filter(|r| r.status == 503 && r.text() == "plugin hostile is busy, try again\n")
+        .count();
+    let ok = answers.iter().filter(|r| r.status == 200).count();
+    assert!(
+        busy >= 1,
+        "no call found the pool full: {:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        busy + ok,
+        answers.len(),
+        "{:?}",
+        answers
+            .iter()
+            .map(|r| (r.status, r.text()))
+            .collect::<Vec<_>>()
+    );
+    // Not disabled, no fault counted, and it serves once the load is gone.
+    let r = get(&server, "/hostile/ok").await;
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+    let v: serde_json::Value = serde_json::from_slice(
+        &admin(server.admin_addr(), "GET", "/admin/status")
+            .await
+            .body,
+    )
+    .unwrap();
+    let h = v["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "hostile")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (h["state"].as_str(), h["faults"].as_u64()),
+        (Some("loaded"), Some(0)),
+        "{h}"
+    );
+    let metrics = admin(server.admin_addr(), "GET", "/metrics").await.text();
+    assert!(
+        metrics.contains("switchboard_plugin_busy_total{plugin=\"hostile\"}"),
+        "busy not counted"
+    );
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_plugin_that_keeps_faulting_is_disabled_until_reload() {
     let root = tempfile::tempdir().unwrap();

@@ -60,7 +60,7 @@ impl PluginFrontend {
 
 fn fault_response(plugin: &str, fault: &Fault) -> Response<Body> {
     let status = match fault {
-        Fault::Disabled => StatusCode::SERVICE_UNAVAILABLE,
+        Fault::Disabled | Fault::Busy => StatusCode::SERVICE_UNAVAILABLE,
         Fault::Deadline => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
@@ -72,6 +72,7 @@ impl Fault {
     fn kind_text(&self) -> &'static str {
         match self {
             Fault::Disabled => "is disabled",
+            Fault::Busy => "is busy, try again",
             Fault::Deadline => "took too long",
             Fault::Memory => "ran out of memory",
             _ => "failed",

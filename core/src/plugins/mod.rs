@@ -66,9 +66,18 @@ pub enum Fault {
     /// The plugin was disabled after repeated faults.
     #[error("is disabled after repeated faults")]
     Disabled,
+    /// Every WebAssembly instance slot of the host (`plugin_host.instances`) is in use: the
+    /// server is overloaded, the plugin did nothing wrong, so this is not counted as a fault.
+    #[error("could not run: every WebAssembly instance slot (plugin_host.instances) is in use")]
+    Busy,
 }
 
 impl Fault {
+    /// Whether this counts against the plugin (towards `max_faults`): overload does not.
+    pub fn is_plugin_fault(&self) -> bool {
+        !matches!(self, Fault::Busy | Fault::Disabled)
+    }
+
     /// Short label for metrics.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -79,6 +88,7 @@ impl Fault {
             Fault::Abi(_) => "abi",
             Fault::Instantiate(_) => "instantiate",
             Fault::Disabled => "disabled",
+            Fault::Busy => "busy",
         }
     }
 }

@@ -248,6 +248,11 @@ impl Plugin {
             Ok(_) => {
                 self.health.consecutive.store(0, Ordering::Relaxed);
             }
+            Err(fault) if !fault.is_plugin_fault() => {
+                metrics::counter!("switchboard_plugin_busy_total", "plugin" => self.info.name.clone())
+                    .increment(1);
+                tracing::warn!(plugin = %self.info.name, op, "plugin {} {fault}", self.info.name);
+            }
             Err(fault) => {
                 let plugin = self.info.name.clone();
                 self.health.faults.fetch_add(1, Ordering::Relaxed);

@@ -848,6 +848,11 @@ impl WasmPlugin {
 /// Turn a wasmtime error into what went wrong, using the limiter flag and the guest's
 /// stderr (where Rust writes its panic message) to tell the cases apart.
 fn classify(store: &Store<StoreData>, e: wasmtime::Error) -> Fault {
+    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        return Fault::Busy;
+    }
     let stderr = String::from_utf8_lossy(&store.data().stderr.contents()).into_owned();
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         if *trap == wasmtime::Trap::Interrupt {

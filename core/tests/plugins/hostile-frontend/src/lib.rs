@@ -26,6 +26,16 @@ impl HttpFrontend for Hostile {
     fn handle(req: Request) -> Outcome {
         match req.path.trim_start_matches("/hostile/") {
             "ok" => reply(200, "ok"),
+            // Holds its instance across many host calls (each one yields to the host), so
+            // concurrent requests need as many instances at once.
+            "ok-slow" => {
+                for i in 0..200 {
+                    if let Err(e) = host::kv::get(&format!("slow/{i}")) {
+                        return reply(500, &e.to_string());
+                    }
+                }
+                reply(200, "ok")
+            }
             "loop" => reply(200, &spin(req.body.len() as u64 + 7).to_string()),
             "bomb" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
