@@ -7,6 +7,7 @@ mod support;
 
 use support::counting::CountingProxy;
 use support::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER, PASSWORD};
+use support::http_log::HttpLog;
 use support::radicale::{card, event, Radicale};
 use support::raw::{message, Raw};
 use support::smtp::SmtpSink;
@@ -923,6 +924,133 @@ fn calendars_and_contacts_from_caldav_and_carddav() {
     let folders = host.run(|| Imap::list_folders(&alice())).unwrap();
     assert!(folders.iter().any(|f| f.id == "INBOX"));
     assert!(!folders.iter().any(|f| f.id.starts_with("dav:")));
+}
+
+/// `Added`/`Changed`/`Deleted` of DAV changes as `+subject`, `~subject`, `-file`.
+fn dav_changes(changes: &[Change]) -> Vec<String> {
+    let mut out: Vec<String> = changes
+        .iter()
+        .map(|c| match c {
+            Change::Added(i) => format!("+{}", i.subject),
+            Change::Changed(i) => format!("~{}", i.subject),
+            Change::Deleted(id) => format!("-{}", id.rsplit('/').next().unwrap_or("?")),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn dav_sync_checks_the_sync_token_and_reports_changes_with_sync_collection() {
+    let dav = Radicale::start();
+    let mkcal = "<?xml version=\"1.0\"?><C:mkcalendar xmlns:D=\"DAV:\" xmlns:C=\"urn:ietf:params:xml:ns:caldav\"><D:set><D:prop><D:displayname>Work</D:displayname></D:prop></D:set></C:mkcalendar>";
+    assert_eq!(
+        dav.alice(
+            "MKCALENDAR",
+            "/alice@example.com/cal/",
+            &[],
+            mkcal.as_bytes()
+        ),
+        201
+    );
+    let put = |name: &str, summary: &str| {
+        dav.alice(
+            "PUT",
+            &format!("/alice@example.com/cal/{name}.ics"),
+            &[("Content-Type", "text/calendar")],
+            &event(name, summary),
+        )
+    };
+    assert_eq!(put("e1", "Standup"), 201);
+    assert_eq!(put("e2", "Review"), 201);
+    // The connector talks to Radicale through a proxy that logs every request.
+    let log = HttpLog::start(dav.port);
+    let host = host_for(1, true).with_config("dav_url", &format!("http://127.0.0.1:{}", log.port));
+    let cal = "dav:/alice%40example.com/cal/";
+    let path = "/alice%40example.com/cal/";
+    host.run(|| {
+        let who = alice();
+        let first = Imap::sync(&who, cal, None, 10).unwrap();
+        assert_eq!(dav_changes(&first.changes), ["+Review", "+Standup"]);
+        let requests = log.take();
+        assert_eq!(requests[0], format!("PROPFIND {path} 1"));
+        assert_eq!(requests.len(), 3, "{requests:?}"); // the listing and two GETs
+
+        // Nothing changed: one PROPFIND Depth 0, the same state back.
+        let idle = Imap::sync(&who, cal, Some(&first.state), 10).unwrap();
+        assert!(idle.changes.is_empty() && !idle.more);
+        assert_eq!(idle.state, first.state);
+        assert_eq!(log.take(), [format!("PROPFIND {path} 0")]);
+
+        // Changes made directly on Radicale: one edited, one deleted, one new.
+        assert!(matches!(put("e1", "Standup (moved)"), 201 | 204));
+        assert!(matches!(
+            dav.alice("DELETE", "/alice@example.com/cal/e2.ics", &[], b""),
+            200 | 204
+        ));
+        assert_eq!(put("e3", "Retro"), 201);
+        let changed = Imap::sync(&who, cal, Some(&first.state), 10).unwrap();
+        assert_eq!(
+            dav_changes(&changed.changes),
+            ["+Retro", "-e2.ics", "~Standup (moved)"]
+        );
+        let requests = log.take();
+        assert_eq!(
+            requests[..2],
+            [format!("PROPFIND {path} 0"), format!("REPORT {path}")]
+        );
+        assert_eq!(requests.len(), 4, "{requests:?}"); // + GET of e1 and e3, no listing
+        assert!(
+            requests[2..].iter().all(|r| r.starts_with("GET ")),
+            "{requests:?}"
+        );
+        // Replay-safe: the same state again gives the same page and next state.
+        assert_eq!(
+            Imap::sync(&who, cal, Some(&first.state), 10).unwrap(),
+            changed
+        );
+        log.take();
+        let idle = Imap::sync(&who, cal, Some(&changed.state), 10).unwrap();
+        assert!(idle.changes.is_empty());
+        assert_eq!(log.take().len(), 1);
+
+        // More changes than fit a page: the rest comes on the next sync, nothing twice.
+        assert_eq!(put("e4", "Planning"), 201);
+        assert_eq!(put("e5", "Demo"), 201);
+        let p1 = Imap::sync(&who, cal, Some(&idle.state), 1).unwrap();
+        assert!(p1.more);
+        let p2 = Imap::sync(&who, cal, Some(&p1.state), 10).unwrap();
+        assert!(!p2.more);
+        let mut both = p1.changes.clone();
+        both.extend(p2.changes.clone());
+        assert_eq!(dav_changes(&both), ["+Demo", "+Planning"]);
+        log.take();
+        let idle = Imap::sync(&who, cal, Some(&p2.state), 10).unwrap();
+        assert!(idle.changes.is_empty());
+        assert_eq!(log.take(), [format!("PROPFIND {path} 0")]);
+
+        // A token the server no longer knows: the report is refused and the ETag listing
+        // gives the answer.
+        dav.forget_sync_tokens();
+        assert!(matches!(
+            dav.alice("DELETE", "/alice@example.com/cal/e3.ics", &[], b""),
+            200 | 204
+        ));
+        let after = Imap::sync(&who, cal, Some(&idle.state), 10).unwrap();
+        assert_eq!(dav_changes(&after.changes), ["-e3.ics"]);
+        assert_eq!(
+            log.take(),
+            [
+                format!("PROPFIND {path} 0"),
+                format!("REPORT {path}"),
+                format!("PROPFIND {path} 1")
+            ]
+        );
+        // The listing's own token is usable again.
+        let idle = Imap::sync(&who, cal, Some(&after.state), 10).unwrap();
+        assert!(idle.changes.is_empty());
+        assert_eq!(log.take(), [format!("PROPFIND {path} 0")]);
+    });
 }
 
 #[test]

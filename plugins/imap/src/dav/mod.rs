@@ -2,9 +2,11 @@
 //! store's DAV server (Scalix, Radicale, any RFC 4791 / 6352 server), shown as folders beside
 //! the IMAP mailboxes. Folder and item ids start with `dav:` followed by the resource path.
 //!
-//! Sync is a listing of ETags (`PROPFIND Depth: 1`) diffed against the record of what the
-//! client holds — the same replay-safe scheme as mail; items are fetched with GET and written
-//! with PUT (`If-None-Match: *` for new ones) and DELETE.
+//! Sync checks the collection's sync-token/CTag (`PROPFIND Depth: 0`), asks for the changes
+//! with `REPORT sync-collection` (RFC 6578) and otherwise diffs an ETag listing
+//! (`PROPFIND Depth: 1`) against the record of what the client holds — the same replay-safe
+//! scheme as mail; items are fetched with GET and written with PUT (`If-None-Match: *` for
+//! new ones) and DELETE.
 
 pub mod http;
 pub mod ical;

@@ -24,8 +24,13 @@ const MAX_LISTING: usize = 32 * 1024 * 1024;
 const PROPFIND_COLLECTIONS: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 <D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:resourcetype/><D:displayname/><C:supported-calendar-component-set/></D:prop></D:propfind>"#;
 
+/// The listing also asks for the collection's own sync-token and CTag, so the record made
+/// from it names the state it was taken at (one request, one consistent view).
 const PROPFIND_ETAGS: &str = r#"<?xml version="1.0" encoding="utf-8"?>
-<D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:getetag/></D:prop></D:propfind>"#;
+<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:prop><D:resourcetype/><D:getetag/><D:sync-token/><CS:getctag/></D:prop></D:propfind>"#;
+
+const PROPFIND_TAGS: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:prop><D:resourcetype/><D:sync-token/><CS:getctag/></D:prop></D:propfind>"#;
 
 fn target(who: &Principal) -> Result<(DavTarget, String)> {
     Settings::load()?
@@ -58,13 +63,18 @@ fn path_of_href(href: &str) -> String {
     href.to_string()
 }
 
-async fn propfind(t: &DavTarget, path: &str, body: &str) -> Result<Vec<xml::Entry>, ImapError> {
+async fn propfind(
+    t: &DavTarget,
+    path: &str,
+    depth: &str,
+    body: &str,
+) -> Result<Vec<xml::Entry>, ImapError> {
     let r = request(
         t,
         "PROPFIND",
         path,
         &[
-            ("Depth", "1"),
+            ("Depth", depth),
             ("Content-Type", "application/xml; charset=utf-8"),
         ],
         body.as_bytes().to_vec(),
@@ -87,7 +97,8 @@ pub fn list_folders(who: &Principal) -> Result<Vec<Folder>> {
         return Ok(Vec::new());
     };
     let home2 = home.clone();
-    let entries = runtime::block(async move { propfind(&t, &home2, PROPFIND_COLLECTIONS).await })?;
+    let entries =
+        runtime::block(async move { propfind(&t, &home2, "1", PROPFIND_COLLECTIONS).await })?;
     let mut taken = std::collections::HashSet::new();
     let mut out = Vec::new();
     let mut entries: Vec<_> = entries
@@ -129,21 +140,116 @@ pub fn list_folders(who: &Principal) -> Result<Vec<Folder>> {
     Ok(out)
 }
 
-/// The href → ETag record a client holds, as text lines.
-fn encode(known: &BTreeMap<String, String>) -> Vec<u8> {
+/// What a client holds in a DAV folder: href → ETag, and the collection's sync-token and
+/// CTag at which that set was complete (so an unchanged collection needs no listing). A
+/// token is only stored when every change up to it is either in `known` or will be reported
+/// again by `sync-collection` from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Record {
+    known: BTreeMap<String, String>,
+    sync_token: Option<String>,
+    ctag: Option<String>,
+}
+
+/// Tokens and CTags are opaque; ones that would break the line format are not kept.
+fn storable(v: Option<String>) -> Option<String> {
+    v.filter(|v| !v.is_empty() && !v.contains(['\t', '\n', '\r']))
+}
+
+/// As text lines: `#t` sync-token, `#c` CTag (hrefs start with `/`), then `href\tetag`.
+fn encode(rec: &Record) -> Vec<u8> {
     let mut out = Vec::new();
-    for (href, etag) in known {
+    if let Some(t) = &rec.sync_token {
+        out.extend_from_slice(format!("#t\t{t}\n").as_bytes());
+    }
+    if let Some(c) = &rec.ctag {
+        out.extend_from_slice(format!("#c\t{c}\n").as_bytes());
+    }
+    for (href, etag) in &rec.known {
         out.extend_from_slice(format!("{href}\t{etag}\n").as_bytes());
     }
     out
 }
 
-fn decode(data: &[u8]) -> BTreeMap<String, String> {
-    String::from_utf8_lossy(data)
+fn decode(data: &[u8]) -> Record {
+    let mut rec = Record::default();
+    for (k, v) in String::from_utf8_lossy(data)
         .lines()
         .filter_map(|l| l.split_once('\t'))
-        .map(|(h, e)| (h.to_string(), e.to_string()))
-        .collect()
+    {
+        match k {
+            "#t" => rec.sync_token = Some(v.to_string()),
+            "#c" => rec.ctag = Some(v.to_string()),
+            _ => {
+                rec.known.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    rec
+}
+
+/// The collection's own sync-token and CTag (one `PROPFIND Depth: 0`).
+async fn collection_tags(
+    t: &DavTarget,
+    path: &str,
+) -> Result<(Option<String>, Option<String>), ImapError> {
+    let entries = propfind(t, path, "0", PROPFIND_TAGS).await?;
+    let own = entries.into_iter().find(|e| e.collection);
+    Ok(own
+        .map(|e| (storable(e.sync_token), storable(e.ctag)))
+        .unwrap_or_default())
+}
+
+/// What changed since `token` (RFC 6578 `sync-collection`, level 1): href → ETag of changed
+/// or new members, `None` for removed ones, and the new token. `Ok(None)` when the server
+/// will not answer from that token (403/409 `valid-sync-token`, an expired token, no support
+/// for the report, a truncated answer): the caller falls back to an ETag listing.
+#[allow(clippy::type_complexity)]
+async fn sync_collection(
+    t: &DavTarget,
+    path: &str,
+    token: &str,
+) -> Result<Option<(Vec<(String, Option<String>)>, Option<String>)>, ImapError> {
+    let body = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<D:sync-collection xmlns:D="DAV:"><D:sync-token>{}</D:sync-token><D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>"#,
+        quick_xml::escape::escape(token)
+    );
+    let r = request(
+        t,
+        "REPORT",
+        path,
+        &[("Content-Type", "application/xml; charset=utf-8")],
+        body.into_bytes(),
+        MAX_LISTING,
+    )
+    .await?;
+    if r.status == 401 {
+        check(t, &r, path)?;
+    }
+    if r.status != 207 {
+        return Ok(None);
+    }
+    let (entries, new_token) = xml::multistatus_with_token(&r.body).map_err(ImapError::Protocol)?;
+    let own = super::percent_decode(path);
+    let own = own.trim_end_matches('/');
+    let mut changes = Vec::new();
+    for e in entries {
+        let href = path_of_href(&e.href);
+        if super::percent_decode(&href).trim_end_matches('/') == own {
+            if e.status == Some(507) {
+                return Ok(None); // truncated (RFC 6578 §3.6): list instead
+            }
+            continue;
+        }
+        if e.collection {
+            continue;
+        }
+        // Without an ETag a member is not listed either (see the listing); treat it as gone.
+        let etag = if e.gone() { None } else { e.etag };
+        changes.push((href, etag));
+    }
+    Ok(Some((changes, storable(new_token))))
 }
 
 fn summary(folder_id: &str, href: &str, data: &[u8]) -> ItemSummary {
@@ -162,8 +268,30 @@ fn summary(folder_id: &str, href: &str, data: &[u8]) -> ItemSummary {
     }
 }
 
-/// Changes in a DAV folder since `state`: ETag listings diffed against the record, then
-/// deletions, changes and additions (by href), at most `max`; replay-safe like mail.
+/// How a sync found the collection.
+enum Plan {
+    /// Sync-token/CTag as stored: nothing to send.
+    Unchanged,
+    /// A page of changes: (href, body or `None` for removed), more to come, the ETags now,
+    /// the sync-token and CTag for the new record.
+    #[allow(clippy::type_complexity)]
+    Page(
+        Vec<(String, Option<Vec<u8>>)>,
+        bool,
+        BTreeMap<String, String>,
+        Option<String>,
+        Option<String>,
+    ),
+}
+
+/// Changes in a DAV folder since `state`, at most `max`; replay-safe like mail (the same
+/// state against the same server gives the same page and next state).
+///
+/// When the record names the collection's sync-token and/or CTag, one `PROPFIND Depth: 0`
+/// tells whether anything changed; if so, `REPORT sync-collection` from the stored token
+/// names the changed and removed members. Without a stored token, or when the server
+/// refuses it, an ETag listing (`PROPFIND Depth: 1`) is diffed against the record. Pages
+/// go deletions, changes, additions (by href); items are fetched with GET.
 pub fn sync(
     who: &Principal,
     folder_id: &str,
@@ -172,28 +300,64 @@ pub fn sync(
     max: u32,
 ) -> Result<SyncPage> {
     let t = target_for(who, path)?;
-    let mut known = match state {
-        None => BTreeMap::new(),
+    let (rec, hash) = match state {
+        None => (Record::default(), None),
         Some(s) => {
             let tok =
                 Token::decode(s).ok_or_else(|| Error::Invalid(format!("bad sync state {s:?}")))?;
-            decode(&crate::load_record(who, folder_id, &tok.set_hash)?)
+            let rec = decode(&crate::load_record(who, folder_id, &tok.set_hash)?);
+            (rec, Some(tok.set_hash))
         }
     };
     let max = if max == 0 { 100 } else { max as usize };
-    let (t2, p2, known2, folder) = (
-        t.clone(),
-        path.to_string(),
-        known.clone(),
-        folder_id.to_string(),
-    );
-    let (page, more, etags) = runtime::block(async move {
-        let entries = propfind(&t2, &p2, PROPFIND_ETAGS).await?;
-        let current: BTreeMap<String, String> = entries
-            .into_iter()
-            .filter(|e| !e.collection && e.href != p2)
-            .filter_map(|e| Some((e.href, e.etag?)))
-            .collect();
+    let (t2, p2, rec2) = (t.clone(), path.to_string(), rec.clone());
+    let plan = runtime::block(async move {
+        let known2 = &rec2.known;
+        if rec2.sync_token.is_some() || rec2.ctag.is_some() {
+            let (token, ctag) = collection_tags(&t2, &p2).await?;
+            let same =
+                |stored: &Option<String>, now: &Option<String>| stored.is_none() || stored == now;
+            if same(&rec2.sync_token, &token) && same(&rec2.ctag, &ctag) {
+                return Ok(Plan::Unchanged);
+            }
+        }
+        // (current ETags, the token and CTag they were taken at)
+        let mut found = None;
+        if let Some(old) = &rec2.sync_token {
+            if let Some((changes, new_token)) = sync_collection(&t2, &p2, old).await? {
+                let mut current = known2.clone();
+                for (href, etag) in changes {
+                    match etag {
+                        Some(e) => current.insert(href, e),
+                        None => current.remove(&href),
+                    };
+                }
+                found = Some((current, new_token, None));
+            }
+        }
+        let (current, token, ctag) = match found {
+            Some(f) => f,
+            None => {
+                let entries = propfind(&t2, &p2, "1", PROPFIND_ETAGS).await?;
+                let own = super::percent_decode(&p2);
+                let own = own.trim_end_matches('/');
+                let (mut token, mut ctag) = (None, None);
+                let mut current = BTreeMap::new();
+                for e in entries {
+                    if e.collection {
+                        if super::percent_decode(&e.href).trim_end_matches('/') == own {
+                            token = storable(e.sync_token);
+                            ctag = storable(e.ctag);
+                        }
+                    } else if e.href != p2 {
+                        if let Some(etag) = e.etag {
+                            current.insert(e.href, etag);
+                        }
+                    }
+                }
+                (current, token, ctag)
+            }
+        };
         let mut deltas: Vec<(String, bool)> = Vec::new(); // (href, present)
         deltas.extend(
             known2
@@ -216,6 +380,9 @@ pub fn sync(
         let more = deltas.len() > max;
         deltas.truncate(max);
         let mut page = Vec::new();
+        // Did every GET return the ETag the listing or report named? If not, the item moved
+        // on after the token was taken and the record must not claim that token.
+        let mut consistent = true;
         for (href, present) in deltas {
             if !present {
                 page.push((href, None));
@@ -223,14 +390,40 @@ pub fn sync(
             }
             let r = request(&t2, "GET", &href, &[], Vec::new(), MAX_ITEM).await?;
             if r.status == 404 {
-                continue; // gone since the listing: the next sync reports it
+                // Gone since the listing or report: the next sync reports it.
+                consistent = false;
+                continue;
             }
             check(&t2, &r, &href)?;
+            if r.etag.is_some() && r.etag.as_ref() != current.get(&href) {
+                consistent = false;
+            }
             page.push((href, Some(r.body)));
         }
-        let _ = folder;
-        Ok((page, more, current))
+        // Only a complete, consistent page leaves the client holding exactly the collection at
+        // that token. After a partial page a token must not be stored: a server whose token
+        // names its contents (Radicale) would call a collection that went back to that state
+        // "unchanged" while the client holds some of the newer items. The next sync lists.
+        let (token, ctag) = if more || !consistent {
+            (None, None)
+        } else {
+            (token, ctag)
+        };
+        Ok::<_, ImapError>(Plan::Page(page, more, current, token, ctag))
     })?;
+    let (page, more, etags, sync_token, ctag) = match plan {
+        Plan::Unchanged => {
+            let hash = hash.unwrap_or_default();
+            crate::touch_record(who, folder_id, &hash)?;
+            return Ok(SyncPage {
+                changes: Vec::new(),
+                state: state.unwrap_or_default().to_string(),
+                more: false,
+            });
+        }
+        Plan::Page(page, more, etags, token, ctag) => (page, more, etags, token, ctag),
+    };
+    let mut known = rec.known;
     let mut changes = Vec::new();
     for (href, body) in page {
         match body {
@@ -249,7 +442,12 @@ pub fn sync(
             }
         }
     }
-    let hash = crate::save_record(who, folder_id, &encode(&known))?;
+    let record = Record {
+        known,
+        sync_token,
+        ctag,
+    };
+    let hash = crate::save_record(who, folder_id, &encode(&record))?;
     let token = Token {
         uid_validity: 0,
         modseq: 0,
@@ -376,4 +574,29 @@ pub fn delete(who: &Principal, path: &str) -> Result<()> {
         check(&t, &r, &p)
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_keep_tokens_beside_etags_and_read_old_records() {
+        let mut rec = Record {
+            sync_token: Some("http://radicale.org/ns/sync/abc".into()),
+            ctag: Some("\"c1\"".into()),
+            ..Record::default()
+        };
+        rec.known.insert("/a/cal/e1.ics".into(), "\"x\"".into());
+        let bytes = encode(&rec);
+        assert_eq!(decode(&bytes), rec);
+        // Same content, same bytes: the record's hash (and the state) is stable.
+        assert_eq!(encode(&decode(&bytes)), bytes);
+        // A record written before tokens were kept: no token, so the next sync lists.
+        let old = decode(b"/a/cal/e1.ics\t\"x\"\n");
+        assert_eq!(old.known, rec.known);
+        assert_eq!((old.sync_token, old.ctag), (None, None));
+        assert_eq!(storable(Some("a\tb".into())), None);
+        assert_eq!(storable(Some(String::new())), None);
+    }
 }

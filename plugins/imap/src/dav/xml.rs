@@ -21,6 +21,20 @@ pub struct Entry {
     pub display_name: Option<String>,
     /// `<supported-calendar-component-set>` names (`VEVENT`, `VTODO`).
     pub components: Vec<String>,
+    /// CalendarServer `<getctag>` of a collection.
+    pub ctag: Option<String>,
+    /// `<sync-token>` property of a collection (RFC 6578).
+    pub sync_token: Option<String>,
+    /// The response's own `<status>` code (no `<propstat>`): in a `sync-collection` report,
+    /// 404 for a removed member and 507 on the collection for a truncated answer.
+    pub status: Option<u16>,
+}
+
+impl Entry {
+    /// A removed member of a `sync-collection` report.
+    pub fn gone(&self) -> bool {
+        matches!(self.status, Some(404 | 410))
+    }
 }
 
 fn local(name: &[u8]) -> &[u8] {
@@ -32,9 +46,16 @@ fn local(name: &[u8]) -> &[u8] {
 
 /// Parse a multistatus body; properties under a non-2xx `<propstat>` are ignored.
 pub fn multistatus(body: &[u8]) -> Result<Vec<Entry>, String> {
+    multistatus_with_token(body).map(|(e, _)| e)
+}
+
+/// Parse a multistatus body and its top-level `<sync-token>` (the new token of a
+/// `sync-collection` report, RFC 6578 §6.4).
+pub fn multistatus_with_token(body: &[u8]) -> Result<(Vec<Entry>, Option<String>), String> {
     let mut reader = Reader::from_reader(body);
     reader.config_mut().trim_text(false);
     let mut out = Vec::new();
+    let mut token = None;
     let mut cur: Option<Entry> = None;
     let mut pending = Entry::default();
     let mut path: Vec<Vec<u8>> = Vec::new();
@@ -98,6 +119,16 @@ pub fn multistatus(body: &[u8]) -> Result<Vec<Entry>, String> {
                     }
                     b"getetag" => pending.etag = Some(text.trim().to_string()),
                     b"displayname" => pending.display_name = Some(text.trim().to_string()),
+                    b"getctag" => pending.ctag = Some(text.trim().to_string()),
+                    b"sync-token" if path.last().is_some_and(|p| p == b"multistatus") => {
+                        token = Some(text.trim().to_string())
+                    }
+                    b"sync-token" => pending.sync_token = Some(text.trim().to_string()),
+                    b"status" if path.last().is_some_and(|p| p == b"response") => {
+                        if let Some(c) = cur.as_mut() {
+                            c.status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+                        }
+                    }
                     b"status" if path.last().is_some_and(|p| p == b"propstat") => {
                         let ok = text
                             .split_whitespace()
@@ -115,6 +146,8 @@ pub fn multistatus(body: &[u8]) -> Result<Vec<Entry>, String> {
                             c.calendar |= p.calendar;
                             c.addressbook |= p.addressbook;
                             c.display_name = c.display_name.take().or(p.display_name);
+                            c.ctag = c.ctag.take().or(p.ctag);
+                            c.sync_token = c.sync_token.take().or(p.sync_token);
                             c.components.extend(p.components);
                         }
                     }
@@ -134,7 +167,7 @@ pub fn multistatus(body: &[u8]) -> Result<Vec<Entry>, String> {
         }
         buf.clear();
     }
-    Ok(out)
+    Ok((out, token))
 }
 
 #[cfg(test)]
@@ -163,5 +196,26 @@ mod tests {
         assert!(
             multistatus(b"<multistatus><response>").is_ok() || multistatus(b"<a></b>").is_err()
         );
+    }
+
+    #[test]
+    fn sync_collection_report_and_collection_tokens() {
+        let body = br#"<?xml version='1.0' encoding='utf-8'?>
+<multistatus xmlns="DAV:" xmlns:CS="http://calendarserver.org/ns/">
+<response><href>/a/cal/</href><propstat><prop><sync-token>http://radicale.org/ns/sync/1</sync-token><CS:getctag>"c1"</CS:getctag></prop><status>HTTP/1.1 200 OK</status></propstat></response>
+<response><href>/a/cal/e1.ics</href><propstat><prop><getetag>"e"</getetag></prop><status>HTTP/1.1 200 OK</status></propstat></response>
+<response><href>/a/cal/e2.ics</href><status>HTTP/1.1 404 Not Found</status></response>
+<sync-token>http://radicale.org/ns/sync/2</sync-token>
+</multistatus>"#;
+        let (e, token) = multistatus_with_token(body).unwrap();
+        assert_eq!(token.as_deref(), Some("http://radicale.org/ns/sync/2"));
+        assert_eq!(
+            e[0].sync_token.as_deref(),
+            Some("http://radicale.org/ns/sync/1")
+        );
+        assert_eq!(e[0].ctag.as_deref(), Some("\"c1\""));
+        assert!(!e[1].gone() && e[1].etag.is_some());
+        assert!(e[2].gone() && e[2].etag.is_none());
+        assert_eq!(e[2].status, Some(404));
     }
 }

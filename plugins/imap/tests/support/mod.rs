@@ -5,6 +5,7 @@
 
 pub mod counting;
 pub mod dovecot;
+pub mod http_log;
 pub mod radicale;
 pub mod raw;
 pub mod smtp;

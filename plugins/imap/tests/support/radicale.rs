@@ -131,6 +131,29 @@ impl Radicale {
         (status, body)
     }
 
+    /// Forget every sync-token Radicale has handed out (its token history lives in
+    /// `.Radicale.cache/sync-token/` beside each collection), as a server that expires old
+    /// tokens would: a `sync-collection` from one of them is then refused (403
+    /// `valid-sync-token`).
+    pub fn forget_sync_tokens(&self) {
+        fn walk(dir: &std::path::Path) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    if p.file_name().is_some_and(|n| n == "sync-token") {
+                        std::fs::remove_dir_all(&p).expect("remove sync tokens");
+                    } else {
+                        walk(&p);
+                    }
+                }
+            }
+        }
+        walk(&self._dir.path().join("collections"));
+    }
+
     /// As alice.
     pub fn alice(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> u16 {
         self.http("alice@example.com", "secret", method, path, headers, body)
