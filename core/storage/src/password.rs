@@ -4,8 +4,48 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use rand::rngs::OsRng;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use tokio::sync::Semaphore;
+
 use crate::users::User;
 use crate::StorageError;
+
+/// Each argon2 computation holds 19 MiB for its duration. Without a bound, a burst of logins
+/// (many devices of one user whose cached login just expired, or a login storm) runs one per
+/// blocking thread — up to 512 at once, gigabytes — and the allocator keeps much of that
+/// afterwards. More computations than cores gain nothing (they are CPU-bound), so at most one
+/// per core runs; the rest wait their turn.
+fn slots() -> &'static Semaphore {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| Semaphore::new(max_concurrent()))
+}
+
+/// How many argon2 computations may run at once: one per core.
+pub(crate) fn max_concurrent() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// argon2 computations running now, and the most seen at once (for tests).
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// Run one argon2 computation on the blocking pool, within the bound.
+async fn bounded<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let _permit = slots().acquire().await.map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || {
+        let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+        PEAK.fetch_max(now, Ordering::SeqCst);
+        let out = work();
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+        out
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
 
 /// An argon2id hash (crate-default parameters: m=19456 KiB, t=2, p=1) of a password nobody
 /// knows. Unknown users are checked against it so that a failed login takes the same time
@@ -35,7 +75,7 @@ pub(crate) async fn hash(address: &str, password: &str) -> Result<String, Storag
         address: address.to_owned(),
         cause,
     };
-    tokio::task::spawn_blocking(move || {
+    bounded(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -43,7 +83,7 @@ pub(crate) async fn hash(address: &str, password: &str) -> Result<String, Storag
             .map_err(|e| e.to_string())
     })
     .await
-    .map_err(|e| fail(e.to_string()))?
+    .map_err(fail)?
     .map_err(fail)
 }
 
@@ -57,7 +97,7 @@ pub(crate) async fn verify(
     let password = password.to_owned();
     let is_dummy = stored.is_none();
     let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
-    let outcome = tokio::task::spawn_blocking(move || {
+    let outcome = bounded(move || {
         let parsed = PasswordHash::new(&stored).map_err(|e| e.to_string())?;
         match Argon2::default().verify_password(password.as_bytes(), &parsed) {
             Ok(()) => Ok(true),
@@ -94,6 +134,30 @@ mod tests {
         assert_eq!(
             parsed.hash.map(|h| h.len()),
             Some(defaults.output_len().unwrap_or(32))
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_burst_of_logins_runs_at_most_one_argon2_per_core() {
+        let h = hash("a@b.c", "secret").await.expect("hash");
+        let burst = 4 * max_concurrent() + 4;
+        let tasks: Vec<_> = (0..burst)
+            .map(|i| {
+                let h = h.clone();
+                // Every other one wrong, so both outcomes go through the bound.
+                let pw = if i % 2 == 0 { "secret" } else { "wrong" };
+                tokio::spawn(async move { verify("a@b.c", pw, Some(h)).await })
+            })
+            .collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            let ok = t.await.expect("task").expect("verify");
+            assert_eq!(ok, i % 2 == 0, "login {i}");
+        }
+        let peak = PEAK.load(Ordering::SeqCst);
+        assert!(
+            (1..=max_concurrent()).contains(&peak),
+            "{peak} argon2 computations ran at once, bound {}",
+            max_concurrent()
         );
     }
 
