@@ -401,9 +401,11 @@ pub fn sync(
             page.push((href, Some(r.body)));
         }
         // Only a complete, consistent page leaves the client holding exactly the collection at
-        // that token. After a partial page a token must not be stored: a server whose token
-        // names its contents (Radicale) would call a collection that went back to that state
-        // "unchanged" while the client holds some of the newer items. The next sync lists.
+        // that token. After a partial page neither the new token (members not yet handed out
+        // would never be reported again) nor the old one is stored: a CTag, or a token, that
+        // is a hash of the members' ETags (Radicale's CTag is) comes back when the edits are
+        // undone, and would call the collection "unchanged" while the client holds some of
+        // the edited items. The next sync lists.
         let (token, ctag) = if more || !consistent {
             (None, None)
         } else {
