@@ -152,6 +152,8 @@ async fn client(addr: SocketAddr, admin: SocketAddr, inbox: String, count: usize
     for i in 0..count {
         let source = Ipv4Addr::new(127, 0, 0, 2 + (i / PER_SOURCE) as u8);
         let sock = TcpSocket::new_v4()?;
+        // A run just before left its ports in TIME_WAIT on these addresses.
+        sock.set_reuseaddr(true)?;
         sock.bind(SocketAddr::new(IpAddr::V4(source), 0))
             .with_context(|| format!("bind {source}:0 for connection {i}"))?;
         let mut s = sock
