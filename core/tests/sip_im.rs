@@ -2,8 +2,8 @@
 //! SIP listeners on loopback UDP and TCP: REGISTER with Digest checked by the core's
 //! credential chain (`sip-auth`), MESSAGE forked to both of a user's contacts, an offline
 //! message delivered on the next REGISTER, SUBSCRIBE + NOTIFY on PUBLISH, an expired
-//! registration, bad credentials, a malformed request; and `sipp` scenarios
-//! (`plugins/sip/tests/sipp/`) when `sipp` is installed.
+//! registration, bad credentials, a malformed request; and the same again as `sipp`
+//! scenarios (`plugins/sip/tests/sipp/`; `sipp` is Debian's `sip-tester`, required).
 
 mod support;
 
@@ -493,26 +493,48 @@ fn which_sipp() -> Option<std::path::PathBuf> {
 /// Runs one scenario of `plugins/sip/tests/sipp/` as alice against `server`; panics with
 /// sipp's output when it fails (every `recv` and `ereg check_it` is an assertion).
 async fn sipp(root: &Path, scenario: &str, transport: &str, server: SocketAddr) {
-    let Some(sipp) = which_sipp() else {
-        eprintln!("sipp not installed (apt-get install sip-tester); skipping {scenario}");
-        return;
-    };
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/sip/tests/sipp")
-        .join(scenario);
+    sipp_as(
+        root,
+        scenario,
+        None,
+        transport,
+        server,
+        "alice",
+        support::PASSWORD,
+    )
+    .await
+}
+
+/// [`sipp`] as `user` (Digest with `password`) in the working directory `root`, with
+/// `ooc` as the out-of-call scenario (requests on other Call-IDs: forwarded MESSAGEs).
+async fn sipp_as(
+    root: &Path,
+    scenario: &str,
+    ooc: Option<&str>,
+    transport: &str,
+    server: SocketAddr,
+    user: &str,
+    password: &str,
+) {
+    let sipp = which_sipp()
+        .expect("sipp not found on PATH: install the Debian package sip-tester (.ci/run does)");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sip/tests/sipp");
+    let file = dir.join(scenario);
+    let ooc = ooc.map(|o| ["-oocsf".into(), dir.join(o).into_os_string()]);
     let out = tokio::process::Command::new(sipp)
         .current_dir(root)
         .args(["-sf"])
         .arg(&file)
+        .args(ooc.into_iter().flatten())
         .args([
             "-t",
             transport,
             "-s",
-            "alice",
+            user,
             "-au",
-            "alice",
+            user,
             "-ap",
-            support::PASSWORD,
+            password,
             "-i",
             "127.0.0.1",
             "-p",
@@ -550,10 +572,6 @@ async fn sipp(root: &Path, scenario: &str, transport: &str, server: SocketAddr) 
 
 #[tokio::test]
 async fn sipp_scenarios() {
-    if which_sipp().is_none() {
-        eprintln!("sipp not installed (apt-get install sip-tester); skipping");
-        return;
-    }
     let root = tempfile::tempdir().unwrap();
     let t = server(root.path(), "").await;
     let addrs = t.server().addrs.clone();
@@ -561,5 +579,112 @@ async fn sipp_scenarios() {
     sipp(work.path(), "register_message.xml", "u1", addrs.sip_udp[0]).await;
     sipp(work.path(), "register_message.xml", "t1", addrs.sip_tcp[0]).await;
     sipp(work.path(), "presence.xml", "u1", addrs.sip_udp[0]).await;
+    sipp(work.path(), "malformed.xml", "u1", addrs.sip_udp[0]).await;
+    sipp(work.path(), "malformed.xml", "t1", addrs.sip_tcp[0]).await;
+    let (udp, tcp) = (addrs.sip_udp[0], addrs.sip_tcp[0]);
+    // carol, not alice: the failed login must not throttle the users of the scenarios below.
+    sipp_as(
+        work.path(),
+        "bad_credentials.xml",
+        None,
+        "u1",
+        udp,
+        "carol",
+        "wrong",
+    )
+    .await;
+    // Live: bob (TCP) is registered before alice (UDP) sends, so the MESSAGE is forwarded.
+    let (bob, alice) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    tokio::join!(
+        sipp_as(
+            bob.path(),
+            "receiver.xml",
+            RECEIVED,
+            "t1",
+            tcp,
+            "bob",
+            BOB_PASSWORD
+        ),
+        async {
+            registered(bob.path()).await;
+            sipp(alice.path(), "message_sender.xml", "u1", udp).await
+        }
+    );
+    assert!(
+        bob.path().join("delivered").exists(),
+        "bob never got the MESSAGE"
+    );
+    // Offline: bob's sipp and its TCP connection are gone, so the MESSAGE is queued (202) and
+    // delivered, with the Date it was queued, after bob's next REGISTER.
+    sipp(alice.path(), "message_sender.xml", "u1", udp).await;
+    let bob = tempfile::tempdir().unwrap();
+    sipp_as(
+        bob.path(),
+        "receiver.xml",
+        QUEUED,
+        "u1",
+        udp,
+        "bob",
+        BOB_PASSWORD,
+    )
+    .await;
+    assert!(
+        bob.path().join("delivered").exists(),
+        "queued MESSAGE not delivered"
+    );
+    t.shutdown().await;
+}
+
+/// bob's out-of-call scenario: checks a forwarded MESSAGE and touches `delivered` (the file
+/// is the assertion: sipp's exit status ignores failed out-of-call scenarios).
+const RECEIVED: Option<&str> = Some("received_message.xml");
+/// The same for a MESSAGE from the offline queue (which must also carry a `Date`).
+const QUEUED: Option<&str> = Some("received_queued.xml");
+
+/// Waits (bounded) for the `registered` file a receiver scenario touches after its 200.
+async fn registered(dir: &Path) {
+    let file = dir.join("registered");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !file.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{file:?} never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn sipp_expired_registration() {
+    let root = tempfile::tempdir().unwrap();
+    let t = server(root.path(), "min_expires = 1").await;
+    let udp = t.server().addrs.sip_udp[0];
+    let (bob, alice) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let delivered = bob.path().join("delivered");
+    tokio::join!(
+        sipp_as(
+            bob.path(),
+            "expired_registration.xml",
+            QUEUED,
+            "u1",
+            udp,
+            "bob",
+            BOB_PASSWORD
+        ),
+        async {
+            registered(bob.path()).await;
+            // Past bob's one-second registration (whole seconds: the plugin counts in seconds).
+            tokio::time::sleep(Duration::from_millis(2100)).await;
+            sipp(alice.path(), "message_sender.xml", "u1", udp).await;
+            // Forks go out right after the 202; give a wrong one time to land. bob's sipp
+            // re-registers only 8 s after its first 200, well after this.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            assert!(!delivered.exists(), "the lapsed contact got the MESSAGE");
+        }
+    );
+    assert!(
+        delivered.exists(),
+        "queued MESSAGE not delivered on re-REGISTER"
+    );
     t.shutdown().await;
 }
