@@ -5,9 +5,9 @@
 
 mod support;
 
-use support::counting::CountingProxy;
+use support::counting;
 use support::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER, PASSWORD};
-use support::http_log::HttpLog;
+use support::http_log;
 use support::radicale::{card, event, Radicale};
 use support::raw::{message, Raw};
 use support::smtp::SmtpSink;
@@ -964,7 +964,7 @@ fn dav_sync_checks_the_sync_token_and_reports_changes_with_sync_collection() {
     assert_eq!(put("e1", "Standup"), 201);
     assert_eq!(put("e2", "Review"), 201);
     // The connector talks to Radicale through a proxy that logs every request.
-    let log = HttpLog::start(dav.port);
+    let log = http_log::start(dav.port);
     let host = host_for(1, true).with_config("dav_url", &format!("http://127.0.0.1:{}", log.port));
     let cal = "dav:/alice%40example.com/cal/";
     let path = "/alice%40example.com/cal/";
@@ -1118,7 +1118,7 @@ fn sync_round_trips(condstore: bool) {
     for s in ["one", "two", "three"] {
         r.append("INBOX", "", &message(s, "bob@example.com", None));
     }
-    let proxy = CountingProxy::start(d.port);
+    let proxy = counting::start(d.port);
     let host = host_for(proxy.port, condstore);
     host.run(|| {
         let who = alice();

@@ -3,43 +3,16 @@
 //! check how many round trips an operation costs. Plain threads: the connector tests are
 //! synchronous.
 
+use super::proxy::{RecordingProxy, Records};
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::net::{Shutdown, TcpStream};
 
-/// The proxy; it lives as long as the test process (its threads end with their connections).
-pub struct CountingProxy {
-    pub port: u16,
-    commands: Arc<Mutex<Vec<String>>>,
+/// Start one in front of `127.0.0.1:upstream`.
+pub fn start(upstream: u16) -> RecordingProxy {
+    RecordingProxy::start(upstream, forward)
 }
 
-impl CountingProxy {
-    /// Listen on 127.0.0.1 and forward every connection to `127.0.0.1:upstream`.
-    pub fn start(upstream: u16) -> CountingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        let port = listener.local_addr().expect("proxy addr").port();
-        let commands = Arc::new(Mutex::new(Vec::new()));
-        let seen = commands.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { return };
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
-                };
-                let seen = seen.clone();
-                std::thread::spawn(move || forward(client, server, seen));
-            }
-        });
-        CountingProxy { port, commands }
-    }
-
-    /// The commands recorded since the last call, oldest first.
-    pub fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.commands.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-fn forward(client: TcpStream, server: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
+fn forward(client: TcpStream, server: TcpStream, seen: Records) {
     let (Ok(mut down_from), Ok(mut down_to)) = (server.try_clone(), client.try_clone()) else {
         return;
     };

@@ -3,43 +3,16 @@
 //! an operation costs. The connector opens one connection per DAV request, so each recorded
 //! line is one request. Plain threads: the connector tests are synchronous.
 
+use super::proxy::{RecordingProxy, Records};
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::net::{Shutdown, TcpStream};
 
-/// The proxy; it lives as long as the test process.
-pub struct HttpLog {
-    pub port: u16,
-    requests: Arc<Mutex<Vec<String>>>,
+/// Start one in front of `127.0.0.1:upstream`.
+pub fn start(upstream: u16) -> RecordingProxy {
+    RecordingProxy::start(upstream, forward)
 }
 
-impl HttpLog {
-    /// Listen on 127.0.0.1 and forward every connection to `127.0.0.1:upstream`.
-    pub fn start(upstream: u16) -> HttpLog {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        let port = listener.local_addr().expect("proxy addr").port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = requests.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { return };
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
-                };
-                let seen = seen.clone();
-                std::thread::spawn(move || forward(client, server, seen));
-            }
-        });
-        HttpLog { port, requests }
-    }
-
-    /// The requests recorded since the last call, oldest first: `METHOD path [depth]`.
-    pub fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.requests.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-fn forward(mut client: TcpStream, mut server: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
+fn forward(mut client: TcpStream, mut server: TcpStream, seen: Records) {
     // Read the header block (bounded), record it, then pass everything through.
     let mut head = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];

@@ -6,6 +6,7 @@
 pub mod counting;
 pub mod dovecot;
 pub mod http_log;
+pub mod proxy;
 pub mod radicale;
 pub mod raw;
 pub mod smtp;
