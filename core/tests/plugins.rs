@@ -250,6 +250,19 @@ async fn parked_requests_time_out_and_a_newer_one_supersedes_the_older() {
     server.shutdown().await;
 }
 
+/// The plugin's entry in `/admin/status`.
+async fn plugin_status(server: &TestServer, name: &str) -> serde_json::Value {
+    let status = admin(server.admin_addr(), "GET", "/admin/status").await;
+    let v: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    v["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {v}"))
+        .clone()
+}
+
 fn hostile_config(root: &Path, max_faults: u32) -> String {
     let hostile = install(
         &root.join("hostile"),
@@ -345,15 +358,7 @@ async fn hostile_plugins_are_contained() {
         r.text()
     );
 
-    let status = admin(server.admin_addr(), "GET", "/admin/status").await;
-    let v: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
-    let h = v["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "hostile")
-        .unwrap()
-        .clone();
+    let h = plugin_status(&server, "hostile").await;
     assert_eq!(h["faults"], 4, "{h}");
     assert_eq!(h["state"], "loaded");
     let metrics = admin(server.admin_addr(), "GET", "/metrics").await.text();
@@ -420,19 +425,7 @@ async fn a_full_instance_pool_answers_busy_without_disabling_the_plugin() {
     // Not disabled, no fault counted, and it serves once the load is gone.
     let r = get(&server, "/hostile/ok").await;
     assert_eq!((r.status, r.text().as_str()), (200, "ok"));
-    let v: serde_json::Value = serde_json::from_slice(
-        &admin(server.admin_addr(), "GET", "/admin/status")
-            .await
-            .body,
-    )
-    .unwrap();
-    let h = v["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "hostile")
-        .unwrap()
-        .clone();
+    let h = plugin_status(&server, "hostile").await;
     assert_eq!(
         (h["state"].as_str(), h["faults"].as_u64()),
         (Some("loaded"), Some(0)),
@@ -458,19 +451,7 @@ async fn a_plugin_that_keeps_faulting_is_disabled_until_reload() {
         (r.status, r.text().as_str()),
         (503, "plugin hostile is disabled\n")
     );
-    let v: serde_json::Value = serde_json::from_slice(
-        &admin(server.admin_addr(), "GET", "/admin/status")
-            .await
-            .body,
-    )
-    .unwrap();
-    let h = v["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "hostile")
-        .unwrap()
-        .clone();
+    let h = plugin_status(&server, "hostile").await;
     assert_eq!(h["state"], "disabled", "{h}");
     assert!(
         h["last_fault"]
