@@ -1182,7 +1182,7 @@ fn send_message(who: &Principal, mime: &Upload, save_copy: bool) -> Result<()> {
             "the message names no recipients (To, Cc, Bcc)".into(),
         ));
     }
-    let transmitted = smtp::strip_bcc(&headers);
+    let transmitted = switchboard_sdk::mail::without_bcc(&headers);
     let target = settings.smtp_target(who);
     let from = who.address();
     stream_upload(mime, headers.len() as u64, move |source| {
@@ -1258,7 +1258,7 @@ mod no_panics {
             let _ = frame::section_chunk(&f, "RFC822.SIZE ");
             let _ = f.text();
             let _ = smtp::recipients(&data);
-            let _ = smtp::strip_bcc(&data);
+            let _ = switchboard_sdk::mail::without_bcc(&data);
             let _ = smtp::header_end(&data);
             let mut out = Vec::new();
             decode::Base64Stream::default().push(&data, &mut out);

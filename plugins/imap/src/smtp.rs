@@ -81,22 +81,6 @@ pub fn recipients(headers: &[u8]) -> Vec<String> {
     out
 }
 
-/// The header block without `Bcc` fields (continuation lines included).
-pub fn strip_bcc(headers: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(headers.len());
-    let mut skipping = false;
-    for line in headers.split_inclusive(|&b| b == b'\n') {
-        let continuation = line.first().is_some_and(|&b| b == b' ' || b == b'\t');
-        if !continuation {
-            skipping = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"bcc:");
-        }
-        if !skipping {
-            out.extend_from_slice(line);
-        }
-    }
-    out
-}
-
 /// SMTP transparency across chunk boundaries: a `.` at the start of a line is doubled, bare
 /// LF becomes CRLF, and [`DotStuffer::finish`] ends the data with `CRLF . CRLF`.
 #[derive(Debug, Clone)]
@@ -297,12 +281,6 @@ mod tests {
             ]
         );
         assert!(recipients(b"Subject: none\r\n\r\n").is_empty());
-    }
-
-    #[test]
-    fn bcc_is_removed_with_continuations() {
-        let h = b"To: a@x\r\nBcc: s@x,\r\n t@x\r\nbcc: u@x\r\nSubject: y\r\n\r\n";
-        assert_eq!(strip_bcc(h), b"To: a@x\r\nSubject: y\r\n\r\n");
     }
 
     #[test]

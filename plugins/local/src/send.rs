@@ -55,22 +55,6 @@ fn header_end(buf: &[u8], from: usize) -> Option<usize> {
     })
 }
 
-/// The header without its `Bcc` field (continuation lines included).
-pub fn without_bcc(header: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(header.len());
-    let mut skipping = false;
-    for line in header.split_inclusive(|&b| b == b'\n') {
-        let continuation = line.first().is_some_and(|&b| b == b' ' || b == b'\t');
-        if !continuation {
-            skipping = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"bcc:");
-        }
-        if !skipping {
-            out.extend_from_slice(line);
-        }
-    }
-    out
-}
-
 fn addresses<'a>(all: impl Iterator<Item = &'a Address<'a>>, out: &mut BTreeSet<String>) {
     for a in all {
         for addr in a.iter() {
@@ -131,7 +115,7 @@ pub fn send(who: &Principal, upload: Upload, save_copy: bool) -> Result<()> {
         .iter()
         .map(|r| Mailbox::from_address(r))
         .collect::<Result<Vec<_>>>()?;
-    let stripped = without_bcc(&header);
+    let stripped = switchboard_sdk::mail::without_bcc(&header);
     let copy = Prefixed {
         prefix: &stripped,
         upload,
@@ -175,7 +159,10 @@ mod tests {
     #[test]
     fn bcc_is_removed_with_its_continuation_lines() {
         let h = b"From: a@x\r\nBcc: b@x,\r\n c@x\r\nTo: d@x\r\nbcc: e@x\r\n\r\n";
-        assert_eq!(without_bcc(h), b"From: a@x\r\nTo: d@x\r\n\r\n");
+        assert_eq!(
+            switchboard_sdk::mail::without_bcc(h),
+            b"From: a@x\r\nTo: d@x\r\n\r\n"
+        );
         let r = recipients(h);
         assert_eq!(
             r.into_iter().collect::<Vec<_>>(),

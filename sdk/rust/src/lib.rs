@@ -73,6 +73,7 @@ pub mod abi;
 pub mod host;
 pub mod http;
 mod macros;
+pub mod mail;
 #[cfg(all(feature = "mock", not(target_arch = "wasm32")))]
 pub mod mock;
 #[doc(hidden)]
