@@ -112,6 +112,9 @@ impl HttpFrontend for PluginFrontend {
         let plugin = self.plugin.clone();
         let set = self.set.clone();
         let hub = self.hub.clone();
+        // The plugin call and response futures are boxed: a parked request (an idle phone's
+        // Ping, for hours) keeps this future alive, and inline they would make every parked
+        // request carry their size (7.6 KiB instead of 1.5 KiB).
         async move {
             let limit = ctx.snapshot.settings.config.http.max_body_bytes;
             let (parts, mut incoming) = req.into_parts();
@@ -151,6 +154,8 @@ impl HttpFrontend for PluginFrontend {
                 body_complete: complete,
                 body: inline,
             };
+            // Not held while the request may be parked.
+            drop(parts);
             let rest = (!complete).then(|| {
                 RequestBody::new(
                     Some(incoming),
@@ -159,29 +164,29 @@ impl HttpFrontend for PluginFrontend {
                 )
             });
             let routes: Arc<dyn Routes> = set.clone();
-            let mut outcome = plugin
-                .http_handle(Some(routes.clone()), rest, request)
-                .await;
+            let mut outcome =
+                Box::pin(plugin.http_handle(Some(routes.clone()), rest, request)).await;
             let mut resumes = 0;
             loop {
                 match outcome {
                     Err(fault) => return fault_response(plugin.name(), &fault),
-                    Ok(Outcome::Reply(resp)) => return respond(resp, principal, set).await,
+                    Ok(Outcome::Reply(resp)) => {
+                        return Box::pin(respond(resp, principal, set)).await
+                    }
                     Ok(Outcome::Park(park)) => {
                         let timeout = Duration::from_millis(park.timeout_ms.into());
                         match hub.wait(&park.watch, timeout, park.group.as_deref()).await {
                             WaitOutcome::Fired(keys) if resumes < MAX_RESUMES => {
                                 resumes += 1;
-                                outcome = plugin
-                                    .http_resume(
-                                        Some(routes.clone()),
-                                        principal.clone(),
-                                        park.state,
-                                        keys,
-                                    )
-                                    .await;
+                                outcome = Box::pin(plugin.http_resume(
+                                    Some(routes.clone()),
+                                    principal.clone(),
+                                    park.state,
+                                    keys,
+                                ))
+                                .await;
                             }
-                            _ => return respond(park.on_timeout, principal, set).await,
+                            _ => return Box::pin(respond(park.on_timeout, principal, set)).await,
                         }
                     }
                 }
