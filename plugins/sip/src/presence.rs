@@ -315,10 +315,11 @@ pub fn subscribe<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Messa
     } else {
         "terminated;reason=timeout".to_string()
     };
-    notify(&who, &mut sub, &state, ctx);
+    let m = build_notify(&who, &mut sub, &state, ctx);
     if expires > 0 {
         let _ = kv::set(&sub_key, &to_json(&sub));
     }
+    send_notify(&sub, m);
     Ok(None)
 }
 
@@ -360,17 +361,27 @@ fn refresh<'r>(
         crate::txn::remember(msg, &bytes, ctx.now);
     }
     if expires == 0 {
-        notify(&who, &mut sub, "terminated;reason=timeout", ctx);
+        let m = build_notify(&who, &mut sub, "terminated;reason=timeout", ctx);
         let _ = kv::commit(&Commit::new().delete(&sub_key).delete(&dlg));
+        send_notify(&sub, m);
     } else {
-        notify(&who, &mut sub, &format!("active;expires={expires}"), ctx);
+        let m = build_notify(&who, &mut sub, &format!("active;expires={expires}"), ctx);
         kv::set(&sub_key, &to_json(&sub))?;
+        send_notify(&sub, m);
     }
     Ok(None)
 }
 
-/// Send one NOTIFY with the current state of `who` (advances the subscription's CSeq).
-fn notify(who: &Aor, sub: &mut Subscription, state: &str, ctx: &Ctx<'_>) {
+/// Build one NOTIFY with the current state of `who` and advance the subscription's CSeq. The
+/// caller stores the advanced subscription *before* sending it ([`send_notify`]): a watcher
+/// answering at once may trigger the next NOTIFY (a PUBLISH) before a later write would land,
+/// and that one must not reuse the CSeq.
+fn build_notify(
+    who: &Aor,
+    sub: &mut Subscription,
+    state: &str,
+    ctx: &Ctx<'_>,
+) -> Option<Message<'static>> {
     let body = document(who, ctx.now);
     let built = (|| -> std::result::Result<Message<'_>, switchboard_sip_proto::Error> {
         let mut m = Message::request(Method::Notify, sub.remote_uri.clone())?;
@@ -391,10 +402,18 @@ fn notify(who: &Aor, sub: &mut Subscription, state: &str, ctx: &Ctx<'_>) {
     })();
     sub.cseq = sub.cseq.saturating_add(1);
     match built {
-        Ok(m) => {
-            send_logged(&sub.target, &m, "NOTIFY");
+        Ok(m) => Some(m),
+        Err(e) => {
+            host::log::warn(&format!("sip: NOTIFY not built: {e}"));
+            None
         }
-        Err(e) => host::log::warn(&format!("sip: NOTIFY not built: {e}")),
+    }
+}
+
+/// Send a NOTIFY from [`build_notify`] to the subscription's target.
+fn send_notify(sub: &Subscription, m: Option<Message<'static>>) {
+    if let Some(m) = m {
+        send_logged(&sub.target, &m, "NOTIFY");
     }
 }
 
@@ -410,14 +429,18 @@ pub fn notify_all(who: &Aor, ctx: &Ctx<'_>) {
         };
         let dlg = format!("dlg/{}/{}", sub.call_id, sub.our_tag);
         if sub.expires_at <= ctx.now {
-            notify(who, &mut sub, "terminated;reason=timeout", ctx);
+            let m = build_notify(who, &mut sub, "terminated;reason=timeout", ctx);
             let _ = kv::commit(&Commit::new().delete(&key).delete(&dlg));
+            send_notify(&sub, m);
             continue;
         }
         let left = sub.expires_at - ctx.now;
-        notify(who, &mut sub, &format!("active;expires={left}"), ctx);
-        // A concurrent refresh wins: only advance the CSeq if nothing else changed it.
-        let _ = kv::compare_and_swap(&key, Some(&raw), Some(&to_json(&sub)));
+        let m = build_notify(who, &mut sub, &format!("active;expires={left}"), ctx);
+        // Only if nothing else advanced the CSeq meanwhile: a concurrent refresh sends its own
+        // NOTIFY, with the state as it is now, and ours would reuse a CSeq.
+        if kv::compare_and_swap(&key, Some(&raw), Some(&to_json(&sub))).unwrap_or(false) {
+            send_notify(&sub, m);
+        }
     }
 }
 
