@@ -30,16 +30,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use switchboard_core::config::{load, ConfigSource};
-use switchboard_core::server::start;
 use switchboard_wbxml::tags::{folderhierarchy as fh, ping as p};
 use switchboard_wbxml::{decode, element};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::process::Command;
 
-const USER: &str = "alice@example.com";
-const PASSWORD: &str = "correct horse battery staple";
+use support::{PASSWORD, USER};
 /// Connections per 127.0.0.x source address: well under the ephemeral port range (a bound
 /// port 0 takes a port of its own per source address, whatever the destination).
 const PER_SOURCE: usize = 20_000;
@@ -242,16 +239,7 @@ async fn server_role(count: usize) -> Result<()> {
         count + 1000
     );
     let path = dir.path().join("switchboard.toml");
-    std::fs::write(&path, support::base_config(&data, &extra))?;
-    let settings = load(&ConfigSource {
-        path: Some(path),
-        env: Default::default(),
-    })
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let running = start(settings).await?;
-    let storage = &running.shared.storage;
-    storage.add_domain("example.com").await?;
-    storage.add_user(USER, PASSWORD, Some("Alice")).await?;
+    let running = support::start_server(&path, &data, &extra).await?;
     let addr = running.addrs.http[0];
     let admin = running.addrs.admin.context("admin listener")?;
 

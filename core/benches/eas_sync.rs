@@ -19,14 +19,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use switchboard_core::config::{load, ConfigSource};
-use switchboard_core::server::start;
 use switchboard_wbxml::tags::{airsync as a, airsyncbase as asb, folderhierarchy as fh};
 use switchboard_wbxml::{decode, element, Element};
 use tokio::net::TcpStream;
 
-const USER: &str = "alice@example.com";
-const PASSWORD: &str = "correct horse battery staple";
+use support::{PASSWORD, USER};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -174,16 +171,7 @@ async fn run() -> Result<()> {
     let extra = "[frontends.eas]\nenabled = true\n[plugins.eas]\nmanifest = \"builtin:eas\"\n\
                  settings = { require_provisioning = false }\n";
     let path = dir.path().join("switchboard.toml");
-    std::fs::write(&path, support::base_config(&data, extra))?;
-    let settings = load(&ConfigSource {
-        path: Some(path),
-        env: Default::default(),
-    })
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let running = start(settings).await?;
-    let storage = &running.shared.storage;
-    storage.add_domain("example.com").await?;
-    storage.add_user(USER, PASSWORD, Some("Alice")).await?;
+    let running = support::start_server(&path, &data, extra).await?;
     let addr = running.addrs.http[0];
 
     // Seed the Inbox through the mailstore host path.

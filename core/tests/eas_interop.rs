@@ -13,9 +13,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{base_config, PASSWORD, USER};
-use switchboard_core::config::{load, ConfigSource};
-use switchboard_core::server::start;
+use support::{start_server, PASSWORD, USER};
 
 const BOB: &str = "bob@example.com";
 
@@ -68,19 +66,10 @@ async fn run(scenario: &str) {
     let config_path = dir.path().join("switchboard.toml");
     // Only the default ActiveSync entries: the same as a file that does not mention them.
     let extra = "[frontends.eas]\nenabled = true\n[plugins.eas]\nmanifest = \"builtin:eas\"\n";
-    std::fs::write(&config_path, base_config(&data, extra)).unwrap();
-    let settings = load(&ConfigSource {
-        path: Some(config_path.clone()),
-        env: Default::default(),
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
-    let running = start(settings).await.unwrap_or_else(|e| panic!("{e}"));
-    let storage = &running.shared.storage;
-    storage.add_domain("example.com").await.unwrap();
-    storage
-        .add_user(USER, PASSWORD, Some("Alice Example"))
+    let running = start_server(&config_path, &data, extra)
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let storage = &running.shared.storage;
     storage
         .add_user(BOB, PASSWORD, Some("Bob Builder"))
         .await

@@ -12,7 +12,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::plugins::{install, manifest_of, Build};
-use support::TestServer;
+use support::sip::{body, header, status};
+use support::{required_tool, TestServer};
 use switchboard_auth::digest::{expected_response, ha1, DigestResponse};
 use switchboard_auth::DigestAlgorithm;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -141,21 +142,6 @@ impl Client {
         }
         panic!("no {prefix} among 20 messages")
     }
-}
-
-fn status(msg: &str) -> &str {
-    msg.lines().next().unwrap_or("")
-}
-
-fn header<'m>(msg: &'m str, name: &str) -> Option<&'m str> {
-    msg.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-fn body(msg: &str) -> &str {
-    msg.split_once("\r\n\r\n").map_or("", |(_, b)| b)
 }
 
 fn param<'a>(challenge: &'a str, name: &str) -> &'a str {
@@ -483,13 +469,6 @@ async fn expired_registrations_receive_nothing() {
     t.shutdown().await;
 }
 
-fn which_sipp() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("sipp"))
-        .find(|p| p.is_file())
-}
-
 /// Runs one scenario of `plugins/sip/tests/sipp/` as alice against `server`; panics with
 /// sipp's output when it fails (every `recv` and `ereg check_it` is an assertion).
 async fn sipp(root: &Path, scenario: &str, transport: &str, server: SocketAddr) {
@@ -516,8 +495,7 @@ async fn sipp_as(
     user: &str,
     password: &str,
 ) {
-    let sipp = which_sipp()
-        .expect("sipp not found on PATH: install the Debian package sip-tester (.ci/run does)");
+    let sipp = required_tool("sipp", "sip-tester");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sip/tests/sipp");
     let file = dir.join(scenario);
     let ooc = ooc.map(|o| ["-oocsf".into(), dir.join(o).into_os_string()]);

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use support::plugins::{install, manifest_of, Build};
-use support::TestServer;
+use support::sip::{body, header, status};
+use support::{required_tool, TestServer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 
@@ -167,21 +168,6 @@ async fn udp_recv(sock: &UdpSocket) -> Option<String> {
         .ok()?
         .ok()?;
     Some(String::from_utf8_lossy(&buf[..n]).into_owned())
-}
-
-fn status(msg: &str) -> &str {
-    msg.lines().next().unwrap_or("")
-}
-
-fn header<'m>(msg: &'m str, name: &str) -> Option<&'m str> {
-    msg.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-fn body(msg: &str) -> &str {
-    msg.split_once("\r\n\r\n").map_or("", |(_, b)| b)
 }
 
 /// Waits (bounded) until the server holds `n` open SIP flows.
@@ -571,13 +557,10 @@ async fn per_address_rate_limit() {
 }
 
 /// `sipp`'s built-in UAC scenario (INVITE → 200, ACK, BYE → 200) against the echo plugin over
-/// UDP. Skipped when `sipp` (Debian: sip-tester) is not installed; `.ci/run` installs it.
+/// UDP. Needs `sipp` (Debian: sip-tester; `.ci/run` installs it).
 #[tokio::test]
 async fn sipp_uac_call_against_the_echo_plugin() {
-    let Ok(sipp) = which_sipp() else {
-        eprintln!("sipp not installed (apt-get install sip-tester); skipping");
-        return;
-    };
+    let sipp = required_tool("sipp", "sip-tester");
     let root = tempfile::tempdir().unwrap();
     let t = TestServer::start(&config(root.path(), Build::Wasm, "v1", NO_LIMIT)).await;
     let server = t.server().addrs.sip_udp[0];
@@ -611,12 +594,4 @@ async fn sipp_uac_call_against_the_echo_plugin() {
         out.status
     );
     t.shutdown().await;
-}
-
-fn which_sipp() -> Result<std::path::PathBuf, ()> {
-    let path = std::env::var_os("PATH").ok_or(())?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("sipp"))
-        .find(|p| p.is_file())
-        .ok_or(())
 }

@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use support::plugins::{install, manifest_of, Build};
-use support::TestServer;
+use support::{required_tool, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStdin, Command};
@@ -33,18 +33,7 @@ const ALICE_PASSWORD: &str = "Alice.UA-s3cret!";
 const BOB_PASSWORD: &str = "Bob.UA-s3cret!";
 
 fn baresip_binary() -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join("baresip"))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "baresip is not installed: this test drives the real baresip SIP user agent; \
-             install the Debian package `baresip-core` (apt-get install baresip-core), \
-             as .ci/run does"
-        )
-    })
+    required_tool("baresip", "baresip-core")
 }
 
 /// The server with the SIP plugin (WebAssembly) as `[frontends.sip]`, alice and bob with

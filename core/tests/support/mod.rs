@@ -5,6 +5,7 @@
 
 #[allow(dead_code)]
 pub mod plugins;
+pub mod sip;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -90,23 +91,35 @@ pub fn base_config(data_dir: &std::path::Path, extra: &str) -> String {
     out
 }
 
+/// Write `base_config(data, extra)` to `config_path`, start the server in this process, and
+/// add example.com with [`USER`] (display name "Alice Example").
+pub async fn start_server(
+    config_path: &std::path::Path,
+    data: &std::path::Path,
+    extra: &str,
+) -> anyhow::Result<RunningServer> {
+    std::fs::write(config_path, base_config(data, extra))?;
+    let settings = load(&ConfigSource {
+        path: Some(config_path.to_path_buf()),
+        env: BTreeMap::new(),
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let running = start(settings).await?;
+    let storage = &running.shared.storage;
+    storage.add_domain("example.com").await?;
+    storage
+        .add_user(USER, PASSWORD, Some("Alice Example"))
+        .await?;
+    Ok(running)
+}
+
 impl TestServer {
     pub async fn start(extra: &str) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("switchboard.toml");
-        std::fs::write(&config_path, base_config(&dir.path().join("data"), extra)).unwrap();
-        let settings = load(&ConfigSource {
-            path: Some(config_path.clone()),
-            env: BTreeMap::new(),
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
-        let running = start(settings).await.unwrap_or_else(|e| panic!("{e}"));
-        let storage = &running.shared.storage;
-        storage.add_domain("example.com").await.unwrap();
-        storage
-            .add_user(USER, PASSWORD, Some("Alice Example"))
+        let running = start_server(&config_path, &dir.path().join("data"), extra)
             .await
-            .unwrap();
+            .unwrap_or_else(|e| panic!("{e:#}"));
         TestServer {
             running: Some(running),
             dir,
@@ -310,4 +323,21 @@ pub const AUTODISCOVER_REQUEST: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 pub async fn admin(addr: SocketAddr, method: &str, path: &str) -> Response {
     let mut c = Conn::new(TcpStream::connect(addr).await.unwrap());
     c.request(method, path, &[], b"").await
+}
+
+/// `program` from PATH. A real peer the test cannot run without: a missing one fails the test
+/// with the Debian package to install (`.ci/run` installs them all) rather than skipping it.
+pub fn required_tool(program: &str, debian_package: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{program} not found on PATH: install the Debian package {debian_package} \
+                 (.ci/run does)"
+            )
+        })
 }
