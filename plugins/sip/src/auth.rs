@@ -109,6 +109,17 @@ pub fn from_registered_source(who: &Aor, ctx: &Ctx<'_>) -> Result<bool> {
     }))
 }
 
+/// The sender of a MESSAGE/SUBSCRIBE/PUBLISH: From must be a SIP URI with a user (`400`) of
+/// a domain served here (`403`, the reason naming it as `what`), and pass [`sender`].
+pub fn checked_sender(msg: &Message<'_>, ctx: &Ctx<'_>, what: &str) -> Result<Aor> {
+    let from = msg.from().map_err(crate::util::bad)?;
+    let who = Aor::of_uri(&from.uri)
+        .ok_or_else(|| SipError::status(400, "Bad Request (From is not a SIP URI with a user)"))?;
+    crate::registrar::require_hosted(ctx, &who.domain, what, "")?;
+    sender(msg, ctx, &who)?;
+    Ok(who)
+}
+
 /// A MESSAGE/SUBSCRIBE/PUBLISH sender check: a registered source, else Digest with 407.
 pub fn sender(msg: &Message<'_>, ctx: &Ctx<'_>, who: &Aor) -> Result<()> {
     if from_registered_source(who, ctx)? {

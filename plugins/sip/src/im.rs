@@ -25,12 +25,8 @@ use switchboard_sip_proto::{Message, Method};
 
 use crate::store::{get_json, live_bindings, to_json, Binding, Queued, RETRIES};
 use crate::txn::{proto, send_reply, Ctx};
-use crate::util::{random_token, reason_text, send_logged, Aor};
+use crate::util::{bad, random_token, reason_text, send_logged, Aor};
 use crate::{auth, presence, registrar, Result, SipError};
-
-fn bad(e: impl std::fmt::Display) -> SipError {
-    SipError::status(400, reason_text(&e.to_string()))
-}
 
 /// Handle MESSAGE.
 /// Sends the 202 itself when forking (before the forks) and returns `None`; otherwise returns
@@ -48,34 +44,14 @@ pub fn message<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Message
             )),
         ));
     }
-    let from = msg.from().map_err(bad)?;
-    let sender = Aor::of_uri(&from.uri)
-        .ok_or_else(|| SipError::status(400, "Bad Request (From is not a SIP URI with a user)"))?;
     let recipient = msg
         .request_uri()
         .and_then(|u| Aor::of_uri(&u))
         .ok_or_else(|| {
             SipError::status(404, "Not Found (Request-URI is not a SIP URI with a user)")
         })?;
-    if !registrar::hosted(ctx, &sender.domain) {
-        return Err(SipError::status(
-            403,
-            reason_text(&format!(
-                "Forbidden (sender domain {} is not served here)",
-                sender.domain
-            )),
-        ));
-    }
-    auth::sender(msg, ctx, &sender)?;
-    if !registrar::hosted(ctx, &recipient.domain) {
-        return Err(SipError::status(
-            403,
-            reason_text(&format!(
-                "Forbidden (domain {} is not served here; no federation)",
-                recipient.domain
-            )),
-        ));
-    }
+    auth::checked_sender(msg, ctx, "sender domain")?;
+    registrar::require_hosted(ctx, &recipient.domain, "domain", "; no federation")?;
 
     let bindings = live_bindings(&recipient.key(), ctx.now)?;
     if !bindings.is_empty() {

@@ -12,7 +12,7 @@ use switchboard_sip_proto::{Message, Method};
 
 use crate::store::{get_json, to_json, Publication, Subscription};
 use crate::txn::{proto, send_reply, Ctx};
-use crate::util::{random_token, reason_text, send_logged, Aor, Target};
+use crate::util::{bad, random_token, reason_text, send_logged, Aor, Target};
 use crate::{auth, registrar, Result, SipError};
 
 /// Expiry when the request does not say (RFC 3903 and RFC 3856 suggest 3600).
@@ -20,10 +20,6 @@ pub const DEFAULT_EXPIRES: u32 = 3600;
 const PIDF: &str = "application/pidf+xml";
 /// Most publications merged into one presentity's state.
 const MAX_PUBLICATIONS: u32 = 32;
-
-fn bad(e: impl std::fmt::Display) -> SipError {
-    SipError::status(400, reason_text(&e.to_string()))
-}
 
 /// `489 Bad Event` unless the request is for the `presence` package.
 fn check_event(msg: &Message<'_>) -> Result<()> {
@@ -58,19 +54,8 @@ fn presentity(msg: &Message<'_>) -> Result<Aor> {
 pub fn publish<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Message<'r>>> {
     check_event(msg)?;
     let who = presentity(msg)?;
-    let from = msg.from().map_err(bad)?;
-    let sender = Aor::of_uri(&from.uri)
-        .ok_or_else(|| SipError::status(400, "Bad Request (From is not a SIP URI with a user)"))?;
-    if !registrar::hosted(ctx, &who.domain) {
-        return Err(SipError::status(
-            403,
-            reason_text(&format!(
-                "Forbidden (domain {} is not served here)",
-                who.domain
-            )),
-        ));
-    }
-    auth::sender(msg, ctx, &sender)?;
+    registrar::require_hosted(ctx, &who.domain, "domain", "")?;
+    let sender = auth::checked_sender(msg, ctx, "domain")?;
     if sender != who {
         return Err(SipError::status(
             403,
@@ -211,28 +196,8 @@ pub fn subscribe<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Messa
         return refresh(msg, ctx, &call_id, tag, expires);
     }
     let who = presentity(msg)?;
-    let from = msg.from().map_err(bad)?;
-    let watcher = Aor::of_uri(&from.uri)
-        .ok_or_else(|| SipError::status(400, "Bad Request (From is not a SIP URI with a user)"))?;
-    if !registrar::hosted(ctx, &watcher.domain) {
-        return Err(SipError::status(
-            403,
-            reason_text(&format!(
-                "Forbidden (domain {} is not served here)",
-                watcher.domain
-            )),
-        ));
-    }
-    auth::sender(msg, ctx, &watcher)?;
-    if !registrar::hosted(ctx, &who.domain) {
-        return Err(SipError::status(
-            403,
-            reason_text(&format!(
-                "Forbidden (domain {} is not served here; no federation)",
-                who.domain
-            )),
-        ));
-    }
+    let watcher = auth::checked_sender(msg, ctx, "domain")?;
+    registrar::require_hosted(ctx, &who.domain, "domain", "; no federation")?;
     let allowed = match ctx.settings.watcher_policy.as_str() {
         "hosted" => true,
         "self" => watcher == who,

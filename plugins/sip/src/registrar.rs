@@ -5,15 +5,11 @@ use switchboard_sip_proto::{Contact, Message};
 
 use crate::store::{get_json, to_json, Binding, Bindings, RETRIES};
 use crate::txn::{proto, send_reply, Ctx, SUPPORTED};
-use crate::util::{reason_text, Aor, Target};
+use crate::util::{bad, reason_text, Aor, Target};
 use crate::{auth, im, Result, SipError};
 
 /// Expiry when neither the contact nor the request says (RFC 3261 §10.2.1.1 suggests 3600).
 pub const DEFAULT_EXPIRES: u32 = 3600;
-
-fn bad(e: impl std::fmt::Display) -> SipError {
-    SipError::status(400, reason_text(&e.to_string()))
-}
 
 /// Whether `domain` is served here: listed in `domains`, or any domain when the list is empty.
 pub fn hosted(ctx: &Ctx<'_>, domain: &str) -> bool {
@@ -23,6 +19,20 @@ pub fn hosted(ctx: &Ctx<'_>, domain: &str) -> bool {
             .domains
             .iter()
             .any(|d| d.eq_ignore_ascii_case(domain))
+}
+
+/// `403` unless `domain` is served here; the reason reads "Forbidden ({what} DOMAIN is not
+/// served here{note})".
+pub fn require_hosted(ctx: &Ctx<'_>, domain: &str, what: &str, note: &str) -> Result<()> {
+    if hosted(ctx, domain) {
+        return Ok(());
+    }
+    Err(SipError::status(
+        403,
+        reason_text(&format!(
+            "Forbidden ({what} {domain} is not served here{note})"
+        )),
+    ))
 }
 
 /// What one REGISTER asks for, before it is applied.
@@ -42,15 +52,7 @@ pub fn register<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Messag
     let aor = Aor::of_uri(&to.uri).ok_or_else(|| {
         SipError::status(400, "Bad Request (To is not a SIP URI with a user part)")
     })?;
-    if !hosted(ctx, &aor.domain) {
-        return Err(SipError::status(
-            403,
-            reason_text(&format!(
-                "Forbidden (domain {} is not served here)",
-                aor.domain
-            )),
-        ));
-    }
+    require_hosted(ctx, &aor.domain, "domain", "")?;
     auth::digest(msg, ctx, &aor, false)?;
 
     let call_id = msg.call_id().map_err(bad)?.to_string();

@@ -6,6 +6,8 @@ use switchboard_sdk::host;
 use switchboard_sdk::sip::Origin;
 use switchboard_sip_proto::{Message, Uri};
 
+use crate::SipError;
+
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
@@ -129,6 +131,11 @@ impl Aor {
     pub fn uri(&self) -> String {
         format!("sip:{}@{}", self.user, self.domain)
     }
+}
+
+/// `400` naming what was wrong with the request (a header that did not parse).
+pub fn bad(e: impl std::fmt::Display) -> SipError {
+    SipError::status(400, reason_text(&e.to_string()))
 }
 
 /// A reason phrase without control characters, at most 200 bytes.
