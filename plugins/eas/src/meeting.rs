@@ -108,9 +108,12 @@ fn respond(ctx: &Ctx, request_id: &str, response: u8, send: bool) -> Result<(u8,
             2 => "Tentative",
             _ => "Declined",
         };
-        let subject = msg.header("subject").unwrap_or("");
+        // Both come from the invitation (another party's bytes): never raw into a header.
+        let subject =
+            crate::mime::header_value(&format!("{verb}: {}", msg.header("subject").unwrap_or("")));
+        let organizer = crate::mime::header_value(&organizer.replace(',', " "));
         let mime = format!(
-            "From: {me}\r\nTo: {organizer}\r\nSubject: {verb}: {subject}\r\nMIME-Version: 1.0\r\nContent-Type: text/calendar; method=REPLY; charset=utf-8\r\n\r\n{reply}"
+            "From: {me}\r\nTo: {organizer}\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\nContent-Type: text/calendar; method=REPLY; charset=utf-8\r\n\r\n{reply}"
         );
         let upload = Upload::from_bytes(mime.as_bytes())?;
         if let Err(e) = host::mailstore::send(who, &upload, false) {
@@ -158,6 +161,38 @@ mod tests {
         assert!(
             sent[0].contains("METHOD:REPLY")
                 && sent[0].starts_with("From: alice@example.com\r\nTo: bob@example.com")
+        );
+    }
+
+    #[test]
+    fn a_reply_cannot_carry_fields_injected_through_the_invitation_subject() {
+        let phone = Phone::new("16.1");
+        // "x\r\nBcc: eve@example.net" as an RFC 2047 encoded word.
+        let mail = invite_mail().replace(
+            "Subject: Planning",
+            "Subject: =?utf-8?B?eA0KQmNjOiBldmVAZXhhbXBsZS5uZXQ=?=",
+        );
+        phone.store(|| MemStore::deliver("INBOX", "inv", "x", &mail, 1));
+        let doc = element!(
+            mr::MeetingResponse[element!(mr::Request [
+                element!(mr::UserResponse = "1"),
+                element!(mr::CollectionId = "1"),
+                element!(mr::RequestId = "inv"),
+                element!(mr::SendResponse),
+            ])]
+        );
+        phone.cmd("MeetingResponse", &doc);
+        let sent = phone.store(MemStore::sent);
+        assert_eq!(sent.len(), 1);
+        let head = sent[0].split("\r\n\r\n").next().unwrap();
+        assert!(
+            head.lines()
+                .all(|l| !l.to_ascii_lowercase().starts_with("bcc:")),
+            "{head}"
+        );
+        assert!(
+            head.contains("Subject: Accepted: xBcc: eve@example.net"),
+            "{head}"
         );
     }
 

@@ -57,6 +57,20 @@ impl Message {
 }
 
 /// Parse a message (possibly only its first bytes).
+/// `v` as a header field body of a message we write: control characters (CR/LF above all, so
+/// a decoded Subject cannot inject fields) dropped, non-ASCII RFC 2047-encoded.
+pub fn header_value(v: &str) -> String {
+    let v: String = v.chars().filter(|c| !c.is_control()).collect();
+    if v.is_ascii() {
+        v
+    } else {
+        format!(
+            "=?utf-8?B?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(v.as_bytes())
+        )
+    }
+}
+
 pub fn parse(raw: &[u8]) -> Message {
     let (head, body) = split_head(raw);
     let headers = parse_headers(head);

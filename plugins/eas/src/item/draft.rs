@@ -21,18 +21,6 @@ pub fn is_edit(data: &Element) -> bool {
         .any(|t| data.child_tag(*t).is_some())
 }
 
-fn header_value(v: &str) -> String {
-    let v: String = v.chars().filter(|c| !c.is_control()).collect();
-    if v.is_ascii() {
-        v
-    } else {
-        format!(
-            "=?utf-8?B?{}?=",
-            base64::engine::general_purpose::STANDARD.encode(v.as_bytes())
-        )
-    }
-}
-
 /// A MIME message from a draft's `ApplicationData`; `from` is the user's address.
 pub fn to_mime(data: &Element, from: &str) -> String {
     let t = |tag: Tag| {
@@ -46,10 +34,13 @@ pub fn to_mime(data: &Element, from: &str) -> String {
     for (name, tag) in [("To", em::To), ("Cc", em::Cc), ("Bcc", em2::Bcc)] {
         let v = t(tag);
         if !v.is_empty() {
-            m.push_str(&format!("{name}: {}\r\n", header_value(&v)));
+            m.push_str(&format!("{name}: {}\r\n", crate::mime::header_value(&v)));
         }
     }
-    m.push_str(&format!("Subject: {}\r\n", header_value(&t(em::Subject))));
+    m.push_str(&format!(
+        "Subject: {}\r\n",
+        crate::mime::header_value(&t(em::Subject))
+    ));
     m.push_str(&format!("Date: {}\r\n", time::rfc5322(time::now_ms())));
     match t(em::Importance).as_str() {
         "2" => m.push_str("Importance: high\r\n"),
