@@ -8,7 +8,7 @@
 use switchboard_sdk::host::Commit;
 use switchboard_sdk::host::{self, kv};
 use switchboard_sip_proto::pidf::{Basic, Presence};
-use switchboard_sip_proto::{Message, Method};
+use switchboard_sip_proto::{Message, Method, NameAddr};
 
 use crate::store::{get_json, to_json, Publication, Subscription};
 use crate::txn::{proto, send_reply, Ctx};
@@ -315,6 +315,24 @@ fn refresh<'r>(
     else {
         return Err(SipError::status(481, "Subscription Does Not Exist"));
     };
+    // Only the watcher may refresh or end its dialog (and so move where NOTIFYs go): the
+    // dialog's From tag, and the same sender check as the initial SUBSCRIBE.
+    let from = msg.from().map_err(bad)?;
+    let stored_tag = NameAddr::parse(&sub.watcher_from)
+        .ok()
+        .and_then(|n| n.tag().map(str::to_string));
+    if from.tag().is_none() || from.tag().map(str::to_string) != stored_tag {
+        return Err(SipError::status(481, "Subscription Does Not Exist"));
+    }
+    let watcher = sub
+        .watcher
+        .split_once('@')
+        .map(|(u, d)| Aor {
+            user: u.to_string(),
+            domain: d.to_string(),
+        })
+        .ok_or_else(|| SipError::status(481, "Subscription Does Not Exist"))?;
+    auth::sender(msg, ctx, &watcher)?;
     sub.target = Target::of(ctx.origin);
     sub.expires_at = ctx.now + u64::from(expires);
     let mut resp = Message::response_to(msg, 200, "OK").map_err(proto)?;

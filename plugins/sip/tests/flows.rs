@@ -706,6 +706,32 @@ fn subscribe_notify_and_publish() {
         "SIP/2.0 489 Bad Event (only presence, not dialog)"
     );
 
+    // Someone else who learnt the dialog ids cannot take it over: a wrong From tag is 481,
+    // the right one from an address that is not bob's registration is challenged (407).
+    let hijack = |branch: &str, from_tag: &str| {
+        String::from_utf8(subscribe("bob", "alice", branch, ""))
+            .unwrap()
+            .replace(
+                "To: <sip:alice@biloxi.com>",
+                &format!("To: <sip:alice@biloxi.com>;tag={tag}"),
+            )
+            .replace(&format!("Call-ID: sub-{branch}@"), "Call-ID: sub-s3@")
+            .replace("CSeq: 17766", "CSeq: 17800")
+            .replace(";tag=xfg9", &format!(";tag={from_tag}"))
+    };
+    let n = h.sip_sent().len();
+    h.run(|| handle_at(hijack("h1", "evil").as_bytes(), &udp(6666), T0 + 4));
+    assert_eq!(
+        status_line(&sent_since(&h, n)[0].1),
+        "SIP/2.0 481 Subscription Does Not Exist"
+    );
+    h.run(|| handle_at(hijack("h2", "xfg9").as_bytes(), &udp(6666), T0 + 4));
+    assert!(
+        status_line(&sent_since(&h, n + 1)[0].1).starts_with("SIP/2.0 407"),
+        "{:?}",
+        sent_since(&h, n + 1)
+    );
+
     // bob unsubscribes in the dialog: 200 and a final NOTIFY.
     let unsub = String::from_utf8(subscribe("bob", "alice", "s8", ""))
         .unwrap()
