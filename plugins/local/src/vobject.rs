@@ -81,7 +81,8 @@ pub fn parse_datetime(v: &str) -> Option<i64> {
             .then(|| s.parse().ok())
             .flatten()
     };
-    let date = v.get(0..8)?;
+    // ASCII first: the slices below are by byte, and client data may put anything here.
+    let date = v.get(0..8).filter(|d| d.is_ascii())?;
     let (y, m, d) = (num(&date[0..4])?, num(&date[4..6])?, num(&date[6..8])?);
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
@@ -91,7 +92,7 @@ pub fn parse_datetime(v: &str) -> Option<i64> {
         if !time.is_empty() {
             let t = time.strip_prefix('T')?;
             let t = t.strip_suffix('Z').unwrap_or(t);
-            if t.len() != 6 {
+            if t.len() != 6 || !t.is_ascii() {
                 return None;
             }
             let (h, mi, s) = (num(&t[0..2])?, num(&t[2..4])?, num(&t[4..6])?);
@@ -199,6 +200,9 @@ mod tests {
             "20260101T25",
             "2026010xT000000",
             "20260101X000000",
+            // Multi-byte characters where the byte slices fall (panicked before).
+            "202é0101",
+            "20260101T0é000",
         ] {
             assert_eq!(parse_datetime(bad), None, "{bad}");
         }
