@@ -165,12 +165,19 @@ impl CredentialSource for DirectoryUsers {
                 }))
             }
             Err(e) => {
-                // The directory said yes; SIP credentials are a bonus, not a reason to refuse.
+                // The directory said yes and SIP credentials are a bonus, not a reason to
+                // refuse; but a user disabled here stays out, so that much must be readable.
                 tracing::warn!(address = %address, error = %e, "could not store SIP credentials for a directory user");
-                Ok(SourceVerdict::Valid(Identity {
-                    address,
-                    display_name,
-                }))
+                match self.storage.user(&address).await {
+                    Ok(Some(u)) if u.disabled => Ok(SourceVerdict::Disabled),
+                    Ok(_) => Ok(SourceVerdict::Valid(Identity {
+                        address,
+                        display_name,
+                    })),
+                    Err(e) => Err(SourceError::new(format!(
+                        "directory login of {address}: cannot read the local user record: {e}"
+                    ))),
+                }
             }
         }
     }
