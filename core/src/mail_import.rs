@@ -89,13 +89,7 @@ pub struct Target {
 
 /// The principal for `address`.
 pub fn principal(address: &str) -> Result<Principal, ImportError> {
-    match address.rsplit_once('@') {
-        Some((user, domain)) if !user.is_empty() && !domain.is_empty() => Ok(Principal {
-            user: user.to_string(),
-            domain: domain.to_ascii_lowercase(),
-        }),
-        _ => Err(ImportError::BadAddress(address.to_string())),
-    }
+    Principal::parse(address).ok_or_else(|| ImportError::BadAddress(address.to_string()))
 }
 
 /// Resolve `folder` (a folder name or id, case-insensitive; `None`: the Inbox) in the mailbox
@@ -251,15 +245,23 @@ pub async fn import_file(
         if n == 0 {
             break;
         }
+        // An mbox-style envelope line (`From sender date`) is not part of the message.
+        let mut start = 0;
         if total == 0 {
             check_head(&buf[..n], n < CHUNK)?;
+            if buf[..n].starts_with(b"From ") {
+                start = buf[..n]
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(n, |i| i + 1);
+            }
         }
         total += n as u64;
         if total > limit {
             return Err(FileError::TooLarge { limit });
         }
         staging
-            .append(id, &buf[..n])
+            .append(id, &buf[start..n])
             .map_err(FileError::Connector)?;
     }
     if total == 0 {
