@@ -11,6 +11,7 @@ use switchboard_wbxml::{
     tags::airsync, tags::airsyncbase as asb, tags::calendar as c, tags::email as em, Element, Tag,
 };
 
+use super::text::{escape, unescape};
 use crate::http::Version;
 use crate::time;
 
@@ -65,19 +66,20 @@ impl Component {
     }
 }
 
-fn unescape(v: &str) -> String {
-    v.replace("\\n", "\n")
-        .replace("\\N", "\n")
-        .replace("\\,", ",")
-        .replace("\\;", ";")
-        .replace("\\\\", "\\")
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('\n', "\\n")
-        .replace(',', "\\,")
-        .replace(';', "\\;")
+/// One content line: `NAME;K=V;…:value` and CRLF. A parameter value containing `:`, `;`
+/// or `,` is quoted (RFC 5545 §3.1 param-value), else a reader would end the parameters
+/// at it. A DQUOTE cannot be part of a value, so one inside is what `parse_line` left of a
+/// list (`"mailto:a","mailto:b"` → `mailto:a","mailto:b`): quoting restores the list.
+fn render_prop(p: &Prop) -> String {
+    let mut line = p.name.clone();
+    for (k, v) in &p.params {
+        if v.contains([':', ';', ',', '"']) {
+            line.push_str(&format!(";{k}=\"{v}\""));
+        } else {
+            line.push_str(&format!(";{k}={v}"));
+        }
+    }
+    format!("{line}:{}\r\n", p.value)
 }
 
 /// Parse iCalendar text into its top component (VCALENDAR); bounded in size and depth.
@@ -148,7 +150,21 @@ fn parse_line(line: &str) -> Option<Prop> {
     }
     let i = split?;
     let (head, value) = (&line[..i], &line[i + 1..]);
-    let mut parts = head.split(';');
+    // Parameters end at a ';' outside quotes: `CN="Ops; Team"` is one parameter.
+    let mut parts = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, ch) in head.char_indices() {
+        match ch {
+            '"' => quoted = !quoted,
+            ';' if !quoted => {
+                parts.push(&head[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&head[start..]);
+    let mut parts = parts.into_iter();
     let name = parts.next()?.trim().to_ascii_uppercase();
     let params = parts
         .filter_map(|p| {
@@ -345,11 +361,18 @@ fn reminder(ev: &Component) -> Option<i64> {
     for ch in t.chars() {
         match ch {
             '0'..='9' => num.push(ch),
-            'W' => minutes += num.parse::<i64>().ok()? * 7 * 1440,
-            'D' => minutes += num.parse::<i64>().ok()? * 1440,
-            'H' => minutes += num.parse::<i64>().ok()? * 60,
-            'M' => minutes += num.parse::<i64>().ok()?,
-            'S' => minutes += num.parse::<i64>().ok()? / 60,
+            // The value is the sender's: a huge count is no reminder, not an overflow.
+            'W' | 'D' | 'H' | 'M' | 'S' => {
+                let n = num.parse::<i64>().ok()?;
+                let add = match ch {
+                    'W' => n.checked_mul(7 * 1440)?,
+                    'D' => n.checked_mul(1440)?,
+                    'H' => n.checked_mul(60)?,
+                    'M' => n,
+                    _ => n / 60,
+                };
+                minutes = minutes.checked_add(add)?;
+            }
             'T' => {}
             _ => return None,
         }
@@ -391,7 +414,8 @@ fn recurrence(
                 .collect()
         })
         .unwrap_or_default();
-    let mask: u32 = days.iter().map(|d| d.1).sum();
+    // A day named twice (`BYDAY=MO,MO`) is still one bit: or, not add.
+    let mask: u32 = days.iter().fold(0, |m, d| m | d.1);
     let nth = days.first().map(|d| d.0).unwrap_or(0);
     let iso = time::iso(start_ms);
     let (month, mday): (u32, u32) = (
@@ -856,11 +880,7 @@ pub fn merge(old: &str, data: &Element, uid: &str, me: &str) -> String {
         if attendee && new.contains(&format!("\r\n{}", p.name)) {
             continue;
         }
-        let mut line = p.name.clone();
-        for (k, v) in &p.params {
-            line.push_str(&format!(";{k}={v}"));
-        }
-        extra.push_str(&format!("{line}:{}\r\n", p.value));
+        extra.push_str(&render_prop(p));
     }
     // Time zones (kept EXDATEs may name them) and the overridden occurrences (further
     // VEVENTs with a RECURRENCE-ID) stay as stored.
@@ -901,16 +921,9 @@ pub fn invitation(stored: &str, me: &str) -> Option<String> {
         return None;
     }
     let request = stored.replacen("BEGIN:VEVENT", "METHOD:REQUEST\r\nBEGIN:VEVENT", 1);
-    let subject = ev.text("SUMMARY").unwrap_or_default();
-    let subject: String = subject.chars().filter(|c| !c.is_control()).collect();
-    let subject = if subject.is_ascii() {
-        subject
-    } else {
-        format!(
-            "=?utf-8?B?{}?=",
-            base64::engine::general_purpose::STANDARD.encode(subject.as_bytes())
-        )
-    };
+    // SUMMARY may hold a CR/LF (escaped `\n`, or decoded from an RFC 2047 subject): as a
+    // header it would start new fields, so it goes through header_value.
+    let subject = crate::mime::header_value(&ev.text("SUMMARY").unwrap_or_default());
     Some(format!(
         "From: {me}\r\nTo: {}\r\nSubject: {subject}\r\nDate: {}\r\nMIME-Version: 1.0\r\nContent-Type: text/calendar; method=REQUEST; charset=utf-8\r\n\r\n{request}",
         to.join(", "),
@@ -1017,13 +1030,7 @@ pub fn reply(text: &str, me: &str, response: u8) -> Option<(String, String, Stri
         2 => "TENTATIVE",
         _ => "DECLINED",
     };
-    let keep = |p: &Prop| {
-        let mut line = p.name.clone();
-        for (k, v) in &p.params {
-            line.push_str(&format!(";{k}={v}"));
-        }
-        format!("{line}:{}\r\n", p.value)
-    };
+    let keep = render_prop;
     let mut event_lines = String::new();
     for p in &ev.props {
         if p.name != "ATTENDEE" {
@@ -1063,11 +1070,7 @@ pub fn reply(text: &str, me: &str, response: u8) -> Option<(String, String, Stri
 fn render(c: &Component) -> String {
     let mut s = format!("BEGIN:{}\r\n", c.name);
     for p in &c.props {
-        let mut line = p.name.clone();
-        for (k, v) in &p.params {
-            line.push_str(&format!(";{k}={v}"));
-        }
-        s.push_str(&format!("{line}:{}\r\n", p.value));
+        s.push_str(&render_prop(p));
     }
     for ch in &c.children {
         s.push_str(&render(ch));
@@ -1201,5 +1204,92 @@ pub(crate) mod tests {
             let _ = application_data(&INVITE[..n], "a@b", Version::V14_1);
             let _ = meeting_request(&INVITE[..n], Version::V16_1);
         }
+    }
+
+    #[test]
+    fn quoted_parameter_values_survive_merge_reply_and_render() {
+        let invite = INVITE.replace(
+            "ATTENDEE;CN=Alice;",
+            "ATTENDEE;CN=\"Team: Ops; Berlin, DE\";PARTSTAT=NEEDS-ACTION:mailto:ops@example.com\r\nATTENDEE;CN=Alice;",
+        );
+        let cal = parse(&invite).unwrap();
+        let ev = cal.child("VEVENT").unwrap();
+        let ops = ev.all("ATTENDEE").next().unwrap();
+        assert_eq!(ops.param("CN"), Some("Team: Ops; Berlin, DE"));
+        assert_eq!(ops.param("PARTSTAT"), Some("NEEDS-ACTION"));
+        assert_eq!(ops.value, "mailto:ops@example.com");
+        let line = "ATTENDEE;CN=\"Team: Ops; Berlin, DE\";PARTSTAT=NEEDS-ACTION:mailto:ops@example.com\r\n";
+        assert_eq!(render_prop(ops), line);
+        assert!(render(ev).contains(line));
+        // MeetingResponse: the stored copy keeps the other attendee intact.
+        let (_, stored, _) = reply(&invite, "alice@example.com", 1).unwrap();
+        assert!(stored.contains(line), "{stored}");
+        // A phone edit without attendees keeps the stored ones, quoted.
+        let change = switchboard_wbxml::element!(airsync::ApplicationData [
+            switchboard_wbxml::element!(c::StartTime = "20231114T090000Z"),
+            switchboard_wbxml::element!(c::EndTime = "20231114T100000Z"),
+            switchboard_wbxml::element!(c::Subject = "Renamed"),
+        ]);
+        let merged = merge(&invite, &change, "abc-123", "alice@example.com");
+        assert!(merged.contains(line), "{merged}");
+        let again = parse(&merged).unwrap();
+        let ops = again
+            .child("VEVENT")
+            .unwrap()
+            .all("ATTENDEE")
+            .next()
+            .unwrap();
+        assert_eq!(ops.param("CN"), Some("Team: Ops; Berlin, DE"));
+        assert_eq!(ops.value, "mailto:ops@example.com");
+        // A quoted list of values comes back as the same list.
+        let line = "ATTENDEE;DELEGATED-TO=\"mailto:a@x\",\"mailto:b@x\":mailto:c@x";
+        let p = parse_line(line).unwrap();
+        assert_eq!(render_prop(&p), format!("{line}\r\n"));
+    }
+
+    #[test]
+    fn huge_trigger_is_no_reminder_and_repeated_byday_is_one_day() {
+        for trigger in [
+            "-P99999999999999999W",
+            "-P9999999999999999D",
+            "-PT9223372036854775807M1H",
+            "-P1DT9223372036854775807M",
+        ] {
+            let text = INVITE.replace("TRIGGER:-PT15M", &format!("TRIGGER:{trigger}"));
+            let d = application_data(&text, "alice@example.com", Version::V14_1).unwrap();
+            assert_eq!(d.child_text("Reminder"), None, "{trigger}");
+        }
+        let text = INVITE.replace("TRIGGER:-PT15M", "TRIGGER:-P1DT1H");
+        let d = application_data(&text, "alice@example.com", Version::V14_1).unwrap();
+        assert_eq!(d.child_text("Reminder"), Some("1500"));
+        // Monday twice is Monday (2), not Tuesday (4).
+        let text = INVITE.replace("BYDAY=TU;COUNT", "BYDAY=MO,MO;COUNT");
+        let d = application_data(&text, "alice@example.com", Version::V14_1).unwrap();
+        assert_eq!(
+            d.child("Recurrence")
+                .and_then(|r| r.child_text("DayOfWeek")),
+            Some("2")
+        );
+    }
+
+    #[test]
+    fn invitation_subject_cannot_inject_header_fields() {
+        let stored = INVITE.replace(
+            "SUMMARY:Planning\\, Q4",
+            "SUMMARY:Hi\\nBcc: evil@example.net\r\n X\r\tY",
+        );
+        let mail = invitation(&stored, "bob@example.com").unwrap();
+        let head = &mail[..mail.find("\r\n\r\n").unwrap()];
+        assert!(
+            head.contains("\r\nSubject: HiBcc: evil@example.net"),
+            "{head}"
+        );
+        assert!(!head.lines().any(|l| l.starts_with("Bcc")), "{head}");
+        let stored = INVITE.replace("SUMMARY:Planning\\, Q4", "SUMMARY:Größe");
+        let mail = invitation(&stored, "bob@example.com").unwrap();
+        assert!(
+            mail.contains("Subject: =?utf-8?B?R3LDtsOfZQ==?=\r\n"),
+            "{mail}"
+        );
     }
 }

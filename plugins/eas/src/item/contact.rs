@@ -52,13 +52,7 @@ fn lines(vcard: &str) -> Vec<(String, String)> {
     out
 }
 
-fn unescape(v: &str) -> String {
-    v.replace("\\n", "\n")
-        .replace("\\N", "\n")
-        .replace("\\,", ",")
-        .replace("\\;", ";")
-        .replace("\\\\", "\\")
-}
+use super::text::{escape, unescape};
 
 /// Split a structured value at `;` not preceded by a backslash, unescaping each part.
 fn components(v: &str) -> Vec<String> {
@@ -83,11 +77,13 @@ fn components(v: &str) -> Vec<String> {
     out
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('\n', "\\n")
-        .replace(',', "\\,")
-        .replace(';', "\\;")
+/// The vCard's UID, unescaped; `None` when it has none.
+pub fn uid(vcard: &str) -> Option<String> {
+    lines(vcard)
+        .into_iter()
+        .find(|(k, _)| k.split(';').next() == Some("UID"))
+        .map(|(_, v)| unescape(v.trim()))
+        .filter(|u| !u.is_empty())
 }
 
 /// The `ApplicationData` of a contact from its vCard.
@@ -372,5 +368,17 @@ mod tests {
         assert!(merged.ends_with("END:VCARD\r\n"));
         // Folded lines and junk do not panic.
         let _ = application_data("BEGIN:VCARD\r\nFN:a\r\n b\r\nN\r\n:\r\nTEL;TYPE=HOME:1\r\n");
+    }
+
+    #[test]
+    fn escaped_backslash_before_n_is_not_a_newline_and_uid_is_read() {
+        let v = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:u\\,1\r\nFN:Ann\r\nNOTE:C:\\\\new\\nline\r\nEND:VCARD\r\n";
+        let d = application_data(v);
+        assert_eq!(
+            d.child("Body").and_then(|b| b.child_text("Data")),
+            Some("C:\\new\nline")
+        );
+        assert_eq!(uid(v).as_deref(), Some("u,1"));
+        assert_eq!(uid("BEGIN:VCARD\r\nFN:x\r\nEND:VCARD\r\n"), None);
     }
 }

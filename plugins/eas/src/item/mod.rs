@@ -7,6 +7,7 @@ pub mod contact;
 pub mod draft;
 pub mod email;
 pub mod task;
+pub(crate) mod text;
 
 use switchboard_sdk::{host, ItemSummary, Principal, Result};
 

@@ -70,12 +70,7 @@ pub fn to_ical(data: &Element, uid: &str) -> String {
             .trim()
             .to_string()
     };
-    let esc = |s: &str| {
-        s.replace('\\', "\\\\")
-            .replace('\n', "\\n")
-            .replace(',', "\\,")
-            .replace(';', "\\;")
-    };
+    let esc = super::text::escape;
     let mut v = format!(
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Switchboard//EAS//EN\r\nBEGIN:VTODO\r\nUID:{}\r\nDTSTAMP:{}\r\nSUMMARY:{}\r\n",
         esc(uid),
@@ -181,5 +176,16 @@ mod tests {
         assert_eq!(note.child_text("Subject"), Some("Shopping"));
         assert_eq!(note_text(&note), "Shopping\nmilk, eggs");
         assert!(application_data("BEGIN:VCALENDAR\r\nEND:VCALENDAR").is_none());
+    }
+
+    #[test]
+    fn task_subject_with_backslash_n_round_trips() {
+        let data = element!(airsync::ApplicationData [
+            element!(t::Subject = "C:\\new; a, b"),
+        ]);
+        let ical = to_ical(&data, "t2");
+        assert!(ical.contains("SUMMARY:C:\\\\new\\; a\\, b\r\n"), "{ical}");
+        let back = application_data(&ical).unwrap();
+        assert_eq!(back.child_text("Subject"), Some("C:\\new; a, b"));
     }
 }

@@ -903,11 +903,8 @@ fn change_item(
             Ok(())
         }
         "Contacts" => {
-            let old = host::mailstore::fetch(who, id, None, 0, 512 * 1024)?;
-            let old = String::from_utf8_lossy(&old.data).into_owned();
-            let uid = crate::item::calendar::parse(&format!("BEGIN:X\r\n{old}\r\nEND:X"))
-                .and_then(|c| c.child("VCARD").and_then(|v| v.text("UID")))
-                .unwrap_or_else(|| id.to_string());
+            let old = stored_whole(who, id)?;
+            let uid = contact::uid(&old).unwrap_or_else(|| id.to_string());
             let vcard = contact::merge(&old, data, &uid);
             let upload = Upload::from_bytes(vcard.as_bytes())?;
             host::mailstore::replace_item(who, id, &upload)?;
@@ -915,8 +912,7 @@ fn change_item(
         }
         "Calendar" => {
             // Keep the event's UID when the phone does not repeat it.
-            let old = host::mailstore::fetch(who, id, None, 0, 512 * 1024)?;
-            let old = String::from_utf8_lossy(&old.data).into_owned();
+            let old = stored_whole(who, id)?;
             let uid = calendar::parse(&old)
                 .and_then(|c| c.child("VEVENT").and_then(|e| e.text("UID")))
                 .unwrap_or_else(|| id.to_string());
@@ -929,6 +925,24 @@ fn change_item(
             "changing {class} items is not supported"
         ))),
     }
+}
+
+/// The whole stored text of a contact or event that a change is merged into. One that does
+/// not fit in [`crate::item::PARSE_CAP`] is refused rather than merged from its start and
+/// written back cut short.
+fn stored_whole(who: &Principal, id: &str) -> Result<String> {
+    let content = crate::item::load(who, &crate::item::bare(id))?;
+    whole_text(&content)
+}
+
+fn whole_text(content: &crate::item::Content) -> Result<String> {
+    if !content.complete() {
+        return Err(HostError::Invalid(format!(
+            "stored item of {} bytes is too large to merge a change into",
+            content.total
+        )));
+    }
+    Ok(String::from_utf8_lossy(&content.bytes).into_owned())
 }
 
 /// Delete (or move to Deleted Items) a client's Delete.

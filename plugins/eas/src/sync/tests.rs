@@ -751,3 +751,42 @@ fn contact_changes_keep_what_the_phone_never_saw() {
         "{v}"
     );
 }
+
+#[test]
+fn changes_to_contacts_and_events_larger_than_the_parse_cap_are_refused() {
+    use switchboard_wbxml::tags::calendar as cal;
+    let phone = Phone::new("14.1");
+    let ids = folder_ids(&phone);
+    let big = "A".repeat(crate::item::PARSE_CAP as usize + 1000);
+    for (folder, class_tag, stored) in [
+        (
+            "Contacts",
+            element!(ct::FirstName = "Eve"),
+            format!("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:big\r\nFN:Eve\r\nNOTE:x\r\nX-BLOB:{big}\r\nEND:VCARD\r\n"),
+        ),
+        (
+            "Calendar",
+            element!(cal::Subject = "Renamed"),
+            format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:big\r\nDTSTART:20231114T090000Z\r\nDTEND:20231114T100000Z\r\nSUMMARY:Old\r\nX-BLOB:{big}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"),
+        ),
+    ] {
+        let id = ids[folder].clone();
+        let k = start(&phone, &id);
+        phone.store(|| MemStore::deliver(folder, "big1", "", &stored, 1));
+        let k = key(&phone.cmd("Sync", &sync_doc(&k, &id, vec![])));
+        let change = element!(a::Commands[element!(a::Change [
+            element!(a::ServerId = "big1"),
+            element!(a::ApplicationData [class_tag]),
+        ])]);
+        let d = phone.cmd("Sync", &sync_doc(&k, &id, vec![change]));
+        let answer = col(&d)
+            .child("Responses")
+            .and_then(|r| r.child("Change"))
+            .unwrap_or_else(|| panic!("no Change response in {d}"));
+        assert_eq!(answer.child_text("ServerId"), Some("big1"));
+        assert_eq!(answer.child_text("Status"), Some("6"), "{folder}: {d}");
+        let items = phone.store(|| MemStore::items(folder));
+        let kept = items.iter().find(|i| i.summary.id == "big1").unwrap();
+        assert_eq!(kept.content, stored.as_bytes(), "{folder} was rewritten");
+    }
+}
