@@ -239,6 +239,14 @@ pub fn subscribe<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Messa
     };
     let id = random_token();
     let sub_key = format!("sub/{}/{id}", who.key());
+    let state = if expires > 0 {
+        format!("active;expires={expires}")
+    } else {
+        "terminated;reason=timeout".to_string()
+    };
+    // Built (CSeq advanced) before the subscription is stored: one write, made before the
+    // NOTIFY goes out.
+    let first = build_notify(&who, &mut sub, &state, &document(&who, ctx.now));
     if expires > 0 {
         let existing = kv::scan(
             &format!("sub/{}/", who.key()),
@@ -275,16 +283,7 @@ pub fn subscribe<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Messa
     if let Some(bytes) = send_reply(ctx, msg, resp, true) {
         crate::txn::remember(msg, &bytes, ctx.now);
     }
-    let state = if expires > 0 {
-        format!("active;expires={expires}")
-    } else {
-        "terminated;reason=timeout".to_string()
-    };
-    let m = build_notify(&who, &mut sub, &state, ctx);
-    if expires > 0 {
-        let _ = kv::set(&sub_key, &to_json(&sub));
-    }
-    send_notify(&sub, m);
+    send_notify(&sub, first);
     Ok(None)
 }
 
@@ -344,11 +343,21 @@ fn refresh<'r>(
         crate::txn::remember(msg, &bytes, ctx.now);
     }
     if expires == 0 {
-        let m = build_notify(&who, &mut sub, "terminated;reason=timeout", ctx);
+        let m = build_notify(
+            &who,
+            &mut sub,
+            "terminated;reason=timeout",
+            &document(&who, ctx.now),
+        );
         let _ = kv::commit(&Commit::new().delete(&sub_key).delete(&dlg));
         send_notify(&sub, m);
     } else {
-        let m = build_notify(&who, &mut sub, &format!("active;expires={expires}"), ctx);
+        let m = build_notify(
+            &who,
+            &mut sub,
+            &format!("active;expires={expires}"),
+            &document(&who, ctx.now),
+        );
         kv::set(&sub_key, &to_json(&sub))?;
         send_notify(&sub, m);
     }
@@ -363,9 +372,8 @@ fn build_notify(
     who: &Aor,
     sub: &mut Subscription,
     state: &str,
-    ctx: &Ctx<'_>,
+    body: &str,
 ) -> Option<Message<'static>> {
-    let body = document(who, ctx.now);
     let built = (|| -> std::result::Result<Message<'_>, switchboard_sip_proto::Error> {
         let mut m = Message::request(Method::Notify, sub.remote_uri.clone())?;
         m.push_header("Via", sub.target.via(&random_token()))?;
@@ -380,7 +388,7 @@ fn build_notify(
         m.push_header("Contact", sub.target.contact())?;
         m.push_header("Event", "presence")?;
         m.push_header("Subscription-State", state.to_string())?;
-        m.set_body(Some(PIDF), body.into_bytes())?;
+        m.set_body(Some(PIDF), body.as_bytes().to_vec())?;
         Ok(m)
     })();
     sub.cseq = sub.cseq.saturating_add(1);
@@ -403,6 +411,8 @@ fn send_notify(sub: &Subscription, m: Option<Message<'static>>) {
 /// NOTIFY every subscription of `who`; lapsed ones get a final `terminated` and are removed.
 pub fn notify_all(who: &Aor, ctx: &Ctx<'_>) {
     let prefix = format!("sub/{}/", who.key());
+    // One document for every watcher.
+    let body = document(who, ctx.now);
     let rows =
         kv::scan(&prefix, None, ctx.settings.max_subscriptions as u32 * 2).unwrap_or_default();
     for (key, raw) in rows {
@@ -412,13 +422,13 @@ pub fn notify_all(who: &Aor, ctx: &Ctx<'_>) {
         };
         let dlg = format!("dlg/{}/{}", sub.call_id, sub.our_tag);
         if sub.expires_at <= ctx.now {
-            let m = build_notify(who, &mut sub, "terminated;reason=timeout", ctx);
+            let m = build_notify(who, &mut sub, "terminated;reason=timeout", &body);
             let _ = kv::commit(&Commit::new().delete(&key).delete(&dlg));
             send_notify(&sub, m);
             continue;
         }
         let left = sub.expires_at - ctx.now;
-        let m = build_notify(who, &mut sub, &format!("active;expires={left}"), ctx);
+        let m = build_notify(who, &mut sub, &format!("active;expires={left}"), &body);
         // Only if nothing else advanced the CSeq meanwhile: a concurrent refresh sends its own
         // NOTIFY, with the state as it is now, and ours would reuse a CSeq.
         if kv::compare_and_swap(&key, Some(&raw), Some(&to_json(&sub))).unwrap_or(false) {
