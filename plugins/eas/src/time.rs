@@ -93,13 +93,18 @@ pub fn parse_rfc5322(s: &str) -> Option<i64> {
     let mon = parts.next()?.to_ascii_lowercase();
     let month = MONTHS.iter().position(|m| mon.starts_with(m))? as u32 + 1;
     let mut year: i64 = parts.next()?.parse().ok()?;
-    if year < 100 {
+    if (0..100).contains(&year) {
         year += if year < 50 { 2000 } else { 1900 };
     }
+    // Any other year is someone else's bytes, not a date (and would overflow the arithmetic).
+    if !(1..=9999).contains(&year) {
+        return None;
+    }
+    // Unsigned: `-5:00` is not a time.
     let hms: Vec<i64> = parts
         .next()?
         .split(':')
-        .map(|x| x.parse().ok())
+        .map(|x| x.parse::<u32>().ok().map(i64::from))
         .collect::<Option<Vec<_>>>()?;
     let (h, mi, sec) = (
         *hms.first()?,
@@ -113,8 +118,8 @@ pub fn parse_rfc5322(s: &str) -> Option<i64> {
     let offset = match zone.as_bytes().first() {
         Some(b'+' | b'-') if zone.len() >= 5 => {
             let sign = if zone.starts_with('-') { -1 } else { 1 };
-            let hh: i64 = zone.get(1..3)?.parse().ok()?;
-            let mm: i64 = zone.get(3..5)?.parse().ok()?;
+            let hh = i64::from(zone.get(1..3)?.parse::<u8>().ok()?);
+            let mm = i64::from(zone.get(3..5)?.parse::<u8>().ok()?);
             sign * (hh * 60 + mm)
         }
         _ => 0,
@@ -153,5 +158,16 @@ mod tests {
         assert_eq!(parse_rfc5322("Thu, 12 Nov 2009 01:45:06 +0100"), Some(ms));
         assert_eq!(parse_rfc5322("12 Nov 09 00:45:06 GMT"), Some(ms));
         assert_eq!(parse_rfc5322("garbage"), None);
+        // Years that overflowed the arithmetic (panic in debug builds), signed fields.
+        assert_eq!(
+            parse_rfc5322("Thu, 12 Nov 9223372036854775807 01:45:06 +0100"),
+            None
+        );
+        assert_eq!(
+            parse_rfc5322("Thu, 12 Nov -99999999999 01:45:06 +0100"),
+            None
+        );
+        assert_eq!(parse_rfc5322("Thu, 12 Nov 2009 -5:00:00 +0100"), None);
+        assert_eq!(parse_rfc5322("Thu, 12 Nov 2009 01:45:06 +-100"), None);
     }
 }
