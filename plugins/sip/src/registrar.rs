@@ -181,7 +181,12 @@ pub fn register<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Messag
         SipError::status(500, "Server Internal Error (registration kept changing)")
     })?;
     if !bindings.contacts.is_empty() {
-        kv::set(&format!("known/{}", aor.key()), b"1")?;
+        // Written once: refreshes are the commonest request, and a read is cheaper than a
+        // write transaction.
+        let known = format!("known/{}", aor.key());
+        if kv::get(&known)?.is_none() {
+            kv::set(&known, b"1")?;
+        }
     }
 
     let mut resp = Message::response_to(msg, 200, "OK").map_err(proto)?;
