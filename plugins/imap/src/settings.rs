@@ -37,6 +37,12 @@ pub struct Settings {
     pub max_connections: usize,
     /// Use CONDSTORE/QRESYNC when offered (off: the known-set fallback is used throughout).
     pub condstore: bool,
+    /// Watch folders for parked Pings with IDLE when the server offers it (off: NOOP polls).
+    pub idle: bool,
+    /// How often a watch looks at folders it cannot IDLE on (STATUS), or polls without IDLE.
+    pub watch_poll: Duration,
+    /// Most users watched at once (each holds one IMAP connection); 0 turns watching off.
+    pub max_watchers: usize,
     /// Largest single response accepted.
     pub max_response: usize,
     /// Plain, STARTTLS (default) or implicit TLS.
@@ -61,6 +67,10 @@ pub struct Settings {
     pub dav_user: Option<String>,
     /// Its password; default: the master password.
     pub dav_password: Option<String>,
+    /// Calendars and task lists are listed for the last this many days (0: no limit).
+    pub calendar_past_days: u32,
+    /// … and the next this many days (0: no limit).
+    pub calendar_future_days: u32,
 }
 
 impl std::fmt::Debug for Settings {
@@ -87,6 +97,15 @@ fn number<T: std::str::FromStr>(key: &str, default: T) -> Result<T> {
     }
 }
 
+fn boolean(key: &str, default: bool) -> Result<bool> {
+    match get(key).as_deref() {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(v) => Err(ImapError::Config(format!("{key}: not a boolean: {v:?}"))),
+    }
+}
+
 impl Settings {
     /// Read the settings.
     pub fn load() -> Result<Settings> {
@@ -95,15 +114,8 @@ impl Settings {
             get("master_user").ok_or_else(|| ImapError::Config("master_user is not set".into()))?;
         let master_password = get("master_password")
             .ok_or_else(|| ImapError::Config("master_password is not set".into()))?;
-        let condstore = match get("condstore").as_deref() {
-            None | Some("true") => true,
-            Some("false") => false,
-            Some(v) => {
-                return Err(ImapError::Config(format!(
-                    "condstore: not a boolean: {v:?}"
-                )))
-            }
-        };
+        let condstore = boolean("condstore", true)?;
+        let idle = boolean("idle", true)?;
         let tls = match get("tls") {
             None => Mode::StartTls,
             Some(v) => Mode::parse(&v).ok_or_else(|| {
@@ -121,6 +133,8 @@ impl Settings {
             dav_home: get("dav_home").unwrap_or_else(|| "/{address}/".into()),
             dav_user: get("dav_user"),
             dav_password: get("dav_password"),
+            calendar_past_days: number("calendar_past_days", 0u32)?,
+            calendar_future_days: number("calendar_future_days", 0u32)?,
             smtp_host: get("smtp_host").unwrap_or_else(|| host.clone()),
             smtp_port: number("smtp_port", 587)?,
             smtp_tls,
@@ -136,6 +150,9 @@ impl Settings {
             timeout: Duration::from_secs(number("timeout_secs", 30u64)?.max(1)),
             max_connections: number("max_connections", 4usize)?.max(1),
             condstore,
+            idle,
+            watch_poll: Duration::from_secs(number("watch_poll_secs", 60u64)?.max(1)),
+            max_watchers: number("max_watchers", 1000usize)?,
             max_response: 16 * 1024 * 1024,
         })
     }

@@ -61,6 +61,31 @@ pub fn ical_time_ms(v: &str) -> Option<i64> {
     ))
 }
 
+/// Seconds since the epoch as an iCalendar/CalDAV UTC time, `YYYYMMDDTHHMMSSZ`; clamped to
+/// years 0000-9999 (the form has four digits for the year).
+pub fn utc_stamp(secs: i64) -> String {
+    const MIN: i64 = -62_167_219_200; // 0000-01-01T00:00:00Z
+    const MAX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let secs = secs.clamp(MIN, MAX);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days to the proleptic Gregorian date (H. Hinnant's civil_from_days).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// (class, subject, sender, time) of an iCalendar object or vCard.
 pub fn summarize(data: &[u8]) -> (ItemClass, String, String, i64) {
     let mut class = ItemClass::Calendar;
@@ -130,6 +155,15 @@ mod tests {
         assert_eq!(ical_time_ms("19700101T000001Z"), Some(1000));
         assert_eq!(ical_time_ms("19700102"), Some(86_400_000));
         assert_eq!(ical_time_ms("garbage"), None);
+        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        assert_eq!(utc_stamp(1_700_000_000), "20231114T221320Z");
+        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z"); // leap day
+        assert_eq!(utc_stamp(-1), "19691231T235959Z");
+        assert_eq!(utc_stamp(i64::MAX), "99991231T235959Z");
+        assert_eq!(utc_stamp(i64::MIN), "00000101T000000Z");
+        for secs in [0, 86_399, 1_234_567_890, 4_102_444_800] {
+            assert_eq!(ical_time_ms(&utc_stamp(secs)), Some(secs * 1000), "{secs}");
+        }
         let todo = b"BEGIN:VCALENDAR\nBEGIN:VTODO\nSUMMARY:Pay bills\nDUE;VALUE=DATE:20261201\nEND:VTODO\nEND:VCALENDAR\n";
         let (c, s, _, t) = summarize(todo);
         assert_eq!((c, s.as_str()), (ItemClass::Task, "Pay bills"));

@@ -32,6 +32,36 @@ const PROPFIND_ETAGS: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 const PROPFIND_TAGS: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 <D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:prop><D:resourcetype/><D:sync-token/><CS:getctag/></D:prop></D:propfind>"#;
 
+/// Before a windowed listing: what the collection holds (calendar? which components?) and
+/// the sync-token and CTag the listing's record will name.
+const PROPFIND_KIND_TAGS: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:CS="http://calendarserver.org/ns/"><D:prop><D:resourcetype/><C:supported-calendar-component-set/><D:sync-token/><CS:getctag/></D:prop></D:propfind>"#;
+
+/// The span of time calendars and task lists are listed for (`calendar_past_days`,
+/// `calendar_future_days`), in seconds since the epoch; `None` is an open side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    start: Option<i64>,
+    end: Option<i64>,
+}
+
+impl Window {
+    /// The window around `now` (seconds), `None` when neither side is limited. The ends are
+    /// whole UTC days (from the start of today back, to the end of today forward), so a sync
+    /// replayed later the same day lists the same members and gives the same page.
+    fn around(now: i64, past_days: u32, future_days: u32) -> Option<Window> {
+        if past_days == 0 && future_days == 0 {
+            return None;
+        }
+        let today = now.div_euclid(86_400) * 86_400;
+        let days = |n: u32| i64::from(n) * 86_400;
+        Some(Window {
+            start: (past_days > 0).then(|| today - days(past_days)),
+            end: (future_days > 0).then(|| today + days(future_days) + 86_400),
+        })
+    }
+}
+
 fn target(who: &Principal) -> Result<(DavTarget, String)> {
     Settings::load()?
         .dav(who)?
@@ -200,6 +230,116 @@ async fn collection_tags(
         .unwrap_or_default())
 }
 
+/// A listing of the calendar objects that overlap `window` (`calendar-query` REPORTs, RFC
+/// 4791 §7.8, one per component the collection holds: VEVENT, VTODO): href → ETag, and the
+/// sync-token and CTag the record may name. `Ok(None)` when the window does not apply or
+/// cannot be used — an address book, a collection of neither component, a server that
+/// refuses the query or caps its matches (507) — and the caller lists everything.
+///
+/// The token and CTag come from a `PROPFIND Depth: 0` before the queries, so a later
+/// `sync-collection` from that token reports every change made since (members listed again
+/// with the ETag the client holds are no change). They are kept only if a second one after
+/// the queries finds them unchanged: a token or CTag that is a hash of the members' ETags
+/// (Radicale's) could otherwise name a state the listing did not see (an edit the query saw
+/// and that was undone before the second check is caught by the GETs' ETag check). Without
+/// them, the next sync lists again.
+#[allow(clippy::type_complexity)]
+async fn windowed_listing(
+    t: &DavTarget,
+    path: &str,
+    window: Window,
+) -> Result<Option<(BTreeMap<String, String>, Option<String>, Option<String>)>, ImapError> {
+    let entries = propfind(t, path, "0", PROPFIND_KIND_TAGS).await?;
+    let Some(own) = entries.into_iter().find(|e| e.collection) else {
+        return Ok(None);
+    };
+    if !own.calendar {
+        return Ok(None);
+    }
+    // No component set: the server allows every component (RFC 4791 §5.2.3).
+    let components: Vec<&str> = ["VEVENT", "VTODO"]
+        .into_iter()
+        .filter(|c| own.components.is_empty() || own.components.iter().any(|o| o == c))
+        .collect();
+    if components.is_empty() {
+        return Ok(None);
+    }
+    let own_path = super::percent_decode(path);
+    let own_path = own_path.trim_end_matches('/');
+    let mut current = BTreeMap::new();
+    for component in components {
+        let body = xml::calendar_query(component, window.start, window.end);
+        let r = request(
+            t,
+            "REPORT",
+            path,
+            &[
+                ("Depth", "1"),
+                ("Content-Type", "application/xml; charset=utf-8"),
+            ],
+            body.into_bytes(),
+            MAX_LISTING,
+        )
+        .await?;
+        if r.status == 401 {
+            check(t, &r, path)?;
+        }
+        if r.status != 207 {
+            return Ok(None);
+        }
+        for e in xml::multistatus(&r.body).map_err(ImapError::Protocol)? {
+            let href = path_of_href(&e.href);
+            if super::percent_decode(&href).trim_end_matches('/') == own_path {
+                if e.status == Some(507) {
+                    return Ok(None);
+                }
+                continue;
+            }
+            if e.collection {
+                continue;
+            }
+            // Without an ETag a member is not listed (as in the full listing).
+            if let Some(etag) = e.etag {
+                current.insert(href, etag);
+            }
+        }
+    }
+    let (token, ctag) = (storable(own.sync_token), storable(own.ctag));
+    let tags = if collection_tags(t, path).await? == (token.clone(), ctag.clone()) {
+        (token, ctag)
+    } else {
+        (None, None)
+    };
+    Ok(Some((current, tags.0, tags.1)))
+}
+
+/// Every member's ETag (`PROPFIND Depth: 1`), with the collection's own sync-token and CTag
+/// from the same answer.
+#[allow(clippy::type_complexity)]
+async fn etag_listing(
+    t: &DavTarget,
+    path: &str,
+) -> Result<(BTreeMap<String, String>, Option<String>, Option<String>), ImapError> {
+    let entries = propfind(t, path, "1", PROPFIND_ETAGS).await?;
+    let own = super::percent_decode(path);
+    let own = own.trim_end_matches('/');
+    let (mut token, mut ctag) = (None, None);
+    let mut current = BTreeMap::new();
+    for e in entries {
+        if e.collection {
+            if super::percent_decode(&e.href).trim_end_matches('/') == own {
+                token = storable(e.sync_token);
+                ctag = storable(e.ctag);
+            }
+        } else if e.href != path {
+            if let Some(etag) = e.etag {
+                current.insert(e.href, etag);
+            }
+        }
+    }
+    Ok((current, token, ctag))
+}
+
 /// What changed since `token` (RFC 6578 `sync-collection`, level 1): href → ETag of changed
 /// or new members, `None` for removed ones, and the new token. `Ok(None)` when the server
 /// will not answer from that token (403/409 `valid-sync-token`, an expired token, no support
@@ -292,6 +432,13 @@ enum Plan {
 /// names the changed and removed members. Without a stored token, or when the server
 /// refuses it, an ETag listing (`PROPFIND Depth: 1`) is diffed against the record. Pages
 /// go deletions, changes, additions (by href); items are fetched with GET.
+///
+/// With a calendar window set (`calendar_past_days`/`calendar_future_days`), the listing of
+/// a calendar or task list is a `calendar-query` of what overlaps the window instead, so the
+/// client gets (and the connector GETs) only those; address books are listed whole. The
+/// window is applied when listing, not to reports: an event that enters the window later
+/// without being edited is handed out only by the next listing (after a refused or expired
+/// token, a partial page); one that leaves it stays on the client until then.
 pub fn sync(
     who: &Principal,
     folder_id: &str,
@@ -300,6 +447,16 @@ pub fn sync(
     max: u32,
 ) -> Result<SyncPage> {
     let t = target_for(who, path)?;
+    let settings = Settings::load()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let window = Window::around(
+        now,
+        settings.calendar_past_days,
+        settings.calendar_future_days,
+    );
     let (rec, hash) = match state {
         None => (Record::default(), None),
         Some(s) => {
@@ -323,6 +480,9 @@ pub fn sync(
         }
         // (current ETags, the token and CTag they were taken at)
         let mut found = None;
+        // The report names every changed member, also one outside the calendar window (an
+        // event moved out of it, an old one edited): it is delivered all the same — the client
+        // gets a few more items than the window holds, never fewer.
         if let Some(old) = &rec2.sync_token {
             if let Some((changes, new_token)) = sync_collection(&t2, &p2, old).await? {
                 let mut current = known2.clone();
@@ -338,24 +498,17 @@ pub fn sync(
         let (current, token, ctag) = match found {
             Some(f) => f,
             None => {
-                let entries = propfind(&t2, &p2, "1", PROPFIND_ETAGS).await?;
-                let own = super::percent_decode(&p2);
-                let own = own.trim_end_matches('/');
-                let (mut token, mut ctag) = (None, None);
-                let mut current = BTreeMap::new();
-                for e in entries {
-                    if e.collection {
-                        if super::percent_decode(&e.href).trim_end_matches('/') == own {
-                            token = storable(e.sync_token);
-                            ctag = storable(e.ctag);
-                        }
-                    } else if e.href != p2 {
-                        if let Some(etag) = e.etag {
-                            current.insert(e.href, etag);
-                        }
-                    }
+                // A windowed listing holds only what overlaps the window: items the client
+                // holds outside it (delivered by a report, or moved out of the window since)
+                // are removed from the client here, as a fresh sync would not hand them out.
+                let windowed = match window {
+                    Some(w) => windowed_listing(&t2, &p2, w).await?,
+                    None => None,
+                };
+                match windowed {
+                    Some(f) => f,
+                    None => etag_listing(&t2, &p2).await?,
                 }
-                (current, token, ctag)
             }
         };
         let mut deltas: Vec<(String, bool)> = Vec::new(); // (href, present)
@@ -600,5 +753,72 @@ mod tests {
         assert_eq!((old.sync_token, old.ctag), (None, None));
         assert_eq!(storable(Some("a\tb".into())), None);
         assert_eq!(storable(Some(String::new())), None);
+    }
+
+    #[test]
+    fn the_window_is_whole_utc_days_and_open_where_unset() {
+        let day = 86_400;
+        let now = 20_000 * day + 3_600 * 13 + 7; // 13:00:07 on day 20000
+        assert_eq!(Window::around(now, 0, 0), None);
+        assert_eq!(
+            Window::around(now, 30, 365),
+            Some(Window {
+                start: Some(19_970 * day),
+                end: Some(20_366 * day)
+            })
+        );
+        // The same window all day long: replays later that day list the same members.
+        assert_eq!(
+            Window::around(20_000 * day, 30, 365),
+            Window::around(20_001 * day - 1, 30, 365)
+        );
+        assert_eq!(
+            Window::around(now, 7, 0),
+            Some(Window {
+                start: Some(19_993 * day),
+                end: None
+            })
+        );
+        assert_eq!(
+            Window::around(now, 0, 1),
+            Some(Window {
+                start: None,
+                end: Some(20_002 * day)
+            })
+        );
+        let far = Window::around(now, u32::MAX, u32::MAX).unwrap();
+        assert!(far.start.unwrap() < 0 && far.end.unwrap() > now);
+    }
+
+    #[test]
+    fn a_window_that_is_not_a_number_names_the_setting() {
+        let host = switchboard_sdk::mock::MockHost::new()
+            .with_config("host", "127.0.0.1")
+            .with_config("master_user", "switchboard")
+            .with_config("master_password", "x")
+            .with_config("calendar_past_days", "30")
+            .with_config("calendar_future_days", "a year");
+        let err = host.run(Settings::load).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"connector settings: calendar_future_days: not a number: "a year""#
+        );
+        let host = switchboard_sdk::mock::MockHost::new()
+            .with_config("host", "127.0.0.1")
+            .with_config("master_user", "switchboard")
+            .with_config("master_password", "x")
+            .with_config("calendar_past_days", "-3");
+        let err = host.run(Settings::load).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"connector settings: calendar_past_days: not a number: "-3""#
+        );
+        let host = switchboard_sdk::mock::MockHost::new()
+            .with_config("host", "127.0.0.1")
+            .with_config("master_user", "switchboard")
+            .with_config("master_password", "x")
+            .with_config("calendar_past_days", "30");
+        let s = host.run(Settings::load).unwrap();
+        assert_eq!((s.calendar_past_days, s.calendar_future_days), (30, 0));
     }
 }

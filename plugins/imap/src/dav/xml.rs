@@ -1,5 +1,6 @@
 //! The parts of a WebDAV multistatus the connector reads (sans-IO): per response its href,
-//! ETag, resource types, display name and calendar component set.
+//! ETag, resource types, display name and calendar component set; and the body of a CalDAV
+//! `calendar-query` with a time range.
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -35,6 +36,25 @@ impl Entry {
     pub fn gone(&self) -> bool {
         matches!(self.status, Some(404 | 410))
     }
+}
+
+/// The body of a `calendar-query` REPORT (RFC 4791 §7.8) for the ETags of the calendar
+/// objects with a `component` (`VEVENT`, `VTODO`) that overlaps `[start, end)`, given in
+/// seconds since the epoch; a side that is `None` is open. Recurrence is the server's to
+/// expand: a series matches when any of its instances overlaps (RFC 4791 §9.9).
+pub fn calendar_query(component: &str, start: Option<i64>, end: Option<i64>) -> String {
+    let mut range = String::new();
+    if let Some(s) = start {
+        range.push_str(&format!(" start=\"{}\"", super::ical::utc_stamp(s)));
+    }
+    if let Some(e) = end {
+        range.push_str(&format!(" end=\"{}\"", super::ical::utc_stamp(e)));
+    }
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="{}"><C:time-range{range}/></C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"#,
+        quick_xml::escape::escape(component)
+    )
 }
 
 fn local(name: &[u8]) -> &[u8] {
@@ -217,5 +237,71 @@ mod tests {
         assert!(!e[1].gone() && e[1].etag.is_some());
         assert!(e[2].gone() && e[2].etag.is_none());
         assert_eq!(e[2].status, Some(404));
+    }
+
+    #[test]
+    fn calendar_query_body_with_a_time_range() {
+        // 2024-01-01T00:00:00Z and 2025-01-01T00:00:00Z.
+        assert_eq!(
+            calendar_query("VEVENT", Some(1_704_067_200), Some(1_735_689_600)),
+            r#"<?xml version="1.0" encoding="utf-8"?>
+<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT"><C:time-range start="20240101T000000Z" end="20250101T000000Z"/></C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"#
+        );
+        // One open side: only the other attribute (RFC 4791 §9.9 allows either alone).
+        let todo = calendar_query("VTODO", None, Some(1_735_689_600));
+        assert!(
+            todo.contains(r#"<C:comp-filter name="VTODO"><C:time-range end="20250101T000000Z"/>"#),
+            "{todo}"
+        );
+        let past = calendar_query("VEVENT", Some(0), None);
+        assert!(
+            past.contains(r#"<C:time-range start="19700101T000000Z"/>"#),
+            "{past}"
+        );
+    }
+
+    #[test]
+    fn calendar_query_answer_as_in_rfc_4791() {
+        // Shaped like RFC 4791 §7.8.1's answer: absolute hrefs, prefixed DAV: names, the
+        // calendar data (when asked for) beside the ETag.
+        let body = br#"<?xml version="1.0" encoding="utf-8" ?>
+<D:multistatus xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+  <D:response>
+    <D:href>http://cal.example.com/bernard/work/abcd2.ics</D:href>
+    <D:propstat>
+      <D:prop>
+        <D:getetag>"fffff-abcd2"</D:getetag>
+        <C:calendar-data>BEGIN:VCALENDAR
+VERSION:2.0
+BEGIN:VEVENT
+DTSTART;TZID=US/Eastern:20060102T120000
+SUMMARY:Event #2 &amp; more
+RRULE:FREQ=DAILY;COUNT=5
+END:VEVENT
+END:VCALENDAR
+</C:calendar-data>
+      </D:prop>
+      <D:status>HTTP/1.1 200 OK</D:status>
+    </D:propstat>
+  </D:response>
+  <D:response>
+    <D:href>http://cal.example.com/bernard/work/abcd3.ics</D:href>
+    <D:propstat>
+      <D:prop>
+        <D:getetag>"fffff-abcd3"</D:getetag>
+      </D:prop>
+      <D:status>HTTP/1.1 200 OK</D:status>
+    </D:propstat>
+  </D:response>
+</D:multistatus>"#;
+        let e = multistatus(body).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].href, "http://cal.example.com/bernard/work/abcd2.ics");
+        assert_eq!(e[0].etag.as_deref(), Some("\"fffff-abcd2\""));
+        assert_eq!(e[1].etag.as_deref(), Some("\"fffff-abcd3\""));
+        assert!(e.iter().all(|e| !e.collection && e.status.is_none()));
+        // A server that caps the matches says so on the request-URI (507): seen as a status.
+        let capped = br#"<D:multistatus xmlns:D="DAV:"><D:response><D:href>/bernard/work/</D:href><D:status>HTTP/1.1 507 Insufficient Storage</D:status></D:response></D:multistatus>"#;
+        assert_eq!(multistatus(capped).unwrap()[0].status, Some(507));
     }
 }
