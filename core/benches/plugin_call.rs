@@ -198,7 +198,7 @@ async fn measure(calls: usize, plugin: &switchboard_core::plugins::Plugin) -> St
     for _ in 0..calls {
         let req = request();
         let t = Instant::now();
-        let o = plugin.http_handle(None, None, req).await.unwrap();
+        let o = plugin.http_handle(None, None, req, None).await.unwrap();
         samples.push(t.elapsed());
         check(&o);
     }
@@ -264,7 +264,10 @@ async fn run_case(
     // 4. WebAssembly, warm instances.
     let plugin = warm_set.get("notes").unwrap().clone();
     for _ in 0..100 {
-        plugin.http_handle(None, None, request()).await.unwrap();
+        plugin
+            .http_handle(None, None, request(), None)
+            .await
+            .unwrap();
     }
     let reused = measure(calls, &plugin).await;
     print("wasm, reused instance", &reused, anchor);

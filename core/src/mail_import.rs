@@ -102,7 +102,7 @@ pub async fn target(
     let user = who.address();
     let staging = Arc::new(Staging::new(0));
     let folders = match plugins
-        .mail(MailCall::ListFolders { who: who.clone() }, staging)
+        .mail(MailCall::ListFolders { who: who.clone() }, staging, None)
         .await
     {
         Ok(MailReply::Folders(f)) => f,
@@ -272,7 +272,7 @@ pub async fn import_file(
         folder_id: target.folder.id.clone(),
         content: id,
     };
-    match plugins.mail(call, staging).await {
+    match plugins.mail(call, staging, None).await {
         Ok(MailReply::Item(item)) => Ok(item),
         Ok(other) => Err(FileError::Connector(Error::Internal(format!(
             "unexpected answer {other:?}"

@@ -542,6 +542,128 @@ async fn ping_sees_server_side_mail_and_wakes_on_changes_through_switchboard() -
     Ok(())
 }
 
+/// Wait (bounded) until `n` requests are parked in the server.
+async fn wait_parked(server: &TestServer, n: u64) -> Result<()> {
+    for _ in 0..100 {
+        let status = support::admin(server.admin_addr(), "GET", "/admin/status").await;
+        let v: serde_json::Value = serde_json::from_slice(&status.body)?;
+        if v["parked_requests"] == n {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("{n} requests never parked")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_ping_wakes_when_mail_reaches_dovecot_directly() -> Result<()> {
+    // Mail delivered to the IMAP server by anyone else (here a plain IMAP APPEND) wakes the
+    // parked Ping through the connector's IDLE watch, long before its 120 s heartbeat.
+    let d = Dovecot::start();
+    let mut r = raw(&d, ALICE);
+    r.append("INBOX", "", &message("first", BOB));
+    let root = tempfile::tempdir()?;
+    // Folders other than the Inbox are looked at every watch_poll_secs.
+    let settings = format!("{}, watch_poll_secs = 2", imap_settings(d.port));
+    let server = server(root.path(), &settings).await?;
+    let mut a = Phone::new(&server, ALICE, PASSWORD, "PHONEA");
+    a.provision().await?;
+    let inbox = a.folder(2).await?;
+    let archive = a.folder_named("Archive").await?;
+    let ka = a.sync("0", &inbox, vec![]).await?;
+    let (ka, _) = a.sync_all(&ka.key, &inbox).await?;
+    let kr = a.sync("0", &archive, vec![]).await?;
+    let (kr, _) = a.sync_all(&kr.key, &archive).await?;
+
+    let both = element!(pg::Ping [
+        element!(pg::HeartbeatInterval = "120"),
+        element!(pg::Folders [
+            element!(pg::Folder [element!(pg::Id = inbox.clone()), element!(pg::Class = "Email")]),
+            element!(pg::Folder [element!(pg::Id = archive.clone()), element!(pg::Class = "Email")]),
+        ]),
+    ]);
+    let phone = a.clone();
+    let doc = both.clone();
+    let parked = tokio::spawn(async move { phone.cmd("Ping", &doc).await });
+    wait_parked(&server, 1).await?;
+    let asked = std::time::Instant::now();
+    r.append("INBOX", "", &message("second", BOB));
+    let woke = tokio::time::timeout(std::time::Duration::from_secs(60), parked)
+        .await
+        .context("the Ping did not wake on mail delivered to Dovecot")???
+        .context("empty Ping")?;
+    ensure!(woke.child_text("Status") == Some("2"), "{woke}");
+    let folders: Vec<String> = woke
+        .child_tag(pg::Folders)
+        .map(|f| {
+            f.children_tagged(pg::Folder)
+                .filter_map(|e| e.text().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    ensure!(folders == [inbox.clone()], "{woke}");
+    eprintln!("woke {:?} after the delivery", asked.elapsed());
+    let (_, got) = a.sync_all(&ka, &inbox).await?;
+    ensure!(got.subjects() == ["second"], "{got:?}");
+
+    // A folder other than the Inbox is watched too (a STATUS poll on the same connection).
+    let phone = a.clone();
+    let parked = tokio::spawn(async move { phone.cmd("Ping", &both).await });
+    wait_parked(&server, 1).await?;
+    r.append("Archive", "", &message("filed", BOB));
+    let woke = tokio::time::timeout(std::time::Duration::from_secs(90), parked)
+        .await
+        .context("the Ping did not wake on mail filed into Archive")???
+        .context("empty Ping")?;
+    ensure!(woke.child_text("Status") == Some("2"), "{woke}");
+    let (_, got) = a.sync_all(&kr, &archive).await?;
+    ensure!(got.subjects() == ["filed"], "{got:?}");
+    server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_domain_settings_and_the_users_own_password() -> Result<()> {
+    // One connector, two customers: scalix.test logs in with the service account (the
+    // plugin's settings); example.com has domain_settings that log every user in with their
+    // own password, which the core passes on because the admin set pass_password.
+    let d = Dovecot::start();
+    let mut r = raw(&d, "alice@example.com");
+    r.append("INBOX", "", &message("for example.com", BOB));
+    let mut s = raw(&d, ALICE);
+    s.append("INBOX", "", &message("for scalix.test", BOB));
+    let root = tempfile::tempdir()?;
+    let manifest = eas_imap_support::imap_manifest(root.path(), false);
+    let cfg = eas_imap_support::config(&manifest, &imap_settings(d.port)).replace(
+        "domains = [\"scalix.test\"]",
+        "domains = [\"scalix.test\", \"example.com\"]\npass_password = true",
+    ) + "\n[plugins.imap.domain_settings.\"example.com\"]\nlogin = \"user\"\nmaster_password = \"not-used\"\n";
+    let server = TestServer::start(&cfg).await;
+    let storage = &server.server().shared.storage;
+    storage.add_domain("scalix.test").await?;
+    // example.com is the test server's demo domain already.
+    // Alice of scalix.test has another password in Switchboard than on Dovecot: only the
+    // service account can open her mailbox. Alice of example.com has the same one, and her
+    // domain's master password is wrong: only her own login can open hers.
+    storage.add_user(ALICE, "switchboard-only", None).await?;
+    // alice@example.com is the test server's demo user: give her Dovecot's password.
+    storage.set_password("alice@example.com", PASSWORD).await?;
+
+    for (user, password, subject) in [
+        ("alice@example.com", PASSWORD, "for example.com"),
+        (ALICE, "switchboard-only", "for scalix.test"),
+    ] {
+        let mut phone = Phone::new(&server, user, password, "PHONE1");
+        phone.provision().await?;
+        let inbox = phone.folder(2).await?;
+        let k = phone.sync("0", &inbox, vec![]).await?;
+        let (_, got) = phone.sync_all(&k.key, &inbox).await?;
+        ensure!(got.subjects() == [subject], "{user}: {got:?}");
+    }
+    server.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dovecot_restarted_between_syncs_and_stopped_during_one() -> Result<()> {
     let mut d = Dovecot::start();

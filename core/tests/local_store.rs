@@ -95,7 +95,11 @@ impl Store {
     }
 
     async fn call(&self, call: MailCall, staging: Arc<Staging>) -> Result<MailReply, Error> {
-        self.set.get("local").unwrap().mail(call, staging).await
+        self.set
+            .get("local")
+            .unwrap()
+            .mail(call, staging, None)
+            .await
     }
 
     async fn mail(&self, call: MailCall) -> Result<MailReply, Error> {

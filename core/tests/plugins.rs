@@ -836,6 +836,7 @@ async fn imported_mail_is_served_by_the_default_local_store() {
                 max: 100,
             },
             staging(),
+            None,
         )
         .await
         .unwrap()
@@ -864,6 +865,7 @@ async fn imported_mail_is_served_by_the_default_local_store() {
                     max: 192 * 1024,
                 },
                 staging(),
+                None,
             )
             .await
             .unwrap()

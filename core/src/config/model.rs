@@ -397,6 +397,13 @@ pub struct PluginConfig {
     pub dirs: BTreeMap<String, PathBuf>,
     /// The plugin's own settings, checked against the manifest's `[config.*]` schema.
     pub settings: BTreeMap<String, toml::Value>,
+    /// Connectors: settings for one domain, over `settings` key by key, for calls about a
+    /// user of that domain (`[plugins.imap.domain_settings."b.example"]`: another server or
+    /// service account per customer). Checked against the same schema.
+    pub domain_settings: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    /// Mail connectors: may ask for the password the user logged in with on this request
+    /// (`credentials.password`), for backends where each user logs in as themselves.
+    pub pass_password: bool,
     /// Longest a single call may run, in milliseconds.
     pub deadline_ms: u64,
     /// Linear-memory cap per WebAssembly instance, in MiB.
@@ -421,6 +428,8 @@ impl Default for PluginConfig {
             outbound: Vec::new(),
             dirs: BTreeMap::new(),
             settings: BTreeMap::new(),
+            domain_settings: BTreeMap::new(),
+            pass_password: false,
             deadline_ms: 10_000,
             memory_mb: 64,
             max_faults: 5,

@@ -156,6 +156,47 @@ pub fn routes(frontend: &str, m: &Manifest) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Each of `table`'s keys must be in the manifest's schema, with a value of its type.
+fn check_settings(
+    m: &Manifest,
+    table: &std::collections::BTreeMap<String, toml::Value>,
+    at: &str,
+    err: &mut Err<'_>,
+) {
+    for (key, value) in table {
+        let path = format!("{at}.{key}");
+        match m.settings.get(key) {
+            None => err(
+                &path,
+                format!(
+                    "not in the manifest's config schema (known: {})",
+                    if m.settings.is_empty() {
+                        "none".to_string()
+                    } else {
+                        m.settings.keys().cloned().collect::<Vec<_>>().join(", ")
+                    }
+                ),
+            ),
+            Some(s) => {
+                let ok = match s.kind {
+                    SettingType::String | SettingType::Secret => value.is_str(),
+                    SettingType::Integer => value.is_integer(),
+                    SettingType::Boolean => value.is_bool(),
+                    SettingType::List => value
+                        .as_array()
+                        .is_some_and(|a| a.iter().all(|v| v.is_str())),
+                };
+                if !ok {
+                    err(
+                        &path,
+                        format!("must be {:?} per the manifest", s.kind).to_lowercase(),
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn plugin(
     name: &str,
     p: &super::model::PluginConfig,
@@ -205,37 +246,33 @@ fn plugin(
         );
     }
     // Settings against the schema.
-    for (key, value) in &p.settings {
-        let path = at(&format!("settings.{key}"));
-        match m.settings.get(key) {
-            None => err(
+    check_settings(&m, &p.settings, &at("settings"), err);
+    for (domain, table) in &p.domain_settings {
+        let path = at(&format!("domain_settings.\"{domain}\""));
+        if !matches!(m.world, World::MailConnector | World::DirectoryConnector) {
+            err(&path, "only connectors serve domains".into());
+            continue;
+        }
+        let served = p
+            .domains
+            .iter()
+            .any(|d| d == "*" || d.eq_ignore_ascii_case(domain));
+        if !served {
+            err(
                 &path,
                 format!(
-                    "not in the manifest's config schema (known: {})",
-                    if m.settings.is_empty() {
-                        "none".to_string()
-                    } else {
-                        m.settings.keys().cloned().collect::<Vec<_>>().join(", ")
-                    }
+                    "{domain} is not among plugins.{name}.domains ({})",
+                    p.domains.join(", ")
                 ),
-            ),
-            Some(s) => {
-                let ok = match s.kind {
-                    SettingType::String | SettingType::Secret => value.is_str(),
-                    SettingType::Integer => value.is_integer(),
-                    SettingType::Boolean => value.is_bool(),
-                    SettingType::List => value
-                        .as_array()
-                        .is_some_and(|a| a.iter().all(|v| v.is_str())),
-                };
-                if !ok {
-                    err(
-                        &path,
-                        format!("must be {:?} per the manifest", s.kind).to_lowercase(),
-                    );
-                }
-            }
+            );
         }
+        check_settings(&m, table, &path, err);
+    }
+    if p.pass_password && m.world != World::MailConnector {
+        err(
+            &at("pass_password"),
+            "only mail connectors are given the user's password".into(),
+        );
     }
     for (key, s) in &m.settings {
         if s.required && s.default.is_none() && !p.settings.contains_key(key) {

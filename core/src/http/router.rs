@@ -31,6 +31,9 @@ pub struct RequestContext {
     pub secure: bool,
     /// The authenticated user, for routes with [`AuthPolicy::Basic`].
     pub identity: Option<Identity>,
+    /// That user with the password they logged in with, for mail connectors granted
+    /// `pass_password` (never logged; gone with the request).
+    pub secret: Option<crate::plugins::caps::credentials::UserSecret>,
     /// The configuration snapshot this request runs under.
     pub snapshot: Arc<Snapshot>,
     /// Server-wide state (storage, auth).

@@ -24,8 +24,10 @@ use tracing::{field, Instrument};
 
 use super::body::{text, Body};
 use super::router::{AuthPolicy, RequestContext};
+use crate::plugins::caps::credentials::UserSecret;
 use crate::state::Shared;
 use switchboard_auth::{AuthFailure, AuthFailureKind};
+use switchboard_sdk::Principal;
 
 /// Accept connections on `listener` until `shutdown`, serving each in its own task tracked by
 /// `tracker` (so shutdown can wait for in-flight requests).
@@ -165,6 +167,7 @@ pub async fn handle(
                 format!("request body exceeds the limit of {limit} bytes (http.max_body_bytes)\n"),
             );
         }
+        let mut secret = None;
         let identity = match route.auth {
             AuthPolicy::Public => None,
             AuthPolicy::Basic => {
@@ -179,6 +182,10 @@ pub async fn handle(
                 {
                     Ok(identity) => {
                         tracing::Span::current().record("user", identity.address.as_str());
+                        secret = header_value
+                            .and_then(|h| switchboard_auth::basic::parse_basic(h).ok())
+                            .zip(Principal::parse(&identity.address))
+                            .map(|(c, who)| UserSecret::new(who, &c.password));
                         Some(identity)
                     }
                     Err(failure) => {
@@ -194,6 +201,7 @@ pub async fn handle(
             peer,
             secure,
             identity,
+            secret,
             snapshot: snapshot.clone(),
             shared: shared.clone(),
         };

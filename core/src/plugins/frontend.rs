@@ -16,6 +16,7 @@ use switchboard_sdk::abi::{MailCall, MailReply};
 use switchboard_sdk::http::{BodyPart, ItemRef, Outcome, Request};
 use switchboard_sdk::{Error, Principal};
 
+use super::caps::credentials::UserSecret;
 use super::caps::events::WaitOutcome;
 use super::caps::request_body::RequestBody;
 use super::caps::staging::Staging;
@@ -164,14 +165,18 @@ impl HttpFrontend for PluginFrontend {
                 )
             });
             let routes: Arc<dyn Routes> = set.clone();
+            let secret = ctx.secret.clone();
+            // The context is not kept while the request may be parked.
+            drop(ctx);
             let mut outcome =
-                Box::pin(plugin.http_handle(Some(routes.clone()), rest, request)).await;
+                Box::pin(plugin.http_handle(Some(routes.clone()), rest, request, secret.clone()))
+                    .await;
             let mut resumes = 0;
             loop {
                 match outcome {
                     Err(fault) => return fault_response(plugin.name(), &fault),
                     Ok(Outcome::Reply(resp)) => {
-                        return Box::pin(respond(resp, principal, set)).await
+                        return Box::pin(respond(resp, principal, Items { set, secret })).await
                     }
                     Ok(Outcome::Park(park)) => {
                         let timeout = Duration::from_millis(park.timeout_ms.into());
@@ -183,10 +188,14 @@ impl HttpFrontend for PluginFrontend {
                                     principal.clone(),
                                     park.state,
                                     keys,
+                                    secret.clone(),
                                 ))
                                 .await;
                             }
-                            _ => return Box::pin(respond(park.on_timeout, principal, set)).await,
+                            _ => {
+                                let items = Items { set, secret };
+                                return Box::pin(respond(park.on_timeout, principal, items)).await;
+                            }
                         }
                     }
                 }
@@ -200,7 +209,7 @@ impl HttpFrontend for PluginFrontend {
 async fn respond(
     resp: switchboard_sdk::http::Response,
     principal: Option<Principal>,
-    set: Arc<PluginSet>,
+    items: Items,
 ) -> Response<Body> {
     let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut builder = Response::builder().status(status);
@@ -235,7 +244,7 @@ async fn respond(
     for part in &resp.body {
         if let BodyPart::Item(r) | BodyPart::ItemBase64(r) = part {
             let max = if first.is_none() { STREAM_CHUNK } else { 0 };
-            match fetch_chunk(&set, r, 0, max).await {
+            match items.fetch(r, 0, max).await {
                 Ok(chunk) if first.is_none() => first = Some(chunk),
                 Ok(_) => {}
                 Err(e) => {
@@ -260,7 +269,7 @@ async fn respond(
         }
         body::full(buf.freeze())
     } else {
-        stream_body(resp.body, first, set)
+        stream_body(resp.body, first, items)
     };
     builder
         .body(body)
@@ -279,7 +288,7 @@ fn no_staging() -> Arc<Staging> {
 fn stream_body(
     parts: Vec<BodyPart>,
     mut first: Option<switchboard_sdk::Chunk>,
-    set: Arc<PluginSet>,
+    items: Items,
 ) -> Body {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(2);
     tokio::spawn(async move {
@@ -294,7 +303,7 @@ fn stream_body(
                 BodyPart::Item(r) => (r, false),
                 BodyPart::ItemBase64(r) => (r, true),
             };
-            if let Err(e) = stream_item(&item, b64, first.take(), &set, &tx).await {
+            if let Err(e) = stream_item(&item, b64, first.take(), &items, &tx).await {
                 tracing::error!(item = %item.item_id, "streaming an item failed: {e}");
                 let _ = tx.send(Err(Box::new(e))).await;
                 return;
@@ -304,30 +313,41 @@ fn stream_body(
     StreamBody::new(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))).boxed()
 }
 
-/// One `fetch` of `item` through the connector routing.
-async fn fetch_chunk(
-    set: &PluginSet,
-    item: &ItemRef,
-    offset: u64,
-    max: u32,
-) -> Result<switchboard_sdk::Chunk, Error> {
-    let reply = set
-        .mail(
-            MailCall::Fetch {
-                who: item.who.clone(),
-                item_id: item.item_id.clone(),
-                part_id: item.part_id.clone(),
-                offset,
-                max,
-            },
-            no_staging(),
-        )
-        .await?;
-    match reply {
-        MailReply::Chunk(chunk) => Ok(chunk),
-        _ => Err(Error::Internal(
-            "connector answered fetch with the wrong reply".into(),
-        )),
+/// Where a response's items are fetched from: the connector routing of the request's
+/// plugin set, with the request's login for connectors granted `pass_password`.
+struct Items {
+    set: Arc<PluginSet>,
+    secret: Option<UserSecret>,
+}
+
+impl Items {
+    /// One `fetch` of `item`.
+    async fn fetch(
+        &self,
+        item: &ItemRef,
+        offset: u64,
+        max: u32,
+    ) -> Result<switchboard_sdk::Chunk, Error> {
+        let reply = self
+            .set
+            .mail(
+                MailCall::Fetch {
+                    who: item.who.clone(),
+                    item_id: item.item_id.clone(),
+                    part_id: item.part_id.clone(),
+                    offset,
+                    max,
+                },
+                no_staging(),
+                self.secret.clone(),
+            )
+            .await?;
+        match reply {
+            MailReply::Chunk(chunk) => Ok(chunk),
+            _ => Err(Error::Internal(
+                "connector answered fetch with the wrong reply".into(),
+            )),
+        }
     }
 }
 
@@ -336,7 +356,7 @@ async fn stream_item(
     item: &ItemRef,
     b64: bool,
     mut first: Option<switchboard_sdk::Chunk>,
-    set: &PluginSet,
+    items: &Items,
     tx: &tokio::sync::mpsc::Sender<Chunk>,
 ) -> Result<(), Error> {
     let mut offset = 0u64;
@@ -355,7 +375,7 @@ async fn stream_item(
     loop {
         let chunk = match first.take() {
             Some(chunk) => chunk,
-            None => fetch_chunk(set, item, offset, STREAM_CHUNK).await?,
+            None => items.fetch(item, offset, STREAM_CHUNK).await?,
         };
         let done = chunk.data.is_empty() || offset + chunk.data.len() as u64 >= chunk.total;
         offset += chunk.data.len() as u64;

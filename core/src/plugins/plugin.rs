@@ -12,6 +12,7 @@ use switchboard_sdk::http::{Outcome, Request};
 use switchboard_sdk::sip::Origin;
 use switchboard_sdk::{Error, Principal};
 
+use super::caps::credentials::UserSecret;
 use super::caps::events::EventHub;
 use super::caps::request_body::RequestBody;
 use super::caps::sip::SipSockets;
@@ -221,6 +222,7 @@ impl Plugin {
             body: body.map(|b| Arc::new(tokio::sync::Mutex::new(b))),
             staging: staging.unwrap_or_else(|| Arc::new(Staging::new(self.info.upload_limit))),
             sip: self.sip.clone(),
+            secret: None,
         }
     }
 
@@ -283,13 +285,15 @@ impl Plugin {
         routes: Option<Arc<dyn Routes>>,
         body: Option<RequestBody>,
         req: Request,
+        secret: Option<UserSecret>,
     ) -> Result<Outcome, Fault> {
         let tenant = req
             .principal
             .as_ref()
             .map(|p| p.domain.clone())
             .unwrap_or_default();
-        let ctx = self.ctx(routes, req.principal.clone(), body, None);
+        let mut ctx = self.ctx(routes, req.principal.clone(), body, None);
+        ctx.secret = secret;
         self.guard("handle", async {
             match &self.runtime {
                 Runtime::Wasm(w) => w.http_handle(&tenant, ctx, req).await,
@@ -300,18 +304,21 @@ impl Plugin {
     }
 
     /// `http-handler.resume`
+    #[allow(clippy::too_many_arguments)]
     pub async fn http_resume(
         &self,
         routes: Option<Arc<dyn Routes>>,
         principal: Option<Principal>,
         state: Vec<u8>,
         fired: Vec<String>,
+        secret: Option<UserSecret>,
     ) -> Result<Outcome, Fault> {
         let tenant = principal
             .as_ref()
             .map(|p| p.domain.clone())
             .unwrap_or_default();
-        let ctx = self.ctx(routes, principal, None, None);
+        let mut ctx = self.ctx(routes, principal, None, None);
+        ctx.secret = secret;
         self.guard("resume", async {
             match &self.runtime {
                 Runtime::Wasm(w) => w.http_resume(&tenant, ctx, state, fired).await,
@@ -344,14 +351,31 @@ impl Plugin {
 
     /// A mailstore call on this connector, with the calling request's staged uploads; faults
     /// become `unavailable` errors for the caller.
-    pub async fn mail(&self, call: MailCall, staging: Arc<Staging>) -> Result<MailReply, Error> {
-        let ctx = self.ctx(None, Some(call.who().clone()), None, Some(staging));
+    pub async fn mail(
+        &self,
+        call: MailCall,
+        staging: Arc<Staging>,
+        secret: Option<UserSecret>,
+    ) -> Result<MailReply, Error> {
+        let mut ctx = self.ctx(None, Some(call.who().clone()), None, Some(staging));
+        // Only the user's own mailbox calls carry their password, and only to a connector the
+        // admin granted it (checked again when the plugin asks).
+        ctx.secret =
+            secret.filter(|s| self.info.pass_password && s.password_for(call.who()).is_some());
         let op = call.name();
         let result = self
             .guard(op, async {
                 match &self.runtime {
                     Runtime::Wasm(w) => w.mail(ctx, call).await,
-                    Runtime::Native(n) => n.call(ctx, PluginCall::Mail(call)).await,
+                    Runtime::Native(n) => {
+                        let watch = matches!(call, MailCall::Watch { .. });
+                        match n.call(ctx, PluginCall::Mail(call)).await {
+                            // A connector built before `watch` existed cannot decode it; it
+                            // has nothing to watch, and that is no fault of its own.
+                            Err(Fault::Abi(_)) if watch => Ok(Ok(MailReply::Unit)),
+                            r => r,
+                        }
+                    }
                 }
             })
             .await;

@@ -13,6 +13,7 @@ use switchboard_sdk::abi::{DirectoryCall, DirectoryReply, MailCall, MailReply};
 use switchboard_sdk::Error;
 use switchboard_storage::Storage;
 
+use super::caps::credentials::UserSecret;
 use super::caps::events::EventHub;
 use super::caps::kv::Kv;
 use super::caps::outbound::{Connections, Grant};
@@ -147,10 +148,11 @@ impl Routes for PluginSet {
         &self,
         call: MailCall,
         staging: Arc<Staging>,
+        secret: Option<UserSecret>,
     ) -> BoxFuture<'static, Result<MailReply, Error>> {
         let domain = call.who().domain.clone();
         match self.connector(World::MailConnector, &domain).cloned() {
-            Some(p) => async move { p.mail(call, staging).await }.boxed(),
+            Some(p) => async move { p.mail(call, staging, secret).await }.boxed(),
             None => futures_util::future::ready(Err(Error::Unavailable(format!(
                 "no mail connector serves {domain} (set plugins.<name>.domains)"
             ))))
@@ -183,6 +185,32 @@ fn text(v: &toml::Value) -> String {
     }
 }
 
+/// Settings as text, with `secret` ones' `env:NAME` / `file:PATH` references resolved.
+fn resolve(
+    settings: &Settings,
+    manifest: &super::manifest::Manifest,
+    table: &BTreeMap<String, toml::Value>,
+    at: &str,
+) -> Result<BTreeMap<String, String>, PluginError> {
+    let base = settings.source.base_dir();
+    let mut out = BTreeMap::new();
+    for (k, v) in table {
+        let mut value = text(v);
+        if manifest
+            .settings
+            .get(k)
+            .is_some_and(|s| s.kind == super::manifest::SettingType::Secret)
+        {
+            let env = |n: &str| settings.source.env.get(n).cloned();
+            value = crate::config::Secret::new(value)
+                .resolve(&env, &base)
+                .map_err(|e| PluginError::Native(format!("{at}.{k}: {e}")))?;
+        }
+        out.insert(k.clone(), value);
+    }
+    Ok(out)
+}
+
 async fn load_one(
     settings: &Settings,
     runtime: &PluginRuntime,
@@ -196,20 +224,14 @@ async fn load_one(
         .iter()
         .filter_map(|(k, s)| s.default.as_ref().map(|d| (k.clone(), text(d))))
         .collect();
-    for (k, v) in &cfg.settings {
-        let mut value = text(v);
-        // `secret` settings may be `env:NAME` / `file:PATH` references, resolved here.
-        if manifest
-            .settings
-            .get(k)
-            .is_some_and(|s| s.kind == super::manifest::SettingType::Secret)
-        {
-            let env = |n: &str| settings.source.env.get(n).cloned();
-            value = crate::config::Secret::new(value)
-                .resolve(&env, &base)
-                .map_err(|e| PluginError::Native(format!("settings.{k}: {e}")))?;
-        }
-        values.insert(k.clone(), value);
+    values.extend(resolve(settings, &manifest, &cfg.settings, "settings")?);
+    let mut domain_settings = BTreeMap::new();
+    for (domain, table) in &cfg.domain_settings {
+        let at = format!("domain_settings.{domain}");
+        domain_settings.insert(
+            domain.to_ascii_lowercase(),
+            resolve(settings, &manifest, table, &at)?,
+        );
     }
     let grants = cfg
         .outbound
@@ -248,6 +270,8 @@ async fn load_one(
         conns: Connections::new(grants),
         dirs,
         settings: values,
+        domain_settings,
+        pass_password: cfg.pass_password,
         upload_limit: settings.config.http.max_body_bytes,
     });
     let deadline = Duration::from_millis(cfg.deadline_ms);
@@ -327,6 +351,8 @@ pub async fn verify(manifest: &super::manifest::Manifest) -> Result<Verified, Pl
         conns: Connections::new(Vec::new()),
         dirs: BTreeMap::new(),
         settings: BTreeMap::new(),
+        domain_settings: BTreeMap::new(),
+        pass_password: false,
         upload_limit: 1 << 20,
     });
     match manifest.artifact {

@@ -173,6 +173,15 @@ pub fn linker(engine: &WasmEngine, world: World) -> wasmtime::Result<Linker<Stor
             },
         )?;
     }
+    if world == World::MailConnector {
+        let mut i = linker.instance(&iface("credentials"))?;
+        i.func_wrap(
+            "password",
+            |store: StoreContextMut<'_, StoreData>, (who,): (Principal,)| {
+                Ok((with_ctx(&store, |c| c.password(&who))?,))
+            },
+        )?;
+    }
     if world == World::HttpFrontend {
         let mut i = linker.instance(&iface("mailstore"))?;
         host_fn!(i, "list-folders", |c, (who: Principal)| mail(&c, MailCall::ListFolders { who }, |r| match r {
@@ -215,6 +224,7 @@ pub fn linker(engine: &WasmEngine, world: World) -> wasmtime::Result<Linker<Stor
             MailReply::Items(p) => Some(p),
             _ => None,
         }).await);
+        host_fn!(i, "watch", |c, (who: Principal, folder_ids: Vec<String>, timeout_ms: u32)| mail(&c, MailCall::Watch { who, folder_ids, timeout_ms }, unit).await);
         let mut i = linker.instance(&iface("request-body"))?;
         host_fn!(i, "read", |c, (max: u32)| c.read_body(max).await);
     }
@@ -813,6 +823,10 @@ impl WasmPlugin {
                     MailReply::Items
                 )
             }
+            // A sandboxed connector has no background work that could watch anything: its
+            // changes come from its own calls, which publish as they go. Not calling in
+            // also keeps components built before `watch` existed working.
+            MailCall::Watch { .. } => Ok(Ok(MailReply::Unit)),
         }
     }
 

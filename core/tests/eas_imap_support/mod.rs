@@ -195,6 +195,16 @@ impl Phone {
             .with_context(|| format!("no folder of type {kind}"))
     }
 
+    /// The ServerId of the folder named `name`.
+    pub async fn folder_named(&self, name: &str) -> Result<String> {
+        self.folders()
+            .await?
+            .into_iter()
+            .find(|f| f.1 == name)
+            .map(|f| f.0)
+            .with_context(|| format!("no folder named {name}"))
+    }
+
     /// One Sync of one collection; `extra` goes into the Collection (WindowSize, Commands…).
     pub async fn sync(&self, key: &str, collection: &str, extra: Vec<Element>) -> Result<Page> {
         let mut col = element!(a::Collection [

@@ -147,6 +147,19 @@ pub fn handle(ctx: &Ctx, req: &Request) -> Result<Outcome> {
     if hier.is_some_and(|h| h.cur.folders != now) {
         return reply(answer(status::HIERARCHY));
     }
+    let mut conn_ids = Vec::with_capacity(folders.len());
+    for (id, _) in &folders {
+        let Some(conn) = map.connector_id(id) else {
+            return reply(answer(status::HIERARCHY));
+        };
+        conn_ids.push(conn.to_string());
+    }
+    // Before looking for pending changes, so a backend that changes behind the connector's
+    // back (IMAP) is already being watched when we park; a change in between is then seen
+    // either here or by the watch.
+    if let Err(e) = host::mailstore::watch(who, &conn_ids, heartbeat.saturating_mul(1000)) {
+        host::log::warn(&format!("eas: Ping: the connector cannot watch: {e}"));
+    }
     let mut keys = Vec::new();
     let mut changed = Vec::new();
     for (id, _) in &folders {

@@ -50,16 +50,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use switchboard_sdk::{host::kv, Principal, Result};
 
-/// The event key of a folder's content (`mailbox:{user@domain}/{folder}`, lower-cased
-/// address as connectors publish it).
-pub fn folder_event(who: &Principal, folder: &str) -> String {
-    format!("mailbox:{}/{folder}", who.address().to_lowercase())
-}
-
-/// The event key of a user's folder hierarchy (`mailbox:{user@domain}`).
-pub fn hierarchy_event(who: &Principal) -> String {
-    format!("mailbox:{}", who.address().to_lowercase())
-}
+/// The event keys connectors publish (`mailbox:{user@domain}/{folder}`, `mailbox:{user@domain}`).
+pub use switchboard_sdk::mail::{folder_event, hierarchy_event};
 
 /// Which user and device a request is for: the prefix of all its keys.
 #[derive(Debug, Clone, PartialEq, Eq)]

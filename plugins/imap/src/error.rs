@@ -54,6 +54,10 @@ pub enum ImapError {
         /// The server's answer.
         text: String,
     },
+    /// `login = "user"`, but the host gave no password for the user (not granted, or a
+    /// request without a password login).
+    #[error("login = \"user\": the server passed no password for {0} (set pass_password = true for this connector; only HTTP Basic logins carry one)")]
+    NoPassword(String),
     /// The mailbox does not exist (or may not be selected).
     #[error("no mailbox {0:?}")]
     NoMailbox(String),
@@ -125,7 +129,7 @@ impl From<ImapError> for Error {
             | ImapError::Tls { .. }
             | ImapError::Refused { .. }
             | ImapError::Busy(_) => Error::Unavailable(text),
-            ImapError::Denied { .. } => Error::Denied(text),
+            ImapError::Denied { .. } | ImapError::NoPassword(_) => Error::Denied(text),
             ImapError::NoMailbox(_) | ImapError::NoItem(_) => Error::NotFound(text),
             ImapError::Invalid(_) => Error::Invalid(text),
             ImapError::Conflict(_) => Error::Conflict(text),

@@ -46,6 +46,7 @@ pub mod settings;
 pub mod smtp;
 pub mod state;
 pub mod tls;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -84,7 +85,7 @@ const TOUCH_SLACK_SECS: u64 = 600;
 
 fn setup(who: &Principal) -> Result<(Settings, Target)> {
     let s = Settings::load()?;
-    let t = s.target(who);
+    let t = s.target(who)?;
     Ok((s, t))
 }
 
@@ -541,13 +542,12 @@ fn search_criteria(s: &Session, query: &str) -> Result<Vec<u8>, ImapError> {
 
 /// Tell parked requests (EAS Ping) that a folder (`Some`) or the folder list (`None`)
 /// changed through this connector: `mailbox:{user@domain}/{folder id}` or
-/// `mailbox:{user@domain}`. Changes made on the IMAP server by other clients are seen at
-/// the next sync, not announced (that needs a watcher the plugin API does not offer yet).
+/// `mailbox:{user@domain}`. Changes made on the IMAP server by other clients are announced
+/// by the watch a parked Ping starts ([`watch`]).
 fn announce(who: &Principal, folder: Option<&str>) {
-    let address = who.address().to_lowercase();
     let key = match folder {
-        Some(f) => format!("mailbox:{address}/{f}"),
-        None => format!("mailbox:{address}"),
+        Some(f) => switchboard_sdk::mail::folder_event(who, f),
+        None => switchboard_sdk::mail::hierarchy_event(who),
     };
     if let Err(e) = host::events::publish(&key) {
         host::log::warn(&format!("publishing {key}: {e}"));
@@ -604,6 +604,43 @@ fn user_kind(kind: FolderKind) -> FolderKind {
 }
 
 impl MailConnector for Imap {
+    fn watch(who: &Principal, folder_ids: &[String], timeout_ms: u32) -> Result<()> {
+        let s = Settings::load()?;
+        if s.max_watchers == 0 {
+            return Ok(());
+        }
+        let folders: Vec<String> = folder_ids
+            .iter()
+            .filter(|f| !f.starts_with(dav::PREFIX) && folder_ok(f).is_ok())
+            .cloned()
+            .collect();
+        if folders.is_empty() {
+            return Ok(());
+        }
+        let Some(publisher) = host::events::publisher() else {
+            host::log::warn(
+                "imap: the host offers no background publisher; folders are not watched",
+            );
+            return Ok(());
+        };
+        let plan = watch::Plan {
+            idle: s.idle,
+            poll: s.watch_poll,
+            max: s.max_watchers,
+        };
+        let timeout = std::time::Duration::from_millis(timeout_ms.into());
+        if watch::start(who, s.target(who)?, &folders, timeout, plan, publisher)?
+            == watch::Started::Full
+        {
+            host::log::warn(&format!(
+                "imap: {} users are watched already (max_watchers); {}'s Ping waits for its timeout",
+                s.max_watchers,
+                who.address()
+            ));
+        }
+        Ok(())
+    }
+
     fn create_folder(
         who: &Principal,
         parent_id: &str,
@@ -1183,7 +1220,7 @@ fn send_message(who: &Principal, mime: &Upload, save_copy: bool) -> Result<()> {
         ));
     }
     let transmitted = switchboard_sdk::mail::without_bcc(&headers);
-    let target = settings.smtp_target(who);
+    let target = settings.smtp_target(who)?;
     let from = who.address();
     stream_upload(mime, headers.len() as u64, move |source| {
         runtime::spawn(async move {
@@ -1203,7 +1240,7 @@ fn send_message(who: &Principal, mime: &Upload, save_copy: bool) -> Result<()> {
                 .find(|f| f.kind == FolderKind::Sent)
                 .map(|f| f.id.clone())
                 .unwrap_or_else(|| "Sent".to_string());
-            append_upload(&settings, settings.target(who), &sent, "\\Seen", mime)?;
+            append_upload(&settings, settings.target(who)?, &sent, "\\Seen", mime)?;
             announce(who, Some(&sent));
             Ok(())
         });

@@ -1,12 +1,18 @@
 //! The connector's settings (`[plugins.imap] settings = { … }` in `switchboard.toml`,
-//! checked against `plugin.toml`'s schema by the host).
+//! checked against `plugin.toml`'s schema by the host). They are read on every call through
+//! `config.get`, which answers with the admin's `domain_settings` for the domain of the user
+//! the call is for: one connector serves several customers, each with its own server and
+//! service account.
 //!
-//! Logging in: connectors are not given the user's own password, so the connector logs in
-//! with a **service (master) account** and names the user in the login: with Dovecot's
-//! master-user syntax this is `alice@example.com*switchboard` (`login_format =
-//! "{address}*{master}"`, the default). Placeholders: `{user}`, `{domain}`, `{address}`,
-//! `{master}`. One service account serves every domain this connector is routed for; per-domain
-//! accounts need per-domain plugin settings in the core (not there yet).
+//! Logging in, two ways (`login`):
+//! - `"master"` (default): a **service (master) account** names the user in the login; with
+//!   Dovecot's master-user syntax `alice@example.com*switchboard` (`login_format =
+//!   "{address}*{master}"`, the default). Placeholders: `{user}`, `{domain}`, `{address}`,
+//!   `{master}`.
+//! - `"user"`: the user's own login (`login_format` default `{address}`) with the password
+//!   they gave Switchboard on this request, which the host passes only to a connector the
+//!   admin granted `pass_password = true`. Background watches keep the password of the Ping
+//!   that started them, in memory only.
 
 use std::time::Duration;
 
@@ -25,6 +31,9 @@ pub struct Settings {
     pub host: String,
     /// IMAP port.
     pub port: u16,
+    /// Log in as the user with their own password (`login = "user"`) instead of with the
+    /// service account (`"master"`, the default).
+    pub as_user: bool,
     /// Service account name.
     pub master_user: String,
     /// Service account password (never logged).
@@ -110,10 +119,25 @@ impl Settings {
     /// Read the settings.
     pub fn load() -> Result<Settings> {
         let host = get("host").ok_or_else(|| ImapError::Config("host is not set".into()))?;
-        let master_user =
-            get("master_user").ok_or_else(|| ImapError::Config("master_user is not set".into()))?;
-        let master_password = get("master_password")
-            .ok_or_else(|| ImapError::Config("master_password is not set".into()))?;
+        let as_user = match get("login").as_deref() {
+            None | Some("master") => false,
+            Some("user") => true,
+            Some(v) => {
+                return Err(ImapError::Config(format!(
+                    "login: {v:?} is not master or user"
+                )))
+            }
+        };
+        // Logging in as the user needs no service account.
+        let master = |key: &str| match get(key) {
+            Some(v) => Ok(v),
+            None if as_user => Ok(String::new()),
+            None => Err(ImapError::Config(format!(
+                "{key} is not set (needed with login = \"master\")"
+            ))),
+        };
+        let master_user = master("master_user")?;
+        let master_password = master("master_password")?;
         let condstore = boolean("condstore", true)?;
         let idle = boolean("idle", true)?;
         let tls = match get("tls") {
@@ -146,7 +170,15 @@ impl Settings {
             port: number("port", 143)?,
             master_user,
             master_password,
-            login_format: get("login_format").unwrap_or_else(|| "{address}*{master}".into()),
+            login_format: get("login_format").unwrap_or_else(|| {
+                if as_user {
+                    "{address}"
+                } else {
+                    "{address}*{master}"
+                }
+                .into()
+            }),
+            as_user,
             timeout: Duration::from_secs(number("timeout_secs", 30u64)?.max(1)),
             max_connections: number("max_connections", 4usize)?.max(1),
             condstore,
@@ -158,20 +190,26 @@ impl Settings {
     }
 
     /// Submission target for `who`: the relay account when set, else the IMAP login.
-    pub fn smtp_target(&self, who: &Principal) -> SmtpTarget {
-        let imap = self.target(who);
-        SmtpTarget {
+    pub fn smtp_target(&self, who: &Principal) -> Result<SmtpTarget> {
+        let imap = self.target(who)?;
+        Ok(SmtpTarget {
             host: self.smtp_host.clone(),
             port: self.smtp_port,
             tls: self.smtp_tls,
             ca_file: self.ca_file.clone(),
             login: self.smtp_user.clone().unwrap_or(imap.login),
-            password: self
-                .smtp_password
-                .clone()
-                .unwrap_or_else(|| self.master_password.clone()),
+            password: self.smtp_password.clone().unwrap_or(imap.password),
             timeout: self.timeout,
+        })
+    }
+
+    /// The password of `who`'s logins: the service account's, or with `login = "user"` the
+    /// one the user logged in with on this request.
+    fn password(&self, who: &Principal) -> Result<String> {
+        if !self.as_user {
+            return Ok(self.master_password.clone());
         }
+        host::credentials::password(who).ok_or_else(|| ImapError::NoPassword(who.address()))
     }
 
     /// DAV target and the user's home path, when DAV is configured.
@@ -198,14 +236,15 @@ impl Settings {
                 host,
                 port,
                 base,
-                user: self
-                    .dav_user
-                    .clone()
-                    .unwrap_or_else(|| self.master_user.clone()),
-                password: self
-                    .dav_password
-                    .clone()
-                    .unwrap_or_else(|| self.master_password.clone()),
+                user: match (&self.dav_user, self.as_user) {
+                    (Some(u), _) => u.clone(),
+                    (None, true) => self.target(who)?.login,
+                    (None, false) => self.master_user.clone(),
+                },
+                password: match &self.dav_password {
+                    Some(p) => p.clone(),
+                    None => self.password(who)?,
+                },
                 timeout: self.timeout,
                 ca_file: self.ca_file.clone(),
             },
@@ -214,23 +253,23 @@ impl Settings {
     }
 
     /// Connection target for `who`.
-    pub fn target(&self, who: &Principal) -> Target {
+    pub fn target(&self, who: &Principal) -> Result<Target> {
         let login = self
             .login_format
             .replace("{address}", &who.address())
             .replace("{user}", &who.user)
             .replace("{domain}", &who.domain)
             .replace("{master}", &self.master_user);
-        Target {
+        Ok(Target {
             host: self.host.clone(),
             port: self.port,
             login,
-            password: self.master_password.clone(),
+            password: self.password(who)?,
             timeout: self.timeout,
             max_response: self.max_response,
             condstore: self.condstore,
             tls: self.tls,
             ca_file: self.ca_file.clone(),
-        }
+        })
     }
 }

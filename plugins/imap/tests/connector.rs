@@ -1199,3 +1199,48 @@ fn incremental_sync_round_trips_with_condstore() {
 fn incremental_sync_round_trips_without_condstore() {
     sync_round_trips(false);
 }
+
+#[test]
+fn login_as_the_user_with_the_password_from_the_request() {
+    let d = Dovecot::start();
+    raw(&d).append("INBOX", "", &message("mine", "bob@example.com", None));
+    let as_user = || {
+        MockHost::new()
+            .with_config("host", "127.0.0.1")
+            .with_config("port", &d.port.to_string())
+            .with_config("tls", "none")
+            .with_config("login", "user")
+    };
+    // The password the host passes on (the core does so only when the admin granted it).
+    let host = as_user().with_password("alice@example.com", PASSWORD);
+    let page = host
+        .run(|| Imap::sync(&alice(), "INBOX", None, 100))
+        .unwrap();
+    assert_eq!(subjects(&page.changes), ["+mine"]);
+    // No password on the request: a clear refusal, not a login attempt with an empty one.
+    match as_user().run(|| Imap::list_folders(&alice())) {
+        Err(Error::Denied(t)) => assert!(t.contains("pass_password"), "{t}"),
+        other => panic!("expected denied, got {other:?}"),
+    }
+    // The user's own password must be the right one.
+    match as_user()
+        .with_password("alice@example.com", "wrong")
+        .run(|| Imap::list_folders(&alice()))
+    {
+        Err(Error::Denied(t)) => {
+            assert!(t.contains("refused the login of alice@example.com"), "{t}")
+        }
+        other => panic!("expected denied, got {other:?}"),
+    }
+    // A setting the connector does not know is refused by name.
+    match as_user()
+        .with_config("login", "sometimes")
+        .run(|| Imap::list_folders(&alice()))
+    {
+        Err(Error::Internal(t)) => assert!(
+            t.contains("login: \"sometimes\" is not master or user"),
+            "{t}"
+        ),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+}

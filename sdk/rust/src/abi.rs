@@ -201,6 +201,12 @@ pub enum MailCall {
         query: String,
         max: u32,
     },
+    /// Appended last so the other cases keep their numbers.
+    Watch {
+        who: Principal,
+        folder_ids: Vec<String>,
+        timeout_ms: u32,
+    },
 }
 
 impl MailCall {
@@ -219,7 +225,8 @@ impl MailCall {
             | MailCall::MoveItem { who, .. }
             | MailCall::DeleteItem { who, .. }
             | MailCall::Send { who, .. }
-            | MailCall::Search { who, .. } => who,
+            | MailCall::Search { who, .. }
+            | MailCall::Watch { who, .. } => who,
         }
     }
 
@@ -239,6 +246,7 @@ impl MailCall {
             MailCall::DeleteItem { .. } => "delete-item",
             MailCall::Send { .. } => "send",
             MailCall::Search { .. } => "search",
+            MailCall::Watch { .. } => "watch",
         }
     }
 }
@@ -397,7 +405,22 @@ pub enum HostCall {
     },
     /// → `String` (`sip-auth.challenge`)
     SipChallenge { realm: String, stale: bool },
+    /// → `Option<(u64, u64)>`: a [`Notifier`]'s context and [`PublishFn`] addresses, valid
+    /// for as long as the plugin stays loaded (native builds only; see
+    /// [`crate::host::events::publisher`]).
+    EventsPublisher,
+    /// → `Option<String>` (`credentials.password`)
+    CredentialsPassword { who: Principal },
 }
+
+/// Publishes one event key from any thread, at any time (not only during a call): the
+/// plugin's background tasks (an IMAP IDLE connection) use it. `key` is UTF-8. Returns 0
+/// when published, 1 when the key was refused (its topic is not in the manifest).
+pub type PublishFn =
+    unsafe extern "C" fn(notifier: *const c_void, key: *const u8, len: usize) -> u32;
+
+/// The host's side of a [`PublishFn`]; opaque to plugins.
+pub type Notifier = c_void;
 
 /// Encode a value for the other side (postcard). Encoding plain data into a `Vec` cannot fail.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {

@@ -211,6 +211,94 @@ pub mod events {
             crate::wasm::events_publish(key)
         )
     }
+
+    /// A handle that publishes from anywhere in the plugin — a background thread or task, after
+    /// the call that asked for it has returned — for as long as the plugin stays loaded.
+    /// Ask for it during a call. Native builds only (a WebAssembly plugin has no background
+    /// work, so it gets `None`), and `None` from a host that does not offer it.
+    pub fn publisher() -> Option<Publisher> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            None
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let raw: Option<Option<(u64, u64)>> = call_plain!(HostCall::EventsPublisher, ());
+            let (notifier, publish) = raw.flatten()?;
+            if notifier == 0 || publish == 0 {
+                return None;
+            }
+            #[allow(unsafe_code)]
+            // SAFETY: the host encoded the address of a function of type `PublishFn` (the
+            // ABI's contract for `EventsPublisher`); a zero address was refused above.
+            let publish =
+                unsafe { std::mem::transmute::<usize, crate::abi::PublishFn>(publish as usize) };
+            Some(Publisher {
+                notifier: notifier as usize,
+                publish,
+            })
+        }
+    }
+
+    /// Publishes event keys outside of calls; see [`publisher`]. Cheap to clone, usable
+    /// from any thread.
+    #[derive(Clone, Copy)]
+    pub struct Publisher {
+        #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+        notifier: usize,
+        #[cfg(not(target_arch = "wasm32"))]
+        publish: crate::abi::PublishFn,
+    }
+
+    impl std::fmt::Debug for Publisher {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Publisher").finish_non_exhaustive()
+        }
+    }
+
+    impl Publisher {
+        /// Announce that `key` changed; false when the host refused it (its topic is not in
+        /// the manifest).
+        pub fn publish(&self, key: &str) -> bool {
+            #[cfg(target_arch = "wasm32")]
+            {
+                let _ = key;
+                false
+            }
+            #[cfg(not(target_arch = "wasm32"))]
+            {
+                #[allow(unsafe_code)]
+                // SAFETY: the host promised `notifier`/`publish` stay valid while the plugin
+                // is loaded, and `key` is a live UTF-8 buffer for the duration of the call.
+                let status = unsafe {
+                    (self.publish)(
+                        self.notifier as *const std::ffi::c_void,
+                        key.as_ptr(),
+                        key.len(),
+                    )
+                };
+                status == 0
+            }
+        }
+    }
+}
+
+/// The password the user logged in with on this request, for mail connectors the admin lets
+/// log in to their backend as the user (`pass_password = true` in the server's config).
+pub mod credentials {
+    #[allow(unused_imports)] // HostCall is only built natively
+    use super::*;
+    use crate::types::Principal;
+
+    /// `who`'s password from this request's login; `None` when `who` is not the user who
+    /// logged in, the request carried no password, or the admin has not granted it.
+    pub fn password(who: &Principal) -> Option<String> {
+        call_plain!(
+            HostCall::CredentialsPassword { who: who.clone() },
+            crate::wasm::credentials_password(who)
+        )
+        .flatten()
+    }
 }
 
 /// Mailboxes, for frontends. The server routes each call to the connector serving the
@@ -397,6 +485,17 @@ pub mod mailstore {
             MailReply::Items(i) => Ok(i),
             _ => Err(mismatch()),
         }
+    }
+    /// Tell the connector this request is about to wait up to `timeout_ms` for changes in
+    /// these folders, so it can watch a backend that changes behind its back (IMAP IDLE);
+    /// changes arrive as `mailbox:` events. Returns at once.
+    pub fn watch(who: &Principal, folder_ids: &[String], timeout_ms: u32) -> Result<()> {
+        mail(MailCall::Watch {
+            who: who.clone(),
+            folder_ids: folder_ids.to_vec(),
+            timeout_ms,
+        })
+        .map(drop)
     }
 }
 

@@ -172,6 +172,9 @@ macro_rules! __mail_connector_glue {
                     _ => None,
                 })
             }
+            fn watch(who: __m::Principal, folder_ids: Vec<String>, timeout_ms: u32) -> Result<(), __m::Error> {
+                __go(__M::Watch { who: __c(&who), folder_ids, timeout_ms }, |r| matches!(r, __R::Unit).then_some(()))
+            }
         }
         $crate::wasm::bindings::mail::export_mail!(
             __SwitchboardWasm with_types_in $crate::wasm::bindings::mail

@@ -1,5 +1,25 @@
 //! Helpers for mail connectors: message handling every connector that sends mail needs the
-//! same way.
+//! same way, and the event keys frontends and connectors agree on.
+
+use crate::Principal;
+
+/// The event key published when anything in one of `who`'s folders changes
+/// (`mailbox:{user@domain}/{folder}`, the address lowercased): a parked ActiveSync Ping
+/// watching the folder wakes.
+///
+/// ```
+/// use switchboard_sdk::{mail::folder_event, Principal};
+/// let who = Principal { user: "Alice".into(), domain: "Example.com".into() };
+/// assert_eq!(folder_event(&who, "INBOX"), "mailbox:alice@example.com/INBOX");
+/// ```
+pub fn folder_event(who: &Principal, folder: &str) -> String {
+    format!("mailbox:{}/{folder}", who.address().to_lowercase())
+}
+
+/// The event key published when `who`'s folder hierarchy changes (`mailbox:{user@domain}`).
+pub fn hierarchy_event(who: &Principal) -> String {
+    format!("mailbox:{}", who.address().to_lowercase())
+}
 
 /// The header block `headers` without its `Bcc` fields, continuation lines included: what a
 /// connector transmits and files in Sent Items after taking the Bcc recipients as envelope

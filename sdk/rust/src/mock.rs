@@ -56,6 +56,8 @@ struct State {
 #[derive(Default)]
 struct Inner {
     state: RefCell<State>,
+    // Published through a background `Publisher` (any thread, after the call).
+    background: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     mail: Option<(MailFn, MockHost)>,
     directory: Option<(DirectoryFn, MockHost)>,
     digest: Option<DigestFn>,
@@ -94,6 +96,12 @@ impl MockHost {
             .config
             .insert(key.into(), value.into());
         self
+    }
+
+    /// The password `who` logged in with, as [`crate::host::credentials::password`] answers
+    /// it (a connector the admin granted `pass_password`).
+    pub fn with_password(self, who: &str, password: &str) -> MockHost {
+        self.with_config(&format!("password:{}", who.to_lowercase()), password)
     }
 
     /// Grant directory `name` at `path` (see [`crate::host::files::dir`]).
@@ -181,6 +189,16 @@ impl MockHost {
         self.inner.state.borrow().events.clone()
     }
 
+    /// Every event key published so far through a background
+    /// [`crate::host::events::Publisher`], in order.
+    pub fn background_events(&self) -> Vec<String> {
+        self.inner
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Every log line so far.
     pub fn logs(&self) -> Vec<(Level, String)> {
         self.inner.state.borrow().logs.clone()
@@ -247,6 +265,18 @@ impl HostApi for MockHost {
             HostCall::EventsPublish { key } => {
                 st.events.push(key);
                 encode(&Ok::<_, Error>(()))
+            }
+            HostCall::CredentialsPassword { who } => {
+                let key = format!("password:{}", who.address().to_lowercase());
+                encode(&st.config.get(&key).cloned())
+            }
+            HostCall::EventsPublisher => {
+                // Leaked on purpose: a publisher may outlive the call and the test (a
+                // plugin's background task); one small box per request is nothing in a test.
+                let sink = Box::leak(Box::new(self.inner.background.clone()));
+                let notifier = sink as *const _ as usize as u64;
+                let publish = mock_publish as crate::abi::PublishFn as usize as u64;
+                encode(&Some((notifier, publish)))
             }
             HostCall::Mail(call) => {
                 // Both sides of one request share its staging area, as in the server.
@@ -364,6 +394,31 @@ impl HostApi for MockHost {
                 encode(&c)
             }
         }
+    }
+}
+
+#[allow(unsafe_code)]
+unsafe extern "C" fn mock_publish(
+    notifier: *const std::ffi::c_void,
+    key: *const u8,
+    len: usize,
+) -> u32 {
+    // SAFETY: `notifier` is the leaked sink handed out for `EventsPublisher`, and the plugin
+    // passes a live buffer of `len` bytes.
+    let (sink, bytes) = unsafe {
+        (
+            &*(notifier as *const std::sync::Arc<std::sync::Mutex<Vec<String>>>),
+            std::slice::from_raw_parts(key, len),
+        )
+    };
+    match std::str::from_utf8(bytes) {
+        Ok(k) => {
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(k.to_string());
+            0
+        }
+        Err(_) => 1,
     }
 }
 

@@ -31,6 +31,7 @@ pub mod bindings {
                     import switchboard:plugin/sip-transport@0.1.0;
                     import switchboard:plugin/sip-auth@0.1.0;
                     import switchboard:plugin/staging@0.1.0;
+                    import switchboard:plugin/credentials@0.1.0;
                 }
             ",
             world: "switchboard:sdk-glue/common",
@@ -214,6 +215,9 @@ pub(crate) fn staging_read(upload: u32, offset: u64, max: u32) -> Vec<u8> {
 pub(crate) fn staging_size(upload: u32) -> Vec<u8> {
     encode(&staging::size(upload))
 }
+pub(crate) fn credentials_password(who: &crate::types::Principal) -> Vec<u8> {
+    encode(&common::credentials::password(&convert(who)))
+}
 pub(crate) fn files_dir(name: &str) -> Vec<u8> {
     encode(&Some(format!("/{name}")))
 }
@@ -342,6 +346,14 @@ pub(crate) fn mail(call: MailCall) -> Vec<u8> {
         } => done(
             mail_import::search(&convert(&who), folder_id.as_deref(), &query, max),
             |i| R::Items(convert(&i)),
+        ),
+        MailCall::Watch {
+            who,
+            folder_ids,
+            timeout_ms,
+        } => done(
+            mail_import::watch(&convert(&who), &folder_ids, timeout_ms),
+            |_| R::Unit,
         ),
     };
     encode(&reply)

@@ -125,6 +125,15 @@ pub trait MailConnector {
         let _ = (who, folder_id, query, max);
         Err(unsupported("search"))
     }
+    /// A frontend will wait up to `timeout_ms` for changes in these folders: start watching
+    /// the backend and publish `mailbox:{user@domain}/{folder}` ([`crate::mail::folder_event`])
+    /// from a background task when one changes (see [`crate::host::events::publisher`]).
+    /// Return at once. The default does nothing, right for a connector that makes every
+    /// change itself and publishes as it goes.
+    fn watch(who: &Principal, folder_ids: &[String], timeout_ms: u32) -> Result<()> {
+        let _ = (who, folder_ids, timeout_ms);
+        Ok(())
+    }
 }
 
 /// The `directory-connector` world: backs people and logins.
@@ -224,6 +233,14 @@ pub fn dispatch_mail<T: MailConnector>(call: MailCall) -> Result<MailReply> {
             query,
             max,
         } => MailReply::Items(T::search(&who, folder_id.as_deref(), &query, max)?),
+        MailCall::Watch {
+            who,
+            folder_ids,
+            timeout_ms,
+        } => {
+            T::watch(&who, &folder_ids, timeout_ms)?;
+            MailReply::Unit
+        }
     })
 }
 

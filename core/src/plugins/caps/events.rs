@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use switchboard_sdk::Error;
 use tokio::sync::Notify;
 
 /// Why a parked wait ended.
@@ -151,6 +152,92 @@ impl EventHub {
             // lose it.
             Err(_) if !fired.is_empty() => WaitOutcome::Fired(fired),
             _ => WaitOutcome::TimedOut,
+        }
+    }
+}
+
+/// Whether plugin `plugin` may publish `key`: its topic (before the first `:`) must be one of
+/// the manifest's `capabilities.events`.
+pub fn check_topic(plugin: &str, topics: &[String], key: &str) -> Result<(), Error> {
+    let topic = key.split_once(':').map(|(t, _)| t).unwrap_or("");
+    if topics.iter().any(|t| t == topic) {
+        return Ok(());
+    }
+    Err(Error::Denied(format!(
+        "plugin {plugin} may not publish {key:?}: topic {topic:?} is not in its manifest's capabilities.events"
+    )))
+}
+
+/// What a native plugin's background publisher points at: the hub and the plugin's grant.
+/// Handed out by address ([`Notifier::for_plugin`]) and never freed, because a plugin's
+/// threads may hold the address for as long as its code is loaded; one small value per
+/// plugin and hub, reused across calls.
+#[derive(Debug)]
+pub struct Notifier {
+    hub: Arc<EventHub>,
+    plugin: String,
+    topics: Vec<String>,
+}
+
+impl Notifier {
+    /// The notifier of `plugin` with these topics on `hub`, made once.
+    pub fn for_plugin(hub: &Arc<EventHub>, plugin: &str, topics: &[String]) -> &'static Notifier {
+        static MADE: Mutex<Vec<&'static Notifier>> = Mutex::new(Vec::new());
+        let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = made
+            .iter()
+            .find(|n| Arc::ptr_eq(&n.hub, hub) && n.plugin == plugin && n.topics == topics)
+        {
+            return n;
+        }
+        let n: &'static Notifier = Box::leak(Box::new(Notifier {
+            hub: hub.clone(),
+            plugin: plugin.to_string(),
+            topics: topics.to_vec(),
+        }));
+        made.push(n);
+        n
+    }
+
+    /// Publish `key` if the grant allows it.
+    pub fn publish(&self, key: &str) -> Result<usize, Error> {
+        check_topic(&self.plugin, &self.topics, key)?;
+        Ok(self.hub.publish(key))
+    }
+
+    /// The ABI pair (context address, [`switchboard_sdk::abi::PublishFn`] address) for
+    /// `HostCall::EventsPublisher`.
+    pub fn abi_pair(&'static self) -> (u64, u64) {
+        let publish: switchboard_sdk::abi::PublishFn = notifier_publish;
+        (
+            self as *const Notifier as usize as u64,
+            publish as usize as u64,
+        )
+    }
+}
+
+#[allow(unsafe_code)]
+unsafe extern "C" fn notifier_publish(
+    notifier: *const std::ffi::c_void,
+    key: *const u8,
+    len: usize,
+) -> u32 {
+    // SAFETY: `notifier` is a leaked `Notifier` (see `abi_pair`), and the plugin passes a
+    // buffer of `len` readable bytes for the duration of this call.
+    let (n, bytes) = unsafe {
+        (
+            &*(notifier as *const Notifier),
+            std::slice::from_raw_parts(key, len),
+        )
+    };
+    let Ok(key) = std::str::from_utf8(bytes) else {
+        return 1;
+    };
+    match n.publish(key) {
+        Ok(_) => 0,
+        Err(e) => {
+            tracing::warn!(plugin = %n.plugin, "background publish refused: {e}");
+            1
         }
     }
 }

@@ -2,6 +2,7 @@
 //! per-call context that carries who is asking. The WebAssembly linker and the native
 //! callback both end up in [`CallCtx`], so a capability is written and tested once.
 
+pub mod credentials;
 pub mod events;
 pub mod kv;
 pub mod outbound;
@@ -29,11 +30,13 @@ use crate::plugins::manifest::World;
 /// knows which connector serves which domain.
 pub trait Routes: Send + Sync + std::fmt::Debug {
     /// Run a mailstore call on the connector for `call.who()`'s domain; staged uploads the
-    /// call names live in `staging` (the calling request's).
+    /// call names live in `staging` (the calling request's), and `secret` is who logged in
+    /// on the request (see [`credentials`]).
     fn mail(
         &self,
         call: MailCall,
         staging: Arc<Staging>,
+        secret: Option<credentials::UserSecret>,
     ) -> BoxFuture<'static, Result<MailReply, Error>>;
     /// Run a directory call on the connector for its domain.
     fn directory(&self, call: DirectoryCall) -> BoxFuture<'static, Result<DirectoryReply, Error>>;
@@ -55,6 +58,10 @@ pub struct PluginInfo {
     pub dirs: BTreeMap<String, PathBuf>,
     /// Its settings as text.
     pub settings: BTreeMap<String, String>,
+    /// Per-domain overrides of `settings` (lowercased domain → key → value).
+    pub domain_settings: BTreeMap<String, BTreeMap<String, String>>,
+    /// May ask for the user's password (`credentials.password`).
+    pub pass_password: bool,
     /// Most bytes one request may stage (`http.max_body_bytes`).
     pub upload_limit: u64,
 }
@@ -71,6 +78,15 @@ impl std::fmt::Debug for PluginInfo {
             .field("conns", &self.conns)
             .field("dirs", &self.dirs)
             .field("settings", &self.settings.keys().collect::<Vec<_>>())
+            .field(
+                "domain_settings",
+                &self
+                    .domain_settings
+                    .iter()
+                    .map(|(d, t)| (d, t.keys().collect::<Vec<_>>()))
+                    .collect::<Vec<_>>(),
+            )
+            .field("pass_password", &self.pass_password)
             .field("upload_limit", &self.upload_limit)
             .finish()
     }
@@ -93,6 +109,9 @@ pub struct CallCtx {
     pub staging: Arc<Staging>,
     /// The core's SIP sockets (SIP frontends on a running server only).
     pub sip: Option<Arc<sip::SipSockets>>,
+    /// Who logged in on this request and with what password (HTTP Basic requests only);
+    /// passed on to mail connectors granted `pass_password`.
+    pub secret: Option<credentials::UserSecret>,
 }
 
 fn same_principal(a: &Principal, b: &Principal) -> bool {
@@ -114,20 +133,37 @@ impl CallCtx {
         }
     }
 
-    /// `config.get`
+    /// `config.get`: the setting for the domain of the user the call is about when the admin
+    /// set one (`domain_settings`), else the plugin's.
     pub fn config(&self, key: &str) -> Option<String> {
-        self.info.settings.get(key).cloned()
+        self.principal
+            .as_ref()
+            .and_then(|p| {
+                self.info
+                    .domain_settings
+                    .get(&p.domain.to_ascii_lowercase())
+            })
+            .and_then(|t| t.get(key))
+            .or_else(|| self.info.settings.get(key))
+            .cloned()
+    }
+
+    /// `credentials.password`: the password `who` logged in with on this request, for a mail
+    /// connector granted `pass_password`; none otherwise (another user, no Basic login, not
+    /// granted).
+    pub fn password(&self, who: &Principal) -> Option<String> {
+        if self.info.world != World::MailConnector || !self.info.pass_password {
+            return None;
+        }
+        self.secret
+            .as_ref()
+            .and_then(|s| s.password_for(who))
+            .map(str::to_string)
     }
 
     /// `events.publish`
     pub fn publish(&self, key: &str) -> Result<(), Error> {
-        let topic = key.split_once(':').map(|(t, _)| t).unwrap_or("");
-        if !self.info.event_topics.iter().any(|t| t == topic) {
-            return Err(Error::Denied(format!(
-                "plugin {} may not publish {key:?}: topic {topic:?} is not in its manifest's capabilities.events",
-                self.info.name
-            )));
-        }
+        events::check_topic(&self.info.name, &self.info.event_topics, key)?;
         self.hub.publish(key);
         Ok(())
     }
@@ -161,7 +197,9 @@ impl CallCtx {
                 ))
             }
         }
-        self.routes()?.mail(call, self.staging.clone()).await
+        self.routes()?
+            .mail(call, self.staging.clone(), self.secret.clone())
+            .await
     }
 
     /// The staging area, for the worlds that import it.
@@ -297,6 +335,11 @@ impl CallCtx {
             ),
             HostCall::KvCommit { checks, writes } => encode(&kv.commit(&checks, &writes).await),
             HostCall::EventsPublish { key } => encode(&self.publish(&key)),
+            HostCall::CredentialsPassword { who } => encode(&self.password(&who)),
+            HostCall::EventsPublisher => encode(&Some(
+                events::Notifier::for_plugin(&self.hub, &self.info.name, &self.info.event_topics)
+                    .abi_pair(),
+            )),
             HostCall::Mail(call) => encode(&self.mail(call).await),
             HostCall::Directory(call) => encode(&self.directory(call).await),
             HostCall::OutboundConnect { host, port, tls } => {
@@ -371,6 +414,8 @@ mod tests {
             conns: Connections::new(vec![]),
             dirs: BTreeMap::new(),
             settings: BTreeMap::new(),
+            domain_settings: BTreeMap::new(),
+            pass_password: false,
             upload_limit: 1024,
         });
         let c = CallCtx {
@@ -381,6 +426,7 @@ mod tests {
             body: None,
             staging: Arc::new(Staging::new(1024)),
             sip: None,
+            secret: None,
         };
         (dir, c)
     }
@@ -403,6 +449,8 @@ mod tests {
             conns: Connections::new(vec![]),
             dirs: BTreeMap::new(),
             settings: BTreeMap::new(),
+            domain_settings: BTreeMap::new(),
+            pass_password: false,
             upload_limit: 1,
         };
         info.settings
@@ -410,6 +458,54 @@ mod tests {
         let shown = format!("{info:?}");
         assert!(shown.contains("bind_password"), "{shown}");
         assert!(!shown.contains("s3cret-from-env"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn domain_settings_and_the_users_password_follow_the_principal() {
+        let (_d, c) = ctx(World::MailConnector).await;
+        let info = |pass_password: bool| {
+            Arc::new(PluginInfo {
+                name: c.info.name.clone(),
+                world: c.info.world,
+                kv: c.info.kv.clone(),
+                event_topics: vec![],
+                conns: Connections::new(vec![]),
+                dirs: BTreeMap::new(),
+                settings: BTreeMap::from([("host".into(), "imap.a.example".into())]),
+                domain_settings: BTreeMap::from([(
+                    "b.example".into(),
+                    BTreeMap::from([("host".to_string(), "imap.b.example".to_string())]),
+                )]),
+                pass_password,
+                upload_limit: 1,
+            })
+        };
+        let alice_a = Principal::parse("alice@a.example").unwrap();
+        let bob_b = Principal::parse("bob@B.Example").unwrap();
+        let call = |info: &Arc<PluginInfo>, who: &Principal| CallCtx {
+            info: info.clone(),
+            principal: Some(who.clone()),
+            secret: Some(credentials::UserSecret::new(who.clone(), "pw")),
+            ..c.clone()
+        };
+        let plain = info(false);
+        assert_eq!(
+            call(&plain, &alice_a).config("host").as_deref(),
+            Some("imap.a.example")
+        );
+        assert_eq!(
+            call(&plain, &bob_b).config("host").as_deref(),
+            Some("imap.b.example")
+        );
+        // Not granted: no password, whoever asks.
+        assert_eq!(call(&plain, &alice_a).password(&alice_a), None);
+        let granted = info(true);
+        assert_eq!(
+            call(&granted, &alice_a).password(&alice_a).as_deref(),
+            Some("pw")
+        );
+        // Never another user's.
+        assert_eq!(call(&granted, &alice_a).password(&bob_b), None);
     }
 
     #[tokio::test]

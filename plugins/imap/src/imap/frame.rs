@@ -115,6 +115,27 @@ pub fn exists(text: &str) -> Option<u32> {
         .flatten()
 }
 
+/// Whether an untagged response reports a change in the selected mailbox: new mail
+/// (`* N EXISTS`), a removal (`* N EXPUNGE`, `* VANISHED …`) or changed flags (`* N FETCH`).
+/// `* N RECENT` alone comes with an EXISTS and is not counted twice.
+pub fn is_change(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix("* ") else {
+        return false;
+    };
+    let mut words = rest.split_ascii_whitespace();
+    let first = words.next().unwrap_or("");
+    if first.eq_ignore_ascii_case("VANISHED") {
+        return true;
+    }
+    if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let word = words.next().unwrap_or("");
+    ["EXISTS", "EXPUNGE", "FETCH"]
+        .iter()
+        .any(|w| word.eq_ignore_ascii_case(w))
+}
+
 /// Capabilities from `* CAPABILITY …` or a `CAPABILITY …` response code, upper-cased.
 pub fn capabilities(text: &str) -> Option<Vec<String>> {
     let upper = text.to_ascii_uppercase();
@@ -234,6 +255,31 @@ mod tests {
             }
         }
         f
+    }
+
+    #[test]
+    fn changes_in_the_selected_mailbox() {
+        for yes in [
+            "* 23 EXISTS\r\n",
+            "* 4 expunge\r\n",
+            "* 7 FETCH (FLAGS (\\Seen) MODSEQ (12))\r\n",
+            "* VANISHED (EARLIER) 300:310\r\n",
+            "* VANISHED 41\r\n",
+        ] {
+            assert!(is_change(yes), "{yes}");
+        }
+        for no in [
+            "* 3 RECENT\r\n",
+            "* OK Still here\r\n",
+            "* BYE shutting down\r\n",
+            "* STATUS INBOX (MESSAGES 3)\r\n",
+            "+ idling\r\n",
+            "S1 OK IDLE terminated\r\n",
+            "* EXISTS\r\n",
+            "*  \r\n",
+        ] {
+            assert!(!is_change(no), "{no}");
+        }
     }
 
     #[test]

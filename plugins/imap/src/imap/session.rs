@@ -864,6 +864,108 @@ impl Session {
         self.command("NOOP").await.map(drop)
     }
 
+    /// NOOP, reporting whether the server announced a change in the selected mailbox (the
+    /// poll for servers without IDLE).
+    pub async fn noop_changed(&mut self) -> Result<bool> {
+        let (frames, _) = self.command("NOOP").await?;
+        Ok(frames.iter().any(|f| frame::is_change(&f.text())))
+    }
+
+    /// STATUS of a mailbox that is not selected: its counters as the server prints them
+    /// (`MESSAGES 3 UIDNEXT 9 …`), to compare with an earlier answer. HIGHESTMODSEQ is asked
+    /// for when CONDSTORE is on, so flag changes show too.
+    pub async fn status(&mut self, mailbox: &str) -> Result<String> {
+        let q = frame::quoted(mailbox)
+            .ok_or_else(|| ImapError::Invalid(format!("bad folder id {mailbox:?}")))?;
+        let items = if self.condstore {
+            "MESSAGES UIDNEXT UIDVALIDITY UNSEEN HIGHESTMODSEQ"
+        } else {
+            "MESSAGES UIDNEXT UIDVALIDITY UNSEEN"
+        };
+        let (frames, _) = match self.command(&format!("STATUS {q} ({items})")).await {
+            Ok(r) => r,
+            Err(ImapError::No { .. }) => return Err(ImapError::NoMailbox(mailbox.to_string())),
+            Err(e) => return Err(e),
+        };
+        Ok(frames
+            .iter()
+            .map(|f| f.text())
+            .find(|t| t.to_ascii_uppercase().starts_with("* STATUS "))
+            .and_then(|t| t.rfind('(').map(|i| t[i..].trim_end().to_string()))
+            .unwrap_or_default())
+    }
+
+    /// IDLE (RFC 2177) on the selected mailbox until the server reports a change (see
+    /// [`frame::is_change`]), `max` passes, or `stop` is notified; then DONE. Returns whether
+    /// a change was reported. Waiting for the server's next line uses `fill_buf`, which
+    /// reads nothing when the wait is cut short, so no response is ever half consumed.
+    pub async fn idle(&mut self, max: Duration, stop: &tokio::sync::Notify) -> Result<bool> {
+        let tag = self.next_tag();
+        let line = format!("{tag} IDLE\r\n");
+        let t = tag.clone();
+        let mut changed = self
+            .timed(move |s| {
+                Box::pin(async move {
+                    s.write(line.as_bytes()).await?;
+                    let mut changed = false;
+                    loop {
+                        let f = s.read_frame().await?;
+                        if f.is_continuation() {
+                            return Ok(changed);
+                        }
+                        if let Some(done) = frame::parse_done(&f, &t) {
+                            return Err(ImapError::Bad {
+                                command: "IDLE".into(),
+                                text: done.text,
+                            });
+                        }
+                        changed |= frame::is_change(&f.text());
+                    }
+                })
+            })
+            .await?;
+        let deadline = Instant::now() + max;
+        while !changed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let io = &mut self.io;
+            let ready = tokio::select! {
+                r = tokio::time::timeout(left, async { io.fill_buf().await.map(|b| b.is_empty()) }) => r,
+                _ = stop.notified() => break,
+            };
+            match ready {
+                Err(_) => break,
+                Ok(Err(e)) => return Err(lost(&self.addr, e)),
+                Ok(Ok(true)) => return Err(lost(&self.addr, "connection closed by the server")),
+                Ok(Ok(false)) => {}
+            }
+            let f = self.timed(|s| Box::pin(s.read_frame())).await?;
+            let text = f.text();
+            if text.to_ascii_uppercase().starts_with("* BYE") {
+                return Err(lost(&self.addr, text.trim_end()));
+            }
+            changed = frame::is_change(&text);
+        }
+        let (frames, done) = self
+            .timed(move |s| {
+                Box::pin(async move {
+                    s.write(b"DONE\r\n").await?;
+                    s.collect(&tag).await
+                })
+            })
+            .await?;
+        self.last_used = Instant::now();
+        if done.status != Status::Ok {
+            return Err(ImapError::Bad {
+                command: "IDLE".into(),
+                text: done.text,
+            });
+        }
+        Ok(changed || frames.iter().any(|f| frame::is_change(&f.text())))
+    }
+
     /// LOGOUT, ignoring errors.
     pub async fn logout(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.command("LOGOUT")).await;
