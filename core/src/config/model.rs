@@ -414,6 +414,9 @@ pub struct PluginConfig {
     pub warm_instances: u32,
     /// Calls after which a warm instance is replaced by a fresh one.
     pub recycle_after: u32,
+    /// WebAssembly calls of this plugin running at once at most; more wait their turn (a burst
+    /// then reuses a few instances instead of touching memory for one each).
+    pub max_concurrent_calls: u32,
     /// Key-value quota in bytes, overriding the manifest's `capabilities.kv_quota_bytes`
     /// (1 to 16 TiB; only for plugins whose manifest asks for kv at all). Unset: the manifest's.
     pub kv_quota_bytes: Option<u64>,
@@ -435,6 +438,7 @@ impl Default for PluginConfig {
             max_faults: 5,
             warm_instances: 16,
             recycle_after: 10_000,
+            max_concurrent_calls: 64,
             kv_quota_bytes: None,
         }
     }

@@ -341,6 +341,12 @@ fn plugin(
     if p.deadline_ms == 0 {
         err(&at("deadline_ms"), "must be at least 1".into());
     }
+    if p.max_concurrent_calls == 0 {
+        err(
+            &at("max_concurrent_calls"),
+            "must be at least 1 (calls beyond it wait their turn)".into(),
+        );
+    }
     if p.memory_mb == 0 || p.memory_mb > config.plugin_host.max_memory_mb {
         err(
             &at("memory_mb"),

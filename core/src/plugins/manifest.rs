@@ -172,6 +172,14 @@ pub struct Manifest {
     pub http_paths: Vec<String>,
     /// `capabilities.dirs`: directories the admin maps in `plugins.<name>.dirs`, read-only.
     pub dirs: Vec<String>,
+    /// `capabilities.kv_volatile`: key prefixes kept in the server's memory only (lost on a
+    /// restart, not shared between servers): short-lived caches such as a SIP transaction's
+    /// response.
+    pub kv_volatile: Vec<String>,
+    /// `capabilities.kv_cached`: key prefixes whose reads the server answers from memory after
+    /// the first (writes go to the database and update the copy). Only for data no other
+    /// server writes (see docs/plugins.md).
+    pub kv_cached: Vec<String>,
     /// `[config.*]`
     pub settings: BTreeMap<String, Setting>,
 }
@@ -197,6 +205,8 @@ struct RawCapabilities {
     events: Vec<String>,
     http_paths: Vec<String>,
     dirs: Vec<String>,
+    kv_volatile: Vec<String>,
+    kv_cached: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,7 +333,7 @@ fn parse(text: &str, base: &Path, builtin: Option<&str>) -> Result<Manifest, Vec
                 if e.message == "unknown key" {
                     errors.push(ConfigError::new(
                         e.path,
-                        "unknown capability (known: outbound, kv_quota_bytes, events, http_paths, dirs)",
+                        "unknown capability (known: outbound, kv_quota_bytes, kv_volatile, kv_cached, events, http_paths, dirs)",
                     ));
                 } else {
                     errors.push(e);
@@ -529,6 +539,35 @@ fn parse(text: &str, base: &Path, builtin: Option<&str>) -> Result<Manifest, Vec
             );
         }
     }
+    for (field, prefixes) in [
+        ("kv_volatile", &caps.kv_volatile),
+        ("kv_cached", &caps.kv_cached),
+    ] {
+        for (i, p) in prefixes.iter().enumerate() {
+            let path = format!("capabilities.{field}[{i}]");
+            if p.is_empty() || p.len() > 64 {
+                err(&path, "a key prefix of 1 to 64 bytes".into());
+            } else if caps.kv_quota_bytes == 0 {
+                err(
+                    &path,
+                    "needs capabilities.kv_quota_bytes (no kv access without it)".into(),
+                );
+            }
+        }
+    }
+    for p in &caps.kv_cached {
+        if caps
+            .kv_volatile
+            .iter()
+            .filter(|v| !v.is_empty() && !p.is_empty())
+            .any(|v| p.starts_with(v.as_str()) || v.starts_with(p.as_str()))
+        {
+            err(
+                "capabilities.kv_cached",
+                format!("\"{p}\" overlaps a kv_volatile prefix (a key is kept one way only)"),
+            );
+        }
+    }
     if caps.kv_quota_bytes > MAX_KV_QUOTA {
         err(
             "capabilities.kv_quota_bytes",
@@ -556,6 +595,8 @@ fn parse(text: &str, base: &Path, builtin: Option<&str>) -> Result<Manifest, Vec
             events: caps.events,
             http_paths: caps.http_paths,
             dirs: caps.dirs,
+            kv_volatile: caps.kv_volatile,
+            kv_cached: caps.kv_cached,
             settings,
         }),
         _ => Err(errors),

@@ -104,6 +104,8 @@ pub struct PluginStatus {
     pub last_fault: Option<String>,
     /// Warm WebAssembly instances.
     pub warm_instances: usize,
+    /// WebAssembly instances made since the plugin was loaded.
+    pub instances_created: u64,
     /// Linear memory of those instances.
     pub memory_bytes: u64,
 }
@@ -161,9 +163,9 @@ impl Plugin {
 
     /// Status for admins.
     pub fn status(&self) -> PluginStatus {
-        let (warm, memory) = match &self.runtime {
-            Runtime::Wasm(w) => (w.warm_instances(), w.memory_bytes()),
-            Runtime::Native(_) => (0, 0),
+        let (warm, memory, created) = match &self.runtime {
+            Runtime::Wasm(w) => (w.warm_instances(), w.memory_bytes(), w.instances_created()),
+            Runtime::Native(_) => (0, 0, 0),
         };
         PluginStatus {
             name: self.info.name.clone(),
@@ -188,6 +190,7 @@ impl Plugin {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
             warm_instances: warm,
+            instances_created: created,
             memory_bytes: memory,
         }
     }

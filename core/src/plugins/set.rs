@@ -16,6 +16,7 @@ use switchboard_storage::Storage;
 use super::caps::credentials::UserSecret;
 use super::caps::events::EventHub;
 use super::caps::kv::Kv;
+use super::caps::kv_memory::MemoryStores;
 use super::caps::outbound::{Connections, Grant};
 use super::caps::sip::SipSockets;
 use super::caps::staging::Staging;
@@ -39,6 +40,8 @@ pub struct PluginRuntime {
     /// The core's SIP sockets and open SIP flows (they outlive reloads).
     pub sip: Arc<SipSockets>,
     storage: Storage,
+    /// Plugins' volatile keys and cached reads (they outlive reloads).
+    kv_memory: Arc<MemoryStores>,
 }
 
 impl PluginRuntime {
@@ -57,6 +60,7 @@ impl PluginRuntime {
             hub: Arc::new(EventHub::new()),
             sip: Arc::new(SipSockets::new()),
             storage,
+            kv_memory: Arc::default(),
         }
     }
 
@@ -265,6 +269,11 @@ async fn load_one(
             runtime.storage.clone(),
             name,
             cfg.kv_quota_bytes.unwrap_or(manifest.kv_quota_bytes),
+        )
+        .with_memory(
+            runtime.kv_memory.for_plugin(name),
+            &manifest.kv_volatile,
+            &manifest.kv_cached,
         ),
         event_topics: manifest.events.clone(),
         conns: Connections::new(grants),
@@ -293,6 +302,7 @@ async fn load_one(
                 deadline,
                 warm: cfg.warm_instances as usize,
                 recycle_after: cfg.recycle_after.max(1),
+                concurrency: cfg.max_concurrent_calls as usize,
             };
             Runtime::Wasm(
                 WasmPlugin::load(runtime.engine()?, &component, info.clone(), limits).await?,
@@ -346,7 +356,11 @@ pub async fn verify(manifest: &super::manifest::Manifest) -> Result<Verified, Pl
     let info = Arc::new(PluginInfo {
         name: manifest.name.clone(),
         world: manifest.world,
-        kv: Kv::new(storage, &manifest.name, manifest.kv_quota_bytes),
+        kv: Kv::new(storage, &manifest.name, manifest.kv_quota_bytes).with_memory(
+            Arc::default(),
+            &manifest.kv_volatile,
+            &manifest.kv_cached,
+        ),
         event_topics: manifest.events.clone(),
         conns: Connections::new(Vec::new()),
         dirs: BTreeMap::new(),
@@ -390,6 +404,7 @@ pub async fn verify(manifest: &super::manifest::Manifest) -> Result<Verified, Pl
                 deadline: Duration::from_secs(10),
                 warm: 1,
                 recycle_after: 1,
+                concurrency: 1,
             };
             WasmPlugin::load(&engine, &component, info, limits).await?;
             Ok(Verified { imports, exports })

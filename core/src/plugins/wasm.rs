@@ -5,8 +5,10 @@
 //! leftovers reach another tenant's request.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use switchboard_sdk::abi::{DirectoryCall, DirectoryReply, MailCall, MailReply};
 use switchboard_sdk::http::{Outcome, Request};
@@ -376,6 +378,8 @@ struct Warm {
     tenant: String,
     calls: u32,
     handle: Option<TypedFunc<(Request,), (Outcome,)>>,
+    /// Held while the instance runs a call (see [`WasmLimits::concurrency`]).
+    running: Option<OwnedSemaphorePermit>,
 }
 
 /// Settings of one WebAssembly plugin.
@@ -389,6 +393,10 @@ pub struct WasmLimits {
     pub warm: usize,
     /// Calls after which an instance is replaced anyway.
     pub recycle_after: u32,
+    /// Calls running at once at most; more wait their turn. Without a bound a burst (500
+    /// phones' Pings arriving together) takes one instance each — each touching a memory slot
+    /// and a fiber stack that stay resident — where a few instances in turn serve it as fast.
+    pub concurrency: usize,
 }
 
 /// A loaded WebAssembly plugin.
@@ -398,6 +406,8 @@ pub struct WasmPlugin {
     limits: WasmLimits,
     info: Arc<PluginInfo>,
     warm: Mutex<Vec<Warm>>,
+    running: Arc<Semaphore>,
+    created: AtomicU64,
 }
 
 impl std::fmt::Debug for WasmPlugin {
@@ -443,6 +453,8 @@ impl WasmPlugin {
         let plugin = WasmPlugin {
             pre,
             exports: Exports { funcs: map },
+            running: Arc::new(Semaphore::new(limits.concurrency.max(1))),
+            created: AtomicU64::new(0),
             limits,
             info,
             warm: Mutex::default(),
@@ -507,6 +519,7 @@ impl WasmPlugin {
     }
 
     async fn instantiate(&self, tenant: &str) -> Result<Warm, Fault> {
+        self.created.fetch_add(1, Ordering::Relaxed);
         let mut wasi = WasiCtxBuilder::new();
         let stderr = MemoryOutputPipe::new(8192);
         wasi.stderr(stderr.clone());
@@ -543,6 +556,7 @@ impl WasmPlugin {
             tenant: tenant.to_string(),
             calls: 0,
             handle: None,
+            running: None,
         })
     }
 
@@ -565,6 +579,13 @@ impl WasmPlugin {
 
     /// A warm instance for `tenant`, or a fresh one.
     async fn checkout(&self, tenant: &str, call: CallCtx) -> Result<Warm, Fault> {
+        // The semaphore is never closed.
+        let running = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Fault::Busy)?;
         let reused = {
             let mut warm = self.warm.lock().unwrap_or_else(|p| p.into_inner());
             warm.iter()
@@ -577,6 +598,7 @@ impl WasmPlugin {
         };
         w.store.data_mut().call = Some(call);
         w.store.set_epoch_deadline(self.deadline_ticks());
+        w.running = Some(running);
         Ok(w)
     }
 
@@ -584,6 +606,7 @@ impl WasmPlugin {
     fn checkin(&self, mut w: Warm, healthy: bool) {
         w.calls += 1;
         w.store.data_mut().call = None;
+        w.running = None;
         if !healthy || w.calls >= self.limits.recycle_after {
             return;
         }
@@ -591,6 +614,11 @@ impl WasmPlugin {
         if warm.len() < self.limits.warm {
             warm.push(w);
         }
+    }
+
+    /// Instances made so far (the one that type-checked the plugin at load included).
+    pub fn instances_created(&self) -> u64 {
+        self.created.load(Ordering::Relaxed)
     }
 
     /// Warm instances held now.

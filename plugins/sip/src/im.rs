@@ -293,7 +293,9 @@ pub fn on_response(msg: &Message<'_>, ctx: &Ctx<'_>) {
         return;
     };
     match cseq.method {
-        Method::Message if (200..300).contains(&status) => {
+        // Only deliveries from the offline queue carry our `q-` Call-IDs (see `enqueue`); a
+        // forked MESSAGE keeps its sender's, and its answer needs no lookup at all.
+        Method::Message if (200..300).contains(&status) && call_id.starts_with("q-") => {
             let pend = format!("pend/{call_id}");
             let Ok(Some(qkey)) = kv::get(&pend) else {
                 return;

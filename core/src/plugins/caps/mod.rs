@@ -5,6 +5,7 @@
 pub mod credentials;
 pub mod events;
 pub mod kv;
+pub mod kv_memory;
 pub mod outbound;
 pub mod request_body;
 pub mod sip;
