@@ -109,6 +109,16 @@ fn with_retry_after(mut response: Vec<u8>, secs: u64) -> Vec<u8> {
 impl SipHandler for SipDispatch {
     async fn on_message(&self, inbound: Inbound) -> Option<Bytes> {
         let transport = inbound.transport;
+        // A response over UDP ends the retransmission of the request it answers (timer E in
+        // caps::sip_retransmit); it still goes to the plugin below.
+        if transport == Transport::Udp && inbound.message.starts_with(b"SIP/") {
+            if let Some(branch) = peek_head(&inbound.message)
+                .as_ref()
+                .and_then(|h| h.top_branch())
+            {
+                self.shared.plugin_runtime.sip.answered(branch);
+            }
+        }
         let snap = self.shared.current();
         let sip = &snap.settings.config.sip;
         let rate = Rate::new(sip.rate_limit_per_sec, sip.rate_limit_burst);

@@ -666,3 +666,41 @@ async fn sipp_expired_registration() {
     );
     t.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_forked_message_is_resent_over_udp_until_answered() {
+    // UDP loses datagrams: the core resends a request the plugin sent (RFC 3261 timer E:
+    // 500 ms, then doubling) until the contact answers, and stops at the answer.
+    let root = tempfile::tempdir().unwrap();
+    let t = server(root.path(), "").await;
+    let addrs = t.server().addrs.clone();
+    let mut bob = Client::udp(addrs.sip_udp[0]).await;
+    let answer = register(&mut bob, "bob", BOB_PASSWORD, 600, "reg-bob-rtx").await;
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+    let mut carol = Client::udp(addrs.sip_udp[0]).await;
+    let answer = register(&mut carol, "carol", CAROL_PASSWORD, 600, "reg-carol-rtx").await;
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+
+    carol
+        .send(&message(
+            &carol,
+            "carol@example.com",
+            "bob@example.com",
+            "rtx-1",
+            "are you there?",
+        ))
+        .await;
+    assert!(carol.next_starting("SIP/2.0 202").await.contains("rtx-1"));
+    // Bob's client "loses" the first copy (does not answer) and gets the same request again.
+    let first = bob.next_starting("MESSAGE").await;
+    let again = bob.next_starting("MESSAGE").await;
+    assert_eq!(first, again, "the retransmission is the same request");
+    assert!(t.server().shared.plugin_runtime.sip.awaiting_response() >= 1);
+    bob.send(&ok_for(&again)).await;
+    // Answered: no further copies (the next one would have come 1 s after the second).
+    assert!(
+        bob.next().await.is_none(),
+        "resent after the 200 (or something else arrived)"
+    );
+    assert_eq!(t.server().shared.plugin_runtime.sip.awaiting_response(), 0);
+}

@@ -9,6 +9,7 @@
 #   BENCH_IDLE   5000                                idle registered TCP and TLS connections
 #   BENCH_PER_USER 50                                connections (contacts) per user in that phase
 #   KAM_CHILDREN 2                                   Kamailio UDP/TCP worker processes
+#   KAM_SHM      2048                                Kamailio shared memory (MiB; its transactions live there, 512 ran out at 8,000/s)
 #   BENCH_ONLY   ""                                  "load" or "idle" to run one phase
 #   BENCH_NO_BUILD ""                                1: use the binaries already built
 #
@@ -42,6 +43,7 @@ SECS=${BENCH_SECS:-10}
 IDLE=${BENCH_IDLE:-5000}
 PER_USER=${BENCH_PER_USER:-50}
 KAM_CHILDREN=${KAM_CHILDREN:-2}
+KAM_SHM=${KAM_SHM:-2048}
 ONLY=${BENCH_ONLY:-}
 PASSWORD=bench-secret
 
@@ -136,7 +138,7 @@ start_kam() {
     # q_malloc with debugging checks, which aborted a child at TLS start-up here once
     # ("qm_debug_check_frag ... beginning overwritten", called from tls_init.c) and adds
     # per-fragment overhead to the memory figures.
-    kamailio -f "$here/kamailio.cfg" -DD -E -m 512 -M 8 -x tlsf -X tlsf \
+    kamailio -f "$here/kamailio.cfg" -DD -E -m "$KAM_SHM" -M 8 -x tlsf -X tlsf \
         -A "KAM_PORT=$KAM_PORT" -A "KAM_TLS_PORT=$KAM_TLS" -A "KAM_CHILDREN=$KAM_CHILDREN" \
         -A WITH_TLS -A "KAM_TLS_CFG=\"$work/kam/tls.cfg\"" >>"$work/kam/kamailio.log" 2>&1 &
     kam_pid=$!

@@ -853,3 +853,20 @@ proptest! {
         let _ = error_response(&data, 513, "Message Too Large");
     }
 }
+
+#[test]
+fn top_branch_names_the_transaction() {
+    let head = |m: &str| peek_head(m.as_bytes()).expect("parseable");
+    let req = "MESSAGE sip:bob@example.com SIP/2.0\r\n\
+        v: SIP/2.0/UDP 10.0.0.1:5060 ; rport ; BRANCH = z9hG4bK776asdhds , SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKother\r\n\
+        Via: SIP/2.0/UDP 10.0.0.3;branch=z9hG4bKthird\r\n\r\n";
+    assert_eq!(head(req).top_branch(), Some("z9hG4bK776asdhds"));
+    let resp =
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.1;received=1.2.3.4;branch=z9hG4bKa\r\n\r\n";
+    assert_eq!(head(resp).top_branch(), Some("z9hG4bKa"));
+    let none = "OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;rport\r\n\r\n";
+    assert_eq!(head(none).top_branch(), None);
+    let empty = "OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=\r\n\r\n";
+    assert_eq!(head(empty).top_branch(), None);
+    assert_eq!(head("OPTIONS sip:x SIP/2.0\r\n\r\n").top_branch(), None);
+}

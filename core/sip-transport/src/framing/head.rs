@@ -343,6 +343,19 @@ impl MessageHead {
     pub fn is_request(&self) -> bool {
         self.method.is_some()
     }
+
+    /// The `branch` parameter of the topmost Via (the first value of the first Via line): what
+    /// names a transaction (RFC 3261 §17.1.3). `None` without a Via or a branch.
+    pub fn top_branch(&self) -> Option<&str> {
+        let top = self.via.first()?.split(',').next()?;
+        top.split(';').skip(1).find_map(|p| {
+            let (name, value) = p.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("branch")
+                .then(|| value.trim())
+                .filter(|v| !v.is_empty())
+        })
+    }
 }
 
 /// Reads the start line and the `Via`, `From`, `To`, `Call-ID` and `CSeq` header fields

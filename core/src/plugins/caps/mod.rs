@@ -9,6 +9,7 @@ pub mod kv_memory;
 pub mod outbound;
 pub mod request_body;
 pub mod sip;
+pub mod sip_retransmit;
 pub mod staging;
 
 use std::collections::BTreeMap;

@@ -25,7 +25,10 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use switchboard_auth::{AuthFailureKind, Authenticator};
 use switchboard_sdk::{Error, Principal};
+use switchboard_sip_transport::framing::peek_head;
 use switchboard_sip_transport::{FlowId, Flows, SendError, Transport};
+
+use super::sip_retransmit::Retransmits;
 use tokio::net::UdpSocket;
 
 /// Largest message a plugin may send (the upper bound of `sip.max_message_bytes`), so a
@@ -58,6 +61,8 @@ pub struct SipSockets {
     seen: Mutex<HashMap<IpAddr, Instant>>,
     dialer: OnceLock<Arc<dyn Dialer>>,
     auth: OnceLock<Arc<Authenticator>>,
+    /// Requests sent over UDP still waiting for a response (timer E).
+    retransmits: Arc<Retransmits>,
 }
 
 fn transport_of(name: &str) -> Result<Transport, Error> {
@@ -90,6 +95,17 @@ impl SipSockets {
     /// The registry of open stream connections (shared with the listeners).
     pub fn flows(&self) -> &Flows {
         &self.flows
+    }
+
+    /// A UDP response arrived: the request it answers (by top Via `branch`) is no longer
+    /// resent. True when it answered one of ours.
+    pub fn answered(&self, branch: &str) -> bool {
+        self.retransmits.answered(branch)
+    }
+
+    /// Requests sent over UDP and not answered yet.
+    pub fn awaiting_response(&self) -> usize {
+        self.retransmits.pending()
     }
 
     /// Registers a UDP listener socket for `send-to`.
@@ -293,6 +309,19 @@ impl SipSockets {
         match socket.send_to(message, target).await {
             Ok(_) => {
                 sent(Transport::Udp);
+                // A request (not an ACK, which has no response) is resent until answered.
+                if let Some(head) = peek_head(message) {
+                    if head.method.as_deref().is_some_and(|m| m != "ACK") {
+                        if let Some(branch) = head.top_branch() {
+                            self.retransmits.start(
+                                socket,
+                                target,
+                                Bytes::copy_from_slice(message),
+                                branch.to_string(),
+                            );
+                        }
+                    }
+                }
                 Ok(())
             }
             Err(e) => {
