@@ -330,6 +330,27 @@ fn sweep_cache(now: u64) {
 
 /// Answer a request the parser refused: copy Via, From, To, Call-ID and CSeq textually (they
 /// may be what is broken) and send `code` with the parser's reason to the source.
+/// Whether a To/From value has a `tag` parameter (outside its `<…>` URI).
+fn has_tag(value: &str) -> bool {
+    let params = value.rsplit_once('>').map_or(value, |(_, p)| p);
+    params
+        .split(';')
+        .skip(usize::from(!value.contains('>')))
+        .any(|p| {
+            p.split_once('=')
+                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("tag"))
+        })
+}
+
+/// A tag derived from the request head, the same for every retransmission of it.
+fn stable_tag(head: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    // Fixed keys: the same head always gives the same tag (no per-process randomness).
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    head.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
 fn fallback_error(raw: &[u8], origin: &Origin, code: u16, reason: &str) {
     let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
         return;
@@ -363,6 +384,13 @@ fn fallback_error(raw: &[u8], origin: &Origin, code: u16, reason: &str) {
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
         have_via |= canonical == "Via";
+        // A final response carries a To tag (RFC 3261 §8.2.6.2); stable for the request, so
+        // a retransmission is answered with the same one.
+        let value = if canonical == "To" && !has_tag(&value) {
+            format!("{value};tag={}", stable_tag(&head))
+        } else {
+            value
+        };
         out.push_str(&format!("{canonical}: {value}\r\n"));
     }
     if !have_via {
@@ -371,5 +399,21 @@ fn fallback_error(raw: &[u8], origin: &Origin, code: u16, reason: &str) {
     out.push_str("Content-Length: 0\r\n\r\n");
     if let Err(e) = Target::of(origin).send(out.as_bytes()) {
         host::log::warn(&format!("sip: 400 not sent: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{has_tag, stable_tag};
+
+    #[test]
+    fn to_tags_are_found_outside_the_uri() {
+        assert!(has_tag("<sip:bob@x>;tag=abc"));
+        assert!(has_tag("sip:bob@x;TAG=abc"));
+        assert!(!has_tag("<sip:bob@x;tag=in-uri>"));
+        assert!(!has_tag("<sip:bob@x>"));
+        assert!(!has_tag("sip:bob@x"));
+        assert_eq!(stable_tag("a"), stable_tag("a"));
+        assert_ne!(stable_tag("a"), stable_tag("b"));
     }
 }

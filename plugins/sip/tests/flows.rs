@@ -154,6 +154,20 @@ fn malformed_requests_get_400_with_the_precise_reason() {
         ]
     );
     assert!(out.iter().all(|(to, _)| to == "udp:127.0.0.1:5070"));
+    // Every final response carries a To tag (RFC 3261 §8.2.6.2), the same for a
+    // retransmission of the request: also the answer to a request too broken to parse.
+    let to_of = |t: &str| {
+        t.split("\r\n")
+            .find_map(|l| l.strip_prefix("To: "))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    for (_, t) in &out {
+        assert!(to_of(t).contains(";tag="), "{t}");
+    }
+    h.run(|| handle_at(bad_line, &udp(5070), T0));
+    let again = sent_since(&h, out.len());
+    assert_eq!(to_of(&again[0].1), to_of(&out[1].1));
 }
 
 #[test]
