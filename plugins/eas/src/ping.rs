@@ -147,13 +147,15 @@ pub fn handle(ctx: &Ctx, req: &Request) -> Result<Outcome> {
     if hier.is_some_and(|h| h.cur.folders != now) {
         return reply(answer(status::HIERARCHY));
     }
-    let mut conn_ids = Vec::with_capacity(folders.len());
+    // Device folder id → connector folder id, once.
+    let mut pairs = Vec::with_capacity(folders.len());
     for (id, _) in &folders {
         let Some(conn) = map.connector_id(id) else {
             return reply(answer(status::HIERARCHY));
         };
-        conn_ids.push(conn.to_string());
+        pairs.push((id, conn.to_string()));
     }
+    let conn_ids: Vec<String> = pairs.iter().map(|(_, c)| c.clone()).collect();
     // Before looking for pending changes, so a backend that changes behind the connector's
     // back (IMAP) is already being watched when we park; a change in between is then seen
     // either here or by the watch.
@@ -162,14 +164,11 @@ pub fn handle(ctx: &Ctx, req: &Request) -> Result<Outcome> {
     }
     let mut keys = Vec::new();
     let mut changed = Vec::new();
-    for (id, _) in &folders {
-        let Some(conn) = map.connector_id(id) else {
-            return reply(answer(status::HIERARCHY));
-        };
-        if pending(ctx, id, conn)? {
+    for (id, conn) in pairs {
+        if pending(ctx, id, &conn)? {
             changed.push(id.clone());
         }
-        keys.push((crate::state::folder_event(who, conn), id.clone()));
+        keys.push((crate::state::folder_event(who, &conn), id.clone()));
     }
     if !changed.is_empty() {
         return reply(changes(&changed));

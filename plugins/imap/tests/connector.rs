@@ -11,6 +11,7 @@ use support::http_log;
 use support::radicale::{card, event, Radicale};
 use support::raw::{message, Raw};
 use support::smtp::SmtpSink;
+use support::{connector_host, dav_changes};
 use switchboard_imap::Imap;
 use switchboard_sdk::host::staging::Upload;
 use switchboard_sdk::mock::MockHost;
@@ -21,14 +22,7 @@ fn alice() -> Principal {
 }
 
 fn host_for(port: u16, condstore: bool) -> MockHost {
-    MockHost::new()
-        .with_config("host", "127.0.0.1")
-        .with_config("port", &port.to_string())
-        .with_config("master_user", MASTER_USER)
-        .with_config("master_password", MASTER_PASSWORD)
-        .with_config("timeout_secs", "10")
-        .with_config("tls", "none")
-        .with_config("condstore", if condstore { "true" } else { "false" })
+    connector_host(port).with_config("condstore", if condstore { "true" } else { "false" })
 }
 
 fn raw(d: &Dovecot) -> Raw {
@@ -924,20 +918,6 @@ fn calendars_and_contacts_from_caldav_and_carddav() {
     let folders = host.run(|| Imap::list_folders(&alice())).unwrap();
     assert!(folders.iter().any(|f| f.id == "INBOX"));
     assert!(!folders.iter().any(|f| f.id.starts_with("dav:")));
-}
-
-/// `Added`/`Changed`/`Deleted` of DAV changes as `+subject`, `~subject`, `-file`.
-fn dav_changes(changes: &[Change]) -> Vec<String> {
-    let mut out: Vec<String> = changes
-        .iter()
-        .map(|c| match c {
-            Change::Added(i) => format!("+{}", i.subject),
-            Change::Changed(i) => format!("~{}", i.subject),
-            Change::Deleted(id) => format!("-{}", id.rsplit('/').next().unwrap_or("?")),
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 #[test]

@@ -8,13 +8,13 @@ mod support;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use support::dovecot::{MASTER_PASSWORD, MASTER_USER};
 use support::http_log;
 use support::radicale::{card, Radicale};
+use support::{connector_host, dav_changes};
 use switchboard_imap::dav::ical::utc_stamp;
 use switchboard_imap::Imap;
 use switchboard_sdk::mock::MockHost;
-use switchboard_sdk::{Change, MailConnector, Principal};
+use switchboard_sdk::{MailConnector, Principal};
 
 const DAY: i64 = 86_400;
 const YEAR: i64 = 365 * DAY;
@@ -32,14 +32,7 @@ fn now() -> i64 {
 
 /// Connector settings for DAV only (the IMAP side is never contacted here).
 fn host(dav_port: u16) -> MockHost {
-    MockHost::new()
-        .with_config("host", "127.0.0.1")
-        .with_config("port", "1")
-        .with_config("master_user", MASTER_USER)
-        .with_config("master_password", MASTER_PASSWORD)
-        .with_config("timeout_secs", "10")
-        .with_config("tls", "none")
-        .with_config("dav_url", &format!("http://127.0.0.1:{dav_port}"))
+    connector_host(1).with_config("dav_url", &format!("http://127.0.0.1:{dav_port}"))
 }
 
 /// An hour-long event at `start` (seconds), with an optional `RRULE` value.
@@ -62,20 +55,6 @@ fn task(uid: &str, summary: &str, due: i64) -> Vec<u8> {
         utc_stamp(due)
     )
     .into_bytes()
-}
-
-/// `Added`/`Changed`/`Deleted` as `+subject`, `~subject`, `-file`, sorted.
-fn dav_changes(changes: &[Change]) -> Vec<String> {
-    let mut out: Vec<String> = changes
-        .iter()
-        .map(|c| match c {
-            Change::Added(i) => format!("+{}", i.subject),
-            Change::Changed(i) => format!("~{}", i.subject),
-            Change::Deleted(id) => format!("-{}", id.rsplit('/').next().unwrap_or("?")),
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 /// The requests with the GETs' paths left out (their order follows the listing).

@@ -8,7 +8,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER, PASSWORD};
+use support::connector_host;
+use support::dovecot::{Dovecot, PASSWORD};
 use support::raw::{message, Raw};
 use switchboard_imap::{watch, Imap};
 use switchboard_sdk::mock::MockHost;
@@ -19,13 +20,7 @@ fn alice() -> Principal {
 }
 
 fn host_for(port: u16, idle: bool) -> MockHost {
-    MockHost::new()
-        .with_config("host", "127.0.0.1")
-        .with_config("port", &port.to_string())
-        .with_config("master_user", MASTER_USER)
-        .with_config("master_password", MASTER_PASSWORD)
-        .with_config("timeout_secs", "10")
-        .with_config("tls", "none")
+    connector_host(port)
         .with_config("idle", if idle { "true" } else { "false" })
         .with_config("watch_poll_secs", "1")
 }

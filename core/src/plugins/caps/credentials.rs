@@ -34,9 +34,7 @@ impl UserSecret {
 
     /// The password, when the call is about the user who logged in (never another's).
     pub fn password_for(&self, who: &Principal) -> Option<&str> {
-        (self.who.user.eq_ignore_ascii_case(&who.user)
-            && self.who.domain.eq_ignore_ascii_case(&who.domain))
-        .then_some(&*self.password)
+        super::same_principal(&self.who, who).then_some(&*self.password)
     }
 }
 

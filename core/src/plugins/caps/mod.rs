@@ -116,7 +116,8 @@ pub struct CallCtx {
     pub secret: Option<credentials::UserSecret>,
 }
 
-fn same_principal(a: &Principal, b: &Principal) -> bool {
+/// The same user (case-insensitive, as addresses are).
+pub(crate) fn same_principal(a: &Principal, b: &Principal) -> bool {
     a.user.eq_ignore_ascii_case(&b.user) && a.domain.eq_ignore_ascii_case(&b.domain)
 }
 

@@ -309,8 +309,10 @@ impl SipSockets {
         match socket.send_to(message, target).await {
             Ok(_) => {
                 sent(Transport::Udp);
-                // A request (not an ACK, which has no response) is resent until answered.
-                if let Some(head) = peek_head(message) {
+                // A request (not an ACK, which has no response) is resent until answered;
+                // responses, most of what goes out, are not even parsed.
+                let request = !message.starts_with(b"SIP/") && !message.starts_with(b"ACK ");
+                if let Some(head) = request.then(|| peek_head(message)).flatten() {
                     if head.method.as_deref().is_some_and(|m| m != "ACK") {
                         if let Some(branch) = head.top_branch() {
                             self.retransmits.start(

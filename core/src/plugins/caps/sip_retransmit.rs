@@ -128,12 +128,17 @@ mod tests {
         assert!(delays.iter().sum::<u64>() <= 32_000);
     }
 
-    #[tokio::test]
-    async fn resends_until_answered() {
+    /// Our socket, a peer's, its address, and an empty tracker.
+    async fn setup() -> (Arc<UdpSocket>, UdpSocket, SocketAddr, Arc<Retransmits>) {
         let server = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let target = client.local_addr().unwrap();
-        let r = Arc::new(Retransmits::default());
+        (server, client, target, Arc::default())
+    }
+
+    #[tokio::test]
+    async fn resends_until_answered() {
+        let (server, client, target, r) = setup().await;
         r.start(
             server.clone(),
             target,
@@ -157,10 +162,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_second_request_with_the_branch_replaces_the_first() {
-        let server = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let target = client.local_addr().unwrap();
-        let r = Arc::new(Retransmits::default());
+        let (server, client, target, r) = setup().await;
         r.start(
             server.clone(),
             target,

@@ -119,6 +119,26 @@ async fn propfind(
     Ok(entries)
 }
 
+/// A REPORT's multistatus body; `None` when the server answers it with anything but 207 (it
+/// does not support the report: the caller falls back to a listing). A refused login is an
+/// error.
+async fn report(
+    t: &DavTarget,
+    path: &str,
+    depth: Option<&str>,
+    body: String,
+) -> Result<Option<Vec<u8>>, ImapError> {
+    let mut headers = vec![("Content-Type", "application/xml; charset=utf-8")];
+    if let Some(d) = depth {
+        headers.push(("Depth", d));
+    }
+    let r = request(t, "REPORT", path, &headers, body.into_bytes(), MAX_LISTING).await?;
+    if r.status == 401 {
+        check(t, &r, path)?;
+    }
+    Ok((r.status == 207).then_some(r.body))
+}
+
 /// The user's calendars, task lists and address books as folders (empty when DAV is not
 /// configured). Kinds: the first event calendar is `calendar`, the first task list `tasks`,
 /// the first address book `contacts`; further ones are user folders.
@@ -269,25 +289,10 @@ async fn windowed_listing(
     let mut current = BTreeMap::new();
     for component in components {
         let body = xml::calendar_query(component, window.start, window.end);
-        let r = request(
-            t,
-            "REPORT",
-            path,
-            &[
-                ("Depth", "1"),
-                ("Content-Type", "application/xml; charset=utf-8"),
-            ],
-            body.into_bytes(),
-            MAX_LISTING,
-        )
-        .await?;
-        if r.status == 401 {
-            check(t, &r, path)?;
-        }
-        if r.status != 207 {
+        let Some(answer) = report(t, path, Some("1"), body).await? else {
             return Ok(None);
-        }
-        for e in xml::multistatus(&r.body).map_err(ImapError::Protocol)? {
+        };
+        for e in xml::multistatus(&answer).map_err(ImapError::Protocol)? {
             let href = path_of_href(&e.href);
             if super::percent_decode(&href).trim_end_matches('/') == own_path {
                 if e.status == Some(507) {
@@ -355,22 +360,10 @@ async fn sync_collection(
 <D:sync-collection xmlns:D="DAV:"><D:sync-token>{}</D:sync-token><D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>"#,
         quick_xml::escape::escape(token)
     );
-    let r = request(
-        t,
-        "REPORT",
-        path,
-        &[("Content-Type", "application/xml; charset=utf-8")],
-        body.into_bytes(),
-        MAX_LISTING,
-    )
-    .await?;
-    if r.status == 401 {
-        check(t, &r, path)?;
-    }
-    if r.status != 207 {
+    let Some(answer) = report(t, path, None, body).await? else {
         return Ok(None);
-    }
-    let (entries, new_token) = xml::multistatus_with_token(&r.body).map_err(ImapError::Protocol)?;
+    };
+    let (entries, new_token) = xml::multistatus_with_token(&answer).map_err(ImapError::Protocol)?;
     let own = super::percent_decode(path);
     let own = own.trim_end_matches('/');
     let mut changes = Vec::new();
