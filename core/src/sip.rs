@@ -22,7 +22,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use switchboard_sdk::sip::Origin;
 use switchboard_sdk::Error;
-use switchboard_sip_transport::framing::{error_response, peek_head, Limits};
+use switchboard_sip_transport::framing::{error_response, peek_branch, peek_head, Limits};
 use switchboard_sip_transport::ratelimit::{Rate, RateLimiter};
 use switchboard_sip_transport::{
     serve_stream, serve_stream_notify, serve_udp, FlowId, Flows, Inbound, SipHandler, Transport,
@@ -112,11 +112,8 @@ impl SipHandler for SipDispatch {
         // A response over UDP ends the retransmission of the request it answers (timer E in
         // caps::sip_retransmit); it still goes to the plugin below.
         if transport == Transport::Udp && inbound.message.starts_with(b"SIP/") {
-            if let Some(branch) = peek_head(&inbound.message)
-                .as_ref()
-                .and_then(|h| h.top_branch())
-            {
-                self.shared.plugin_runtime.sip.answered(branch);
+            if let Some(head) = peek_branch(&inbound.message).filter(|h| h.method.is_none()) {
+                self.shared.plugin_runtime.sip.answered(&head.branch);
             }
         }
         let snap = self.shared.current();

@@ -347,15 +347,56 @@ impl MessageHead {
     /// The `branch` parameter of the topmost Via (the first value of the first Via line): what
     /// names a transaction (RFC 3261 §17.1.3). `None` without a Via or a branch.
     pub fn top_branch(&self) -> Option<&str> {
-        let top = self.via.first()?.split(',').next()?;
-        top.split(';').skip(1).find_map(|p| {
-            let (name, value) = p.split_once('=')?;
-            name.trim()
-                .eq_ignore_ascii_case("branch")
-                .then(|| value.trim())
-                .filter(|v| !v.is_empty())
-        })
+        branch_of(self.via.first()?)
     }
+}
+
+/// The `branch` parameter of the first value of a Via header line.
+fn branch_of(via_line: &str) -> Option<&str> {
+    let top = via_line.split(',').next()?;
+    top.split(';').skip(1).find_map(|p| {
+        let (name, value) = p.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("branch")
+            .then(|| value.trim())
+            .filter(|v| !v.is_empty())
+    })
+}
+
+/// What names a message's transaction, read by [`peek_branch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Branch<'a> {
+    /// The method, for a request; `None` for a response.
+    pub method: Option<&'a str>,
+    /// The `branch` parameter of the topmost Via (as [`MessageHead::top_branch`]).
+    pub branch: Cow<'a, str>,
+}
+
+/// The method (of a request) and the top Via branch of a message: what
+/// `peek_head(message)` and [`MessageHead::top_branch`] give, without copying every header
+/// value the way [`peek_head`] does. For the per-datagram work of a UDP transaction layer
+/// (which request a response answers). `None` when the start line is neither a request nor a
+/// status line, or the top Via has no branch.
+pub fn peek_branch(message: &[u8]) -> Option<Branch<'_>> {
+    let data = strip_leading_newlines(message);
+    let head = match find_header_end(data, 0) {
+        HeaderEnd::Found(end) => data.get(..end)?,
+        HeaderEnd::NotYet { .. } => data,
+    };
+    let (start, mut fields) = start_and_fields(head)?;
+    let method = match parse_start_line(start)? {
+        StartLine::Request { method } => Some(method),
+        StartLine::Response { .. } => None,
+    };
+    let via = fields.find(|f| Copied::of(f.name) == Some(Copied::Via))?;
+    let branch = match via.value {
+        Cow::Borrowed(v) => match String::from_utf8_lossy(v) {
+            Cow::Borrowed(v) => Cow::Borrowed(branch_of(v)?),
+            Cow::Owned(v) => Cow::Owned(branch_of(&v)?.to_owned()),
+        },
+        Cow::Owned(v) => Cow::Owned(branch_of(&String::from_utf8_lossy(&v))?.to_owned()),
+    };
+    Some(Branch { method, branch })
 }
 
 /// Reads the start line and the `Via`, `From`, `To`, `Call-ID` and `CSeq` header fields
@@ -466,6 +507,35 @@ pub fn error_response(request: &[u8], code: u16, reason: &str) -> Option<Vec<u8>
 #[cfg(test)]
 mod unit {
     use super::*;
+
+    #[test]
+    fn peek_branch_agrees_with_peek_head() {
+        let cases: &[&[u8]] = &[
+            b"MESSAGE sip:bob@x SIP/2.0\r\nVia: SIP/2.0/UDP h:5060;branch=z9hG4bKa;rport\r\nVia: SIP/2.0/UDP o;branch=z9hG4bKb\r\n\r\nbody",
+            b"SIP/2.0 200 OK\r\nFrom: <sip:a@x>\r\nv: SIP/2.0/UDP h;rport;BRANCH = z9hG4bKc , SIP/2.0/UDP o;branch=z9hG4bKd\r\n\r\n",
+            b"\r\nACK sip:bob@x SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n ;branch=z9hG4bKfolded\r\n\r\n",
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK\xff\xfe\r\n\r\n",
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;received=1.2.3.4\r\n\r\n",
+            b"SIP/2.0 200 OK\r\nTo: <sip:b@x>\r\n\r\n",
+            b"garbage\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\n\r\n",
+            b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKtrunc",
+        ];
+        for raw in cases {
+            let head = peek_head(raw);
+            let expected = head
+                .as_ref()
+                .and_then(|h| h.top_branch().map(|b| (h.method.clone(), b.to_string())));
+            let got =
+                peek_branch(raw).map(|b| (b.method.map(str::to_string), b.branch.into_owned()));
+            assert_eq!(got, expected, "{}", String::from_utf8_lossy(raw));
+        }
+        let b = peek_branch(cases[0]).unwrap();
+        assert_eq!((b.method, b.branch.as_ref()), (Some("MESSAGE"), "z9hG4bKa"));
+        assert!(
+            matches!(b.branch, Cow::Borrowed(_)),
+            "no copy for a plain Via"
+        );
+    }
 
     #[test]
     fn header_end_variants() {

@@ -17,7 +17,7 @@ mod head;
 mod stream;
 
 pub use datagram::{classify_datagram, Datagram};
-pub use head::{error_response, peek_head, MessageHead};
+pub use head::{error_response, peek_branch, peek_head, Branch, MessageHead};
 pub use stream::{Frame, StreamFramer};
 
 /// Size limits applied to every SIP message, on every transport.

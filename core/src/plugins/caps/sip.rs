@@ -25,7 +25,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use switchboard_auth::{AuthFailureKind, Authenticator};
 use switchboard_sdk::{Error, Principal};
-use switchboard_sip_transport::framing::peek_head;
+use switchboard_sip_transport::framing::peek_branch;
 use switchboard_sip_transport::{FlowId, Flows, SendError, Transport};
 
 use super::sip_retransmit::Retransmits;
@@ -56,7 +56,9 @@ pub trait Dialer: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Default)]
 pub struct SipSockets {
     flows: Flows,
-    udp: Mutex<Vec<Arc<UdpSocket>>>,
+    /// The UDP listener sockets with their local addresses (read once: asking the socket
+    /// is a system call, and every `send-to` picks one).
+    udp: Mutex<Vec<(SocketAddr, Arc<UdpSocket>)>>,
     /// IP → when it last had a stream connection to us.
     seen: Mutex<HashMap<IpAddr, Instant>>,
     dialer: OnceLock<Arc<dyn Dialer>>,
@@ -110,10 +112,14 @@ impl SipSockets {
 
     /// Registers a UDP listener socket for `send-to`.
     pub fn add_udp(&self, socket: Arc<UdpSocket>) {
+        // A socket without a local address could not be picked by family: never used.
+        let Ok(local) = socket.local_addr() else {
+            return;
+        };
         self.udp
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(socket);
+            .push((local, socket));
     }
 
     /// Installs what opens outbound connections (once; later calls are ignored). Without one,
@@ -293,11 +299,9 @@ impl SipSockets {
     async fn send_udp(&self, target: SocketAddr, message: &[u8]) -> Result<(), Error> {
         let socket = {
             let udp = self.udp.lock().unwrap_or_else(PoisonError::into_inner);
-            let same_family = |s: &&Arc<UdpSocket>| {
-                s.local_addr()
-                    .is_ok_and(|a| a.is_ipv4() == target.is_ipv4())
-            };
-            udp.iter().find(same_family).cloned()
+            udp.iter()
+                .find(|(local, _)| local.is_ipv4() == target.is_ipv4())
+                .map(|(_, s)| s.clone())
         };
         let Some(socket) = socket else {
             send_failed("udp", "no_socket");
@@ -312,16 +316,14 @@ impl SipSockets {
                 // A request (not an ACK, which has no response) is resent until answered;
                 // responses, most of what goes out, are not even parsed.
                 let request = !message.starts_with(b"SIP/") && !message.starts_with(b"ACK ");
-                if let Some(head) = request.then(|| peek_head(message)).flatten() {
-                    if head.method.as_deref().is_some_and(|m| m != "ACK") {
-                        if let Some(branch) = head.top_branch() {
-                            self.retransmits.start(
-                                socket,
-                                target,
-                                Bytes::copy_from_slice(message),
-                                branch.to_string(),
-                            );
-                        }
+                if let Some(head) = request.then(|| peek_branch(message)).flatten() {
+                    if head.method.is_some_and(|m| m != "ACK") {
+                        self.retransmits.start(
+                            socket,
+                            target,
+                            Bytes::copy_from_slice(message),
+                            &head.branch,
+                        );
                     }
                 }
                 Ok(())
