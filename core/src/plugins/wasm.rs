@@ -378,6 +378,8 @@ struct Warm {
     tenant: String,
     calls: u32,
     handle: Option<TypedFunc<(Request,), (Outcome,)>>,
+    /// `sip-handler.handle`, looked up (and type-checked) once per instance.
+    sip_handle: Option<TypedFunc<(Vec<u8>, Origin), ()>>,
     /// Held while the instance runs a call (see [`WasmLimits::concurrency`]).
     running: Option<OwnedSemaphorePermit>,
 }
@@ -556,6 +558,7 @@ impl WasmPlugin {
             tenant: tenant.to_string(),
             calls: 0,
             handle: None,
+            sip_handle: None,
             running: None,
         })
     }
@@ -699,15 +702,32 @@ impl WasmPlugin {
             .map(|(o,)| o)
     }
 
-    /// `sip-handler.handle`
+    /// `sip-handler.handle`; like `http_handle`, the typed function stays on the instance
+    /// (looking it up type-checks the signature, once per message otherwise).
     pub async fn sip_handle(
         &self,
         call: CallCtx,
         message: Vec<u8>,
         origin: Origin,
     ) -> Result<(), Fault> {
-        self.run::<_, ()>("", call, "handle", (message, origin))
-            .await
+        let mut w = self.checkout("", call).await?;
+        let func = match w.sip_handle {
+            Some(f) => f,
+            None => {
+                let f = self
+                    .func::<(Vec<u8>, Origin), ()>(&mut w, "handle")
+                    .map_err(|e| Fault::Abi(format!("{e:#}")))?;
+                w.sip_handle = Some(f);
+                f
+            }
+        };
+        match func.call_async(&mut w.store, (message, origin)).await {
+            Ok(()) => {
+                self.checkin(w, true);
+                Ok(())
+            }
+            Err(e) => Err(classify(&w.store, e)),
+        }
     }
 
     /// A `mailstore` export.
