@@ -101,7 +101,7 @@ pub fn from_registered_source(who: &Aor, ctx: &Ctx<'_>) -> Result<bool> {
     Ok(bindings.iter().any(|b| match (origin.flow, b.target.flow) {
         (Some(f), Some(g)) => f == g,
         (None, None) => {
-            ctx.settings.trust_registered_address
+            ctx.settings.trust_registered_address()
                 && b.target.transport.eq_ignore_ascii_case(&origin.transport)
                 && b.target.peer == origin.peer
         }

@@ -35,12 +35,12 @@ pub fn message<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Message
     if msg.max_forwards().map_err(bad)? == Some(0) {
         return Err(SipError::status(483, "Too Many Hops"));
     }
-    if msg.body().len() > ctx.settings.max_body_bytes {
+    if msg.body().len() > ctx.settings.max_body_bytes() {
         return Err(SipError::status(
             413,
             reason_text(&format!(
                 "Request Entity Too Large (at most {} bytes)",
-                ctx.settings.max_body_bytes
+                ctx.settings.max_body_bytes()
             )),
         ));
     }
@@ -60,8 +60,8 @@ pub fn message<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Message
         // as a proxy forwards a request (RFC 3261 §16.6); their answers are consumed (see
         // `on_response`).
         let accepted = Message::response_to(msg, 202, "Accepted").map_err(proto)?;
-        if let Some(bytes) = send_reply(ctx, msg, accepted, true) {
-            crate::txn::remember(msg, &bytes, ctx.now);
+        if send_reply(ctx, msg, accepted, true).is_some() {
+            crate::txn::remember_status(ctx, 202, "Accepted");
         }
         let call_id = msg.call_id().map_err(bad)?.to_string();
         let cseq = msg.cseq().map_err(bad)?.seq;
@@ -209,7 +209,7 @@ fn enqueue(
 ) -> Result<()> {
     let prefix = format!("q/{}/", aor.key());
     let seq_key = format!("qseq/{}", aor.key());
-    let max = ctx.settings.max_queued;
+    let max = ctx.settings.max_queued();
     for _ in 0..RETRIES {
         let queued = kv::scan(&prefix, None, (max + 1) as u32)?;
         if queued.len() >= max {
@@ -256,7 +256,7 @@ fn enqueue(
 /// delivery as pending until its 2xx.
 pub fn deliver_queued(aor: &Aor, bindings: &[Binding], ctx: &Ctx<'_>) -> Result<usize> {
     let prefix = format!("q/{}/", aor.key());
-    let items = kv::scan(&prefix, None, ctx.settings.max_queued as u32)?;
+    let items = kv::scan(&prefix, None, ctx.settings.max_queued() as u32)?;
     let mut sent = 0;
     for (key, raw) in items {
         let Ok(item) = serde_json::from_slice::<Queued>(&raw) else {

@@ -35,10 +35,10 @@ fn check_event(msg: &Message<'_>) -> Result<()> {
 
 fn expires(msg: &Message<'_>, ctx: &Ctx<'_>) -> Result<u32> {
     let e = msg.expires().map_err(bad)?.unwrap_or(DEFAULT_EXPIRES);
-    if e != 0 && e < ctx.settings.min_expires {
-        return Err(SipError::TooBrief(ctx.settings.min_expires));
+    if e != 0 && e < ctx.settings.min_expires() {
+        return Err(SipError::TooBrief(ctx.settings.min_expires()));
     }
-    Ok(e.min(ctx.settings.max_expires))
+    Ok(e.min(ctx.settings.max_expires()))
 }
 
 fn presentity(msg: &Message<'_>) -> Result<Aor> {
@@ -67,7 +67,7 @@ pub fn publish<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Message
         ));
     }
     let body = msg.body();
-    if body.len() > ctx.settings.max_body_bytes {
+    if body.len() > ctx.settings.max_body_bytes() {
         return Err(SipError::status(413, "Request Entity Too Large"));
     }
     let expires = expires(msg, ctx)?;
@@ -198,7 +198,7 @@ pub fn subscribe<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Messa
     let who = presentity(msg)?;
     let watcher = auth::checked_sender(msg, ctx, "domain")?;
     registrar::require_hosted(ctx, &who.domain, "domain", "; no federation")?;
-    let allowed = match ctx.settings.watcher_policy.as_str() {
+    let allowed = match ctx.settings.watcher_policy() {
         "hosted" => true,
         "self" => watcher == who,
         _ => watcher.domain == who.domain,
@@ -251,7 +251,7 @@ pub fn subscribe<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Messa
         let existing = kv::scan(
             &format!("sub/{}/", who.key()),
             None,
-            ctx.settings.max_subscriptions as u32 + 1,
+            ctx.settings.max_subscriptions() as u32 + 1,
         )?;
         let live = existing
             .iter()
@@ -259,7 +259,7 @@ pub fn subscribe<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Messa
                 serde_json::from_slice::<Subscription>(raw).is_ok_and(|s| s.expires_at > ctx.now)
             })
             .count();
-        if live >= ctx.settings.max_subscriptions {
+        if live >= ctx.settings.max_subscriptions() {
             return Err(SipError::status(
                 403,
                 reason_text(&format!("Forbidden (too many watchers of {})", who.key())),
@@ -414,7 +414,7 @@ pub fn notify_all(who: &Aor, ctx: &Ctx<'_>) {
     // One document for every watcher.
     let body = document(who, ctx.now);
     let rows =
-        kv::scan(&prefix, None, ctx.settings.max_subscriptions as u32 * 2).unwrap_or_default();
+        kv::scan(&prefix, None, ctx.settings.max_subscriptions() as u32 * 2).unwrap_or_default();
     for (key, raw) in rows {
         let Ok(mut sub) = serde_json::from_slice::<Subscription>(&raw) else {
             let _ = kv::delete(&key);

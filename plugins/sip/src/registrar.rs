@@ -13,12 +13,8 @@ pub const DEFAULT_EXPIRES: u32 = 3600;
 
 /// Whether `domain` is served here: listed in `domains`, or any domain when the list is empty.
 pub fn hosted(ctx: &Ctx<'_>, domain: &str) -> bool {
-    ctx.settings.domains.is_empty()
-        || ctx
-            .settings
-            .domains
-            .iter()
-            .any(|d| d.eq_ignore_ascii_case(domain))
+    let domains = ctx.settings.domains();
+    domains.is_empty() || domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
 }
 
 /// `403` unless `domain` is served here; the reason reads "Forbidden ({what} DOMAIN is not
@@ -84,10 +80,10 @@ pub fn register<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Messag
         for c in &contacts {
             let Some(addr) = c.addr() else { continue };
             let expires = addr.expires().or(header_expires).unwrap_or(DEFAULT_EXPIRES);
-            if expires != 0 && expires < ctx.settings.min_expires {
-                return Err(SipError::TooBrief(ctx.settings.min_expires));
+            if expires != 0 && expires < ctx.settings.min_expires() {
+                return Err(SipError::TooBrief(ctx.settings.min_expires()));
             }
-            let expires = expires.min(ctx.settings.max_expires);
+            let expires = expires.min(ctx.settings.max_expires());
             let (instance, reg_id) = (addr.sip_instance().map(str::to_string), addr.reg_id());
             // RFC 5626 §6: outbound bindings need both, over a flow the registrar can reuse.
             let (instance, reg_id) = if wants_outbound && instance.is_some() && reg_id.is_some() {
@@ -153,12 +149,12 @@ pub fn register<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Messag
                         bindings.contacts.push(new.clone());
                     }
                 }
-                if bindings.contacts.len() > ctx.settings.max_contacts {
+                if bindings.contacts.len() > ctx.settings.max_contacts() {
                     return Err(SipError::status(
                         403,
                         reason_text(&format!(
                             "Forbidden (at most {} contacts per address)",
-                            ctx.settings.max_contacts
+                            ctx.settings.max_contacts()
                         )),
                     ));
                 }

@@ -5,7 +5,8 @@
 //! |---|---|
 //! | `reg/{aor}` | [`Bindings`]: the AOR's contacts |
 //! | `known/{aor}` | `1`: the AOR registered here at least once (may receive offline messages) |
-//! | `txn/{branch}|{sent-by}|{method}` | `{expires}\n` + the final response sent |
+//! | `txn/{branch}|{sent-by}|{method}` | `{expires}\n` + the final response sent, or `={code} {reason}` (see [`crate::txn::remember_status`]) |
+//! | `txn/~exp/{expires:010}/{branch}|{sent-by}|{method}` | empty: the response cache's expiry index |
 //! | `qseq/{aor}` | next queue sequence number |
 //! | `q/{aor}/{seq:016}` | [`Queued`]: an offline message |
 //! | `pend/{call-id}` | `{q key}`: a delivery of a queued message awaiting its 2xx |

@@ -16,6 +16,8 @@ pub const ALLOW: &str = "REGISTER, MESSAGE, SUBSCRIBE, PUBLISH, OPTIONS, ACK";
 pub const SUPPORTED: &str = "outbound, path";
 /// Longest branch we key the cache by.
 const MAX_BRANCH: usize = 128;
+/// Longest cache key (the host allows 512 bytes, the expiry index adds 16).
+const MAX_KEY: usize = 480;
 
 /// Everything a handler needs about the message being handled.
 #[derive(Debug)]
@@ -26,6 +28,8 @@ pub struct Ctx<'o> {
     pub now: u64,
     /// Settings.
     pub settings: Settings,
+    /// The response-cache key of the request (see [`remember`]), computed once.
+    pub cache_key: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -46,10 +50,11 @@ pub fn handle_at(raw: &[u8], origin: &Origin, now: u64) {
             return;
         }
     };
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         origin,
         now,
         settings: Settings::load(),
+        cache_key: None,
     };
     if !msg.is_request() {
         im::on_response(&msg, &ctx);
@@ -72,9 +77,9 @@ pub fn handle_at(raw: &[u8], origin: &Origin, now: u64) {
     if method == Method::Ack {
         return; // no INVITE transactions here; ACKs for our non-2xx finals end silently
     }
-    let key = cache_key(&msg);
-    if let Some(key) = &key {
-        if replay(key, &ctx) {
+    ctx.cache_key = cache_key(&msg);
+    if let Some(key) = &ctx.cache_key {
+        if replay(key, &msg, &ctx) {
             return;
         }
     }
@@ -87,8 +92,8 @@ pub fn handle_at(raw: &[u8], origin: &Origin, now: u64) {
         return;
     };
     let bytes = send_reply(&ctx, &msg, resp, true);
-    if let (Some(key), Some(bytes)) = (key, bytes) {
-        store_cache(&key, &bytes, now);
+    if let (Some(key), Some(bytes)) = (&ctx.cache_key, bytes) {
+        store_cache(key, &bytes, now);
     }
 }
 
@@ -259,11 +264,16 @@ fn cache_key(msg: &Message<'_>) -> Option<String> {
         None => via.host.to_string(),
     };
     let method = msg.method()?;
-    Some(format!("txn/{branch}|{sent_by}|{}", method.as_str()))
+    let key = format!("txn/{branch}|{sent_by}|{}", method.as_str());
+    // Room for the expiry index's longer key within the host's 512-byte limit.
+    (key.len() <= MAX_KEY).then_some(key)
 }
 
-/// Resend a cached final response; true when there was one.
-fn replay(key: &str, ctx: &Ctx<'_>) -> bool {
+/// Marks a cache entry holding a status line rather than a response (see [`remember_status`]).
+const STATUS_ONLY: u8 = b'=';
+
+/// Resend a cached final response to `req`, a retransmission; true when there was one.
+fn replay(key: &str, req: &Message<'_>, ctx: &Ctx<'_>) -> bool {
     let Ok(Some(raw)) = kv::get(key) else {
         return false;
     };
@@ -278,7 +288,24 @@ fn replay(key: &str, ctx: &Ctx<'_>) -> bool {
         let _ = kv::delete(key);
         return false;
     }
-    if let Err(e) = ctx.source().send(&raw[nl + 1..]) {
+    let cached = &raw[nl + 1..];
+    if let Some(status) = cached.strip_prefix(&[STATUS_ONLY]) {
+        // Built again from the retransmission: the same bytes as the first time (the To tag
+        // of `response_to` is derived from the request).
+        let status = std::str::from_utf8(status).unwrap_or_default();
+        let (code, reason) = status.split_once(' ').unwrap_or((status, ""));
+        match code
+            .parse()
+            .map(|code| Message::response_to(req, code, reason))
+        {
+            Ok(Ok(resp)) => {
+                send_reply(ctx, req, resp, false);
+            }
+            _ => host::log::warn(&format!("sip: cached status {status:?} not resent")),
+        }
+        return true;
+    }
+    if let Err(e) = ctx.source().send(cached) {
         host::log::warn(&format!("sip: cached response not resent: {e}"));
     }
     true
@@ -291,40 +318,66 @@ pub fn remember(req: &Message<'_>, bytes: &[u8], now: u64) {
     }
 }
 
-fn store_cache(key: &str, bytes: &[u8], now: u64) {
-    let mut value = format!("{}\n", now + CACHE_SECS).into_bytes();
-    value.extend_from_slice(bytes);
-    if let Err(e) = kv::set(key, &value) {
-        host::log::warn(&format!("sip: response not cached: {e}"));
+/// Cache a final response a handler sent itself that is exactly
+/// `Message::response_to(req, code, reason)` (no header added) and went through
+/// [`send_reply`]: only the status is kept, and a retransmission is answered with the response
+/// built again. Twenty-odd bytes instead of the response (hundreds): the cache holds every
+/// request of the last 32 s, and the sweep reads some of it back on every request.
+pub fn remember_status(ctx: &Ctx<'_>, code: u16, reason: &str) {
+    if let Some(key) = &ctx.cache_key {
+        let mut value = Vec::with_capacity(8 + reason.len());
+        value.push(STATUS_ONLY);
+        value.extend_from_slice(format!("{code} {reason}").as_bytes());
+        store_cache(key, &value, ctx.now);
     }
-    sweep_cache(now);
 }
 
-/// Delete a few lapsed cache entries (bounded work per request; keys start with random
-/// branches, so scanning from a random point spreads the sweep).
+/// Where the cache's expiry index lives: `txn/~exp/{expires:010}/{key without "txn/"}`, one
+/// empty entry per cached response, so the entries sort oldest first. (`~` sorts after every
+/// branch: cached keys all start with the RFC 3261 magic cookie, `txn/z9hG4bK`.)
+const EXPIRY_INDEX: &str = "txn/~exp/";
+/// Lapsed entries removed per request at most.
+const SWEEP: u32 = 4;
+
+fn expiry_key(expires: u64, key: &str) -> String {
+    format!(
+        "{EXPIRY_INDEX}{expires:010}/{}",
+        key.strip_prefix("txn/").unwrap_or(key)
+    )
+}
+
+/// The expiry and the cache key an index entry names.
+fn parse_expiry_key(index: &str) -> Option<(u64, String)> {
+    let (expires, rest) = index.strip_prefix(EXPIRY_INDEX)?.split_once('/')?;
+    Some((expires.parse().ok()?, format!("txn/{rest}")))
+}
+
+/// Cache `bytes` under `key` until timer J, and sweep a few lapsed entries, in one
+/// `kv.commit` after one `kv.scan`.
 ///
-/// The lapsed entries go in one `kv.commit`: every write is a database transaction, and one
-/// per deleted key made a MESSAGE cost up to five of them (the cache entry plus four
-/// deletes), which bounded throughput under load (docs/benchmarks.md, SIP IM). Each delete
-/// is checked against the value read, so an entry rewritten meanwhile (a request after timer
-/// J, answered anew) is kept; a failed check only leaves the sweep to a later request.
-fn sweep_cache(now: u64) {
-    let start = format!("txn/{}", &crate::util::random_token()[..4]);
-    let rows = kv::scan("txn/", Some(&start), 4).unwrap_or_default();
+/// The sweep takes the oldest entries of the expiry index, so every entry goes within a
+/// request or two of lapsing and the cache holds the last 32 s of requests, no more. (A
+/// sweep from a random point among the cached keys missed most of them: keys all start with
+/// the branch's magic cookie, so it began at the same place every time.) An entry lapsed in
+/// the index is deleted without reading it: only a request reusing a branch after timer J,
+/// which RFC 3261 §8.1.1.7 rules out, could have cached a newer response under its key, and
+/// then the cost is that its retransmissions are handled again.
+fn store_cache(key: &str, bytes: &[u8], now: u64) {
+    let expires = now + CACHE_SECS;
+    let mut value = format!("{expires}\n").into_bytes();
+    value.extend_from_slice(bytes);
     let mut commit = Commit::new();
-    for (key, raw) in &rows {
-        let expires: u64 = raw
-            .split(|&b| b == b'\n')
-            .next()
-            .and_then(|s| std::str::from_utf8(s).ok())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        if expires <= now {
-            commit = commit.check(key, Some(raw)).delete(key);
+    for (index, _) in kv::scan(EXPIRY_INDEX, None, SWEEP).unwrap_or_default() {
+        match parse_expiry_key(&index) {
+            Some((lapses, _)) if lapses > now => break,
+            Some((_, cached)) if cached != key => commit = commit.delete(&index).delete(&cached),
+            _ => commit = commit.delete(&index),
         }
     }
-    if !commit.writes.is_empty() {
-        let _ = kv::commit(&commit);
+    // Deletes first: a lapsed entry under this very key is replaced, not removed.
+    commit = commit.set(key, &value).set(&expiry_key(expires, key), b"");
+    if let Err(e) = kv::commit(&commit) {
+        host::log::warn(&format!("sip: response not cached: {e}"));
     }
 }
 

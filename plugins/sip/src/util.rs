@@ -1,5 +1,6 @@
 //! Small helpers: time, random tokens, settings, addresses of record, sending.
 
+use std::cell::OnceCell;
 use std::hash::{BuildHasher, Hasher};
 
 use switchboard_sdk::host;
@@ -31,29 +32,21 @@ pub fn random_token() -> String {
     format!("{:016x}{:016x}", random_u64(), random_u64())
 }
 
-/// The settings this plugin reads, with their defaults (the manifest's).
-#[derive(Debug, Clone)]
+/// The settings this plugin reads, with their defaults (the manifest's). Each is read from
+/// the host the first time a call needs it (a `config.get` is a host call with two strings
+/// copied across; a MESSAGE needs three settings, a response none), then kept for the call.
+#[derive(Debug, Clone, Default)]
 pub struct Settings {
-    /// Digest realm; empty: the user's domain.
-    pub realm: String,
-    /// Hosted domains, lower case; empty: any known user's domain.
-    pub domains: Vec<String>,
-    /// `same-domain`, `hosted` or `self`.
-    pub watcher_policy: String,
-    /// Trust the UDP source address of a current registration.
-    pub trust_registered_address: bool,
-    /// Shortest expiry accepted.
-    pub min_expires: u32,
-    /// Longest expiry granted.
-    pub max_expires: u32,
-    /// Largest MESSAGE/PUBLISH body.
-    pub max_body_bytes: usize,
-    /// Most contacts per AOR.
-    pub max_contacts: usize,
-    /// Most queued messages per AOR.
-    pub max_queued: usize,
-    /// Most subscriptions per presentity.
-    pub max_subscriptions: usize,
+    realm: OnceCell<String>,
+    domains: OnceCell<Vec<String>>,
+    watcher_policy: OnceCell<String>,
+    trust_registered_address: OnceCell<bool>,
+    min_expires: OnceCell<u32>,
+    max_expires: OnceCell<u32>,
+    max_body_bytes: OnceCell<usize>,
+    max_contacts: OnceCell<usize>,
+    max_queued: OnceCell<usize>,
+    max_subscriptions: OnceCell<usize>,
 }
 
 fn int(key: &str, default: u64) -> u64 {
@@ -63,37 +56,94 @@ fn int(key: &str, default: u64) -> u64 {
 }
 
 impl Settings {
-    /// Read the settings from the host.
+    /// The settings of this call, read from the host as they are first used.
     pub fn load() -> Settings {
-        let min_expires = int("min_expires", 60).clamp(1, 86_400) as u32;
-        Settings {
-            realm: host::config::get("realm").unwrap_or_default(),
-            domains: host::config::get("domains")
+        Settings::default()
+    }
+
+    /// Digest realm; empty: the user's domain.
+    pub fn realm(&self) -> &str {
+        self.realm
+            .get_or_init(|| host::config::get("realm").unwrap_or_default())
+    }
+
+    /// Hosted domains, lower case; empty: any known user's domain.
+    pub fn domains(&self) -> &[String] {
+        self.domains.get_or_init(|| {
+            host::config::get("domains")
                 .unwrap_or_default()
                 .split(',')
                 .map(|d| d.trim().to_ascii_lowercase())
                 .filter(|d| !d.is_empty())
-                .collect(),
-            watcher_policy: host::config::get("watcher_policy")
-                .unwrap_or_else(|| "same-domain".into()),
-            trust_registered_address: host::config::get("trust_registered_address")
+                .collect()
+        })
+    }
+
+    /// `same-domain`, `hosted` or `self`.
+    pub fn watcher_policy(&self) -> &str {
+        self.watcher_policy.get_or_init(|| {
+            host::config::get("watcher_policy").unwrap_or_else(|| "same-domain".into())
+        })
+    }
+
+    /// Trust the UDP source address of a current registration.
+    pub fn trust_registered_address(&self) -> bool {
+        *self.trust_registered_address.get_or_init(|| {
+            host::config::get("trust_registered_address")
                 .map(|v| v.trim() != "false")
-                .unwrap_or(true),
-            min_expires,
-            max_expires: (int("max_expires", 3600).clamp(1, 7 * 86_400) as u32).max(min_expires),
-            max_body_bytes: int("max_body_bytes", 16_384).min(1 << 20) as usize,
-            max_contacts: int("max_contacts", 10).clamp(1, 1000) as usize,
-            max_queued: int("max_queued", 100).clamp(1, 10_000) as usize,
-            max_subscriptions: int("max_subscriptions", 100).clamp(1, 10_000) as usize,
-        }
+                .unwrap_or(true)
+        })
+    }
+
+    /// Shortest expiry accepted.
+    pub fn min_expires(&self) -> u32 {
+        *self
+            .min_expires
+            .get_or_init(|| int("min_expires", 60).clamp(1, 86_400) as u32)
+    }
+
+    /// Longest expiry granted (never below [`Settings::min_expires`]).
+    pub fn max_expires(&self) -> u32 {
+        *self.max_expires.get_or_init(|| {
+            (int("max_expires", 3600).clamp(1, 7 * 86_400) as u32).max(self.min_expires())
+        })
+    }
+
+    /// Largest MESSAGE/PUBLISH body.
+    pub fn max_body_bytes(&self) -> usize {
+        *self
+            .max_body_bytes
+            .get_or_init(|| int("max_body_bytes", 16_384).min(1 << 20) as usize)
+    }
+
+    /// Most contacts per AOR.
+    pub fn max_contacts(&self) -> usize {
+        *self
+            .max_contacts
+            .get_or_init(|| int("max_contacts", 10).clamp(1, 1000) as usize)
+    }
+
+    /// Most queued messages per AOR.
+    pub fn max_queued(&self) -> usize {
+        *self
+            .max_queued
+            .get_or_init(|| int("max_queued", 100).clamp(1, 10_000) as usize)
+    }
+
+    /// Most subscriptions per presentity.
+    pub fn max_subscriptions(&self) -> usize {
+        *self
+            .max_subscriptions
+            .get_or_init(|| int("max_subscriptions", 100).clamp(1, 10_000) as usize)
     }
 
     /// The realm for a request whose user is in `domain`.
     pub fn realm_for(&self, domain: &str) -> String {
-        if self.realm.is_empty() {
+        let realm = self.realm();
+        if realm.is_empty() {
             domain.to_string()
         } else {
-            self.realm.clone()
+            realm.to_string()
         }
     }
 }

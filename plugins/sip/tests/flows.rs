@@ -451,6 +451,40 @@ fn message_forks_to_every_contact_and_answers_202() {
 }
 
 #[test]
+fn a_retransmitted_message_gets_the_same_202_and_is_not_forked_again() {
+    let h = host();
+    register_ok(
+        &h,
+        "alice",
+        "<sip:alice@127.0.0.1:5080>",
+        &udp(5080),
+        "r1",
+        1,
+    );
+    register_ok(&h, "bob", "<sip:bob@127.0.0.1:5081>", &udp(5081), "r2", 1);
+    let n = h.sip_sent().len();
+    let req = message("alice", "bob", "r3", "once", "");
+    h.run(|| handle_at(&req, &udp(5080), T0));
+    let first = sent_since(&h, n);
+    assert_eq!(first.len(), 2, "202 and one fork: {first:?}");
+    // The cache keeps the status only (the 202 is built again from the retransmission).
+    let cached = h
+        .kv_get("txn/z9hG4bKr3|user1pc.biloxi.com|MESSAGE")
+        .expect("cached");
+    assert!(cached.len() < 40, "{:?}", String::from_utf8_lossy(&cached));
+    h.run(|| handle_at(&req, &udp(5080), T0 + 1));
+    let again = sent_since(&h, n + 2);
+    assert_eq!(again.len(), 1, "no second fork: {again:?}");
+    assert_eq!(
+        again[0], first[0],
+        "the same 202, byte for byte, to the same place"
+    );
+    // After timer J it is a new request.
+    h.run(|| handle_at(&req, &udp(5080), T0 + 40));
+    assert_eq!(sent_since(&h, n + 3).len(), 2);
+}
+
+#[test]
 fn message_from_elsewhere_needs_proxy_auth_and_hosted_domains() {
     let h = host().with_config("domains", "biloxi.com");
     register_ok(&h, "bob", "<sip:bob@127.0.0.1:5081>", &udp(5081), "p1", 1);
@@ -832,7 +866,7 @@ fn lapsed_cache_entries_are_swept_by_later_requests() {
         assert!(h.kv_get(&key(b)).is_some(), "{b} kept before timer J");
     }
     // After timer J of s1-s3 (but not of s4, cached at T0 + 5): the next request's sweep
-    // (at most four entries, these sort first) removes the three lapsed ones together.
+    // (the oldest four of the expiry index) removes the three lapsed ones together.
     h.run(|| handle_at(&options("t"), &udp(5070), T0 + 33));
     for b in ["s1", "s2", "s3"] {
         assert!(h.kv_get(&key(b)).is_none(), "{b} swept");
@@ -845,5 +879,34 @@ fn lapsed_cache_entries_are_swept_by_later_requests() {
             .filter(|(_, t)| status_line(t) == "SIP/2.0 200 OK")
             .count(),
         5
+    );
+}
+
+#[test]
+fn the_cache_holds_timer_j_worth_of_requests_whatever_their_branches() {
+    let h = host();
+    let options = |branch: &str| {
+        format!(
+            "OPTIONS sip:biloxi.com SIP/2.0\r\n\
+             Via: SIP/2.0/UDP pc.biloxi.com;branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\n\
+             To: <sip:biloxi.com>\r\nFrom: <sip:a@biloxi.com>;tag=1\r\nCall-ID: {branch}\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    // Branches in an order unrelated to time (sipp's `-pid-call-n` sort "-1-", "-10-", …);
+    // two requests a second for 100 s.
+    for i in 0..200u64 {
+        let branch = format!("-77-{}-0", (i * 7919) % 1000);
+        h.run(|| handle_at(&options(&branch), &udp(5070), T0 + i / 2));
+    }
+    let rows = h.run(|| switchboard_sdk::host::kv::scan("txn/", None, 10_000).unwrap());
+    let (index, cached): (Vec<_>, Vec<_>) = rows.iter().partition(|(k, _)| k.starts_with("txn/~"));
+    // The last 32 s (65 requests), give or take the sweep's lag of a request or two.
+    assert!((64..=68).contains(&cached.len()), "{} cached", cached.len());
+    assert_eq!(
+        index.len(),
+        cached.len(),
+        "one index entry per cached response"
     );
 }
