@@ -11,7 +11,10 @@
 #   KAM_CHILDREN 2                                   Kamailio UDP/TCP worker processes
 #   KAM_SHM      2048                                Kamailio shared memory (MiB; its transactions live there, 512 ran out at 8,000/s)
 #   BENCH_ONLY   ""                                  "load" or "idle" to run one phase
+#   BENCH_SERVERS "sb kam"                           servers of the load phase (e.g. "sb" to compare
+#                                                    two Switchboard builds by their µs/msg)
 #   BENCH_NO_BUILD ""                                1: use the binaries already built
+#   BENCH_BIN, BENCH_WASM                            those binaries (default: the target directory's)
 #
 # What it does, all on 127.0.0.1 (see docs/benchmarks.md for figures and fairness notes):
 # 1. builds the release `switchboard` binary and the SIP plugin as WebAssembly
@@ -45,6 +48,7 @@ PER_USER=${BENCH_PER_USER:-50}
 KAM_CHILDREN=${KAM_CHILDREN:-2}
 KAM_SHM=${KAM_SHM:-2048}
 ONLY=${BENCH_ONLY:-}
+SERVERS=${BENCH_SERVERS:-"sb kam"}
 PASSWORD=bench-secret
 
 for tool in sipp kamailio kamcmd python3 curl; do
@@ -60,8 +64,8 @@ if [ -z "${BENCH_NO_BUILD:-}" ]; then
     (cd "$repo" && cargo build --quiet --release --bin switchboard -p switchboard-core)
     (cd "$repo" && cargo build --quiet --release -p switchboard-sip --lib --target wasm32-wasip2)
 fi
-bin=$target/release/switchboard
-wasm=$target/wasm32-wasip2/release/switchboard_sip.wasm
+bin=${BENCH_BIN:-$target/release/switchboard}
+wasm=${BENCH_WASM:-$target/wasm32-wasip2/release/switchboard_sip.wasm}
 
 work=$(mktemp -d /tmp/sip-bench.XXXXXX)
 pids=()
@@ -187,9 +191,9 @@ results="$work/results.tsv"
 printf 'server\trate\tsent\tok\tfailed\tlost\tretrans\tmsg_per_s\tp50_ms\tp99_ms\tcpu_pct\tcpu_us_per_msg\n' >"$results"
 
 if [ "$ONLY" != idle ]; then
-    start_sb; start_kam
-    echo "== switchboard pid $sb_proc (sip $SB_PORT); kamailio pid $kam_pid (sip $KAM_PORT, $KAM_CHILDREN children)"
-    for s in sb kam; do
+    case " $SERVERS " in *" sb "*) start_sb; echo "== switchboard pid $sb_proc (sip $SB_PORT)" ;; esac
+    case " $SERVERS " in *" kam "*) start_kam; echo "== kamailio pid $kam_pid (sip $KAM_PORT, $KAM_CHILDREN children)" ;; esac
+    for s in $SERVERS; do
         d="$work/$s"
         cd "$d"
         sipp -sf "$here/register.xml" -s bob -au bob -ap "$PASSWORD" -i 127.0.0.1 -p "${recv_port[$s]}" \
@@ -211,7 +215,7 @@ if [ "$ONLY" != idle ]; then
     printf '%-28s %6s %7s %7s %6s %5s %7s %9s %6s %6s %6s %8s\n' server rate sent ok failed lost retrans msg/s p50ms p99ms cpu% us/msg
     for rate in $RATES; do
         for s in kam sb; do
-            [ "${stopped[$s]}" = 0 ] || continue
+            [ "${stopped[$s]:-1}" = 0 ] || continue
             d="$work/$s/step-$rate"
             mkdir -p "$d"
             cd "$d"
@@ -256,7 +260,8 @@ if [ "$ONLY" != idle ]; then
     echo "  $(name sb): ${best[sb]:-none}"
     kb=$(echo "${best[kam]:-0}" | awk '{print $1+0}'); sbb=$(echo "${best[sb]:-0}" | awk '{print $1+0}')
     awk -v a="$sbb" -v b="$kb" 'BEGIN { if (b > 0) printf "  ratio Switchboard / Kamailio: %.2fx\n", a / b }'
-    stop_sb; stop_kam
+    case " $SERVERS " in *" sb "*) stop_sb ;; esac
+    case " $SERVERS " in *" kam "*) stop_kam ;; esac
 fi
 
 # ---------------------------------------------------------------- idle connections
