@@ -210,38 +210,45 @@ impl Settle {
     /// The response for `outcome`: a reply at once, or a park until an event, a newer wait of
     /// the same group or the timeout, then the resumed plugin's reply.
     async fn run(self, mut outcome: Result<Outcome, Fault>) -> Response<Body> {
-        let Settle {
-            plugin,
-            routes,
-            set,
-            hub,
-            principal,
-            secret,
-        } = self;
         let mut resumes = 0;
         loop {
             match outcome {
-                Err(fault) => return fault_response(plugin.name(), &fault),
+                Err(fault) => return fault_response(self.plugin.name(), &fault),
                 Ok(Outcome::Reply(resp)) => {
-                    return Box::pin(respond(resp, principal, Items { set, secret })).await
+                    return Box::pin(respond(
+                        resp,
+                        self.principal,
+                        Items {
+                            set: self.set,
+                            secret: self.secret,
+                        },
+                    ))
+                    .await
                 }
                 Ok(Outcome::Park(park)) => {
                     let timeout = Duration::from_millis(park.timeout_ms.into());
-                    match hub.wait(&park.watch, timeout, park.group.as_deref()).await {
+                    match self
+                        .hub
+                        .wait(&park.watch, timeout, park.group.as_deref())
+                        .await
+                    {
                         WaitOutcome::Fired(keys) if resumes < MAX_RESUMES => {
                             resumes += 1;
-                            outcome = Box::pin(plugin.http_resume(
-                                Some(routes.clone()),
-                                principal.clone(),
+                            outcome = Box::pin(self.plugin.http_resume(
+                                Some(self.routes.clone()),
+                                self.principal.clone(),
                                 park.state,
                                 keys,
-                                secret.clone(),
+                                self.secret.clone(),
                             ))
                             .await;
                         }
                         _ => {
-                            let items = Items { set, secret };
-                            return Box::pin(respond(park.on_timeout, principal, items)).await;
+                            let items = Items {
+                                set: self.set,
+                                secret: self.secret,
+                            };
+                            return Box::pin(respond(park.on_timeout, self.principal, items)).await;
                         }
                     }
                 }
