@@ -258,6 +258,96 @@ async fn parked_requests_time_out_and_a_newer_one_supersedes_the_older() {
     server.shutdown().await;
 }
 
+/// `parked_requests` from `/admin/status` once it equals `n` (bounded wait).
+async fn until_parked(server: &TestServer, n: u64) {
+    for _ in 0..600 {
+        let status = admin(server.admin_addr(), "GET", "/admin/status").await;
+        let v: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+        if v["parked_requests"] == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("parked requests never reached {n}");
+}
+
+/// A parked request waits outside hyper (`http/detach.rs`): its answer is written by the
+/// connection, which then serves the next request — also one the client sent while the first
+/// was parked, pipelined — and a client leaving ends the wait.
+#[tokio::test]
+async fn a_parked_request_is_answered_and_its_connection_serves_on() {
+    let root = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&plugin_config(root.path(), Build::Wasm)).await;
+    let a = auth();
+    let wait = |name: &str, extra: &str| {
+        format!("GET /example/notes/{name}?wait=60 HTTP/1.1\r\nHost: x\r\nAuthorization: {a}\r\n{extra}Content-Length: 0\r\n\r\n")
+    };
+    let plain = format!(
+        "GET /example/notes/k HTTP/1.1\r\nHost: x\r\nAuthorization: {a}\r\nContent-Length: 0\r\n\r\n"
+    );
+
+    // Parked, answered, and the same connection goes on.
+    let mut c = http(&server).await;
+    c.send_raw(wait("k", "").as_bytes()).await;
+    until_parked(&server, 1).await;
+    assert_eq!(
+        get_with(&server, "PUT", "/example/notes/k", b"one")
+            .await
+            .status,
+        204
+    );
+    let r = c.read_response().await.unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "one"));
+    assert_eq!(r.header("content-length"), Some("3"));
+    assert!(r.header("date").is_some());
+    let r = call(&mut c, "GET", "/example/notes/k", b"").await;
+    assert_eq!((r.status, r.text().as_str()), (200, "one"));
+
+    // A second parked request on that connection, with the next one sent behind it at once.
+    c.send_raw(format!("{}{plain}", wait("k", "")).as_bytes())
+        .await;
+    until_parked(&server, 1).await;
+    assert_eq!(
+        get_with(&server, "PUT", "/example/notes/k", b"two")
+            .await
+            .status,
+        204
+    );
+    let first = c.read_response().await.unwrap();
+    assert_eq!((first.status, first.text().as_str()), (200, "two"));
+    let second = c.read_response().await.unwrap();
+    assert_eq!((second.status, second.text().as_str()), (200, "two"));
+
+    // Requests that end their connection wait inside hyper, answered just the same.
+    let mut closing = http(&server).await;
+    closing
+        .send_raw(wait("k", "Connection: close\r\n").as_bytes())
+        .await;
+    let mut old = http(&server).await;
+    old.send_raw(wait("k", "").replace("HTTP/1.1", "HTTP/1.0").as_bytes())
+        .await;
+    until_parked(&server, 2).await;
+    assert_eq!(
+        get_with(&server, "PUT", "/example/notes/k", b"three")
+            .await
+            .status,
+        204
+    );
+    for conn in [&mut closing, &mut old] {
+        let r = conn.read_response().await.unwrap();
+        assert_eq!((r.status, r.text().as_str()), (200, "three"));
+        assert!(conn.closed_within(Duration::from_secs(10)).await);
+    }
+
+    // A client that leaves while parked ends its wait.
+    let mut gone = http(&server).await;
+    gone.send_raw(wait("k", "").as_bytes()).await;
+    until_parked(&server, 1).await;
+    drop(gone);
+    until_parked(&server, 0).await;
+    server.shutdown().await;
+}
+
 /// The plugin's entry in `/admin/status`.
 async fn plugin_status(server: &TestServer, name: &str) -> serde_json::Value {
     let status = admin(server.admin_addr(), "GET", "/admin/status").await;

@@ -220,6 +220,10 @@ pub struct Authenticator {
     audit: Arc<dyn AuditSink>,
     cache_key: [u8; 32],
     verified: Mutex<HashMap<[u8; 32], (Identity, Instant)>>,
+    /// One turn per credentials being verified right now: when a user's cached login expires,
+    /// all their devices ask at once, and one argon2 verification (19 MiB, tens of ms) should
+    /// serve them all.
+    verifying: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -249,6 +253,7 @@ impl Authenticator {
             audit,
             cache_key,
             verified: Mutex::new(HashMap::new()),
+            verifying: Mutex::new(HashMap::new()),
         }
     }
 
@@ -348,19 +353,52 @@ impl Authenticator {
             return Err(self.fail(&at, kind, login, false));
         }
         let slot = self.cache_slot(login, &creds.password);
-        if let Some((id, at)) = self
-            .verified
+        if let Some(id) = self.cached(&slot, now) {
+            return Ok(id);
+        }
+        // Wait for a verification of the same credentials already running, then use its
+        // result if it succeeded.
+        let turn = self
+            .verifying
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&slot)
-        {
-            if now.duration_since(*at) < VERIFIED_TTL {
-                return Ok(id.clone());
+            .entry(slot)
+            .or_default()
+            .clone();
+        let result = {
+            let _turn = turn.lock().await;
+            match self.cached(&slot, now) {
+                Some(id) => Ok(id),
+                None => self.verify_basic(&at, login, &creds.password, slot).await,
             }
+        };
+        let mut verifying = self.verifying.lock().unwrap_or_else(|p| p.into_inner());
+        // The map's handle and ours: nobody else waits on this turn.
+        if Arc::strong_count(&turn) <= 2 {
+            verifying.remove(&slot);
         }
+        result
+    }
+
+    /// The identity remembered for these credentials (`slot`), if still fresh.
+    fn cached(&self, slot: &[u8; 32], now: Instant) -> Option<Identity> {
+        let cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        let (id, at) = cache.get(slot)?;
+        (now.saturating_duration_since(*at) < VERIFIED_TTL).then(|| id.clone())
+    }
+
+    /// Ask the sources about a Basic login and remember a success under `slot`.
+    async fn verify_basic(
+        &self,
+        at: &Attempt<'_>,
+        login: &str,
+        password: &str,
+        slot: [u8; 32],
+    ) -> Result<Identity, AuthFailure> {
+        let (source, now) = (at.source, at.now);
         let mut errored = false;
         for s in &self.sources {
-            match s.verify_password(login, &creds.password).await {
+            match s.verify_password(login, password).await {
                 Ok(SourceVerdict::Valid(id)) => {
                     self.throttle.record_success(login, source, now);
                     let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
@@ -374,10 +412,10 @@ impl Authenticator {
                     return Ok(id);
                 }
                 Ok(SourceVerdict::Invalid) => {
-                    return Err(self.fail(&at, AuthFailureKind::BadCredentials, login, true))
+                    return Err(self.fail(at, AuthFailureKind::BadCredentials, login, true))
                 }
                 Ok(SourceVerdict::Disabled) => {
-                    return Err(self.fail(&at, AuthFailureKind::Disabled, login, true))
+                    return Err(self.fail(at, AuthFailureKind::Disabled, login, true))
                 }
                 Ok(SourceVerdict::NotMine) => {}
                 Err(e) => {
@@ -391,7 +429,7 @@ impl Authenticator {
         } else {
             AuthFailureKind::BadCredentials
         };
-        Err(self.fail(&at, kind, login, !errored))
+        Err(self.fail(at, kind, login, !errored))
     }
 
     /// Check a Digest `Authorization` / `Proxy-Authorization` header for a request with
@@ -491,5 +529,98 @@ impl Authenticator {
             failure.kind == AuthFailureKind::Stale,
             None,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A source that knows one password and counts how often it was asked.
+    struct Counting(AtomicUsize);
+
+    #[async_trait]
+    impl CredentialSource for Counting {
+        fn name(&self) -> &str {
+            "counting"
+        }
+        async fn verify_password(
+            &self,
+            login: &str,
+            password: &str,
+        ) -> Result<SourceVerdict, SourceError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            // Slow, like argon2: the others arrive while it runs.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(if password == "right" {
+                SourceVerdict::Valid(Identity {
+                    address: login.to_string(),
+                    display_name: None,
+                })
+            } else {
+                SourceVerdict::Invalid
+            })
+        }
+        async fn digest_ha1(
+            &self,
+            _: &str,
+            _: &str,
+            _: DigestAlgorithm,
+        ) -> Result<Ha1Lookup, SourceError> {
+            Ok(Ha1Lookup::NotMine)
+        }
+    }
+
+    struct NoAudit;
+    impl AuditSink for NoAudit {
+        fn record(&self, _: AuthEvent) {}
+    }
+
+    fn chain(source: Arc<Counting>) -> Authenticator {
+        let throttle = Throttle::new(crate::throttle::ThrottleConfig {
+            max_failures_per_user: 1000,
+            max_failures_per_address: 1000,
+            window: Duration::from_secs(60),
+            lockout: Duration::from_secs(60),
+            max_tracked: 1000,
+        });
+        let nonces = NonceManager::new([1; 32], Duration::from_secs(60));
+        Authenticator::new(vec![source], throttle, nonces, Arc::new(NoAudit))
+    }
+
+    fn header(password: &str) -> String {
+        use base64::Engine;
+        let pair = format!("alice@example.com:{password}");
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+
+    #[tokio::test]
+    async fn many_devices_logging_in_at_once_cost_one_verification() {
+        let source = Arc::new(Counting(AtomicUsize::new(0)));
+        let auth = chain(source.clone());
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let right = header("right");
+        let logins = (0..50).map(|_| auth.basic(Some(&right), ip, "eas", Instant::now()));
+        for r in futures_util::future::join_all(logins).await {
+            assert_eq!(r.unwrap().address, "alice@example.com");
+        }
+        assert_eq!(source.0.load(Ordering::SeqCst), 1);
+        assert!(
+            auth.verifying.lock().unwrap().is_empty(),
+            "turns are cleaned up"
+        );
+
+        // Wrong passwords are each checked (and counted by the throttle), never cached.
+        let wrong = header("wrong");
+        let logins = (0..3).map(|_| auth.basic(Some(&wrong), ip, "eas", Instant::now()));
+        for r in futures_util::future::join_all(logins).await {
+            assert_eq!(r.unwrap_err().kind, AuthFailureKind::BadCredentials);
+        }
+        assert_eq!(source.0.load(Ordering::SeqCst), 4);
+        assert!(auth.verifying.lock().unwrap().is_empty());
     }
 }

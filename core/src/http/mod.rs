@@ -1,5 +1,6 @@
 //! The client-facing HTTP(S) listener: connection handling, routing, body limits.
 
 pub mod body;
+pub mod detach;
 pub mod router;
 pub mod server;

@@ -34,6 +34,9 @@ pub struct RequestContext {
     /// That user with the password they logged in with, for mail connectors granted
     /// `pass_password` (never logged; gone with the request).
     pub secret: Option<crate::plugins::caps::credentials::UserSecret>,
+    /// Hands a parked request to its connection (HTTP/1.1 keep-alive requests only; see
+    /// [`super::detach`]).
+    pub detach: Option<super::detach::Detacher>,
     /// The configuration snapshot this request runs under.
     pub snapshot: Arc<Snapshot>,
     /// Server-wide state (storage, auth).

@@ -4,18 +4,22 @@
 //! (extra ones are closed at once), a TLS handshake deadline, a deadline for each request head
 //! (hyper's `header_read_timeout`, which also ends idle keep-alive connections — slow-loris),
 //! a head size limit (431) and a body size limit (413, in [`super::body`]).
+//!
+//! A request a frontend parks (an ActiveSync Ping) leaves hyper while it waits and is answered
+//! by the connection itself ([`super::detach`]), so an idle phone costs no hyper buffers.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +27,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{field, Instrument};
 
 use super::body::{text, Body};
+use super::detach::{wait_parked, write_response, ConnIo, DetachState, Detacher, Placeholder};
 use super::router::{AuthPolicy, RequestContext};
 use crate::plugins::caps::credentials::UserSecret;
 use crate::state::Shared;
@@ -81,47 +86,81 @@ async fn serve_connection<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let http_cfg = shared.current().settings.config.http.clone();
-    let svc_shared = shared.clone();
-    let service = service_fn(move |req| {
-        let shared = svc_shared.clone();
-        async move { Ok::<_, Infallible>(handle(req, peer, secure, shared).await) }
-    });
-    let conn = http1::Builder::new()
+    let mut builder = http1::Builder::new();
+    builder
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(http_cfg.header_timeout_secs))
         .max_buf_size(http_cfg.max_header_bytes)
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = result {
-        // Parse errors have already been answered (400/431) by hyper; record why.
-        let kind = if e.is_parse_too_large() {
-            "head_too_large"
-        } else if e.is_parse() {
-            "malformed"
-        } else if e.is_timeout() {
-            "header_timeout"
-        } else {
-            "io"
+        .keep_alive(true);
+    let state = Arc::new(DetachState::default());
+    let mut io = ConnIo::new(io, state.clone());
+    // One hyper connection per stretch between parked requests (see `super::detach`).
+    loop {
+        let svc_shared = shared.clone();
+        let svc_state = state.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let shared = svc_shared.clone();
+            let detacher = Detacher::for_request(&svc_state, &req);
+            async move { Ok::<_, Infallible>(handle(req, peer, secure, shared, detacher).await) }
+        });
+        // Boxed: a parked request's connection task must not carry hyper's state inline.
+        let mut conn = Box::new(builder.serve_connection(TokioIo::new(io), service));
+        let result = tokio::select! {
+            r = &mut *conn => r,
+            _ = shutdown.cancelled() => {
+                std::pin::Pin::new(&mut *conn).graceful_shutdown();
+                (&mut *conn).await
+            }
         };
-        metrics::counter!("http_connection_errors_total", "kind" => kind).increment(1);
-        tracing::debug!(%peer, kind, error = %e, "http connection ended with an error");
+        let pending = state.take_pending();
+        if let Err(e) = result {
+            // Parse errors have already been answered (400/431) by hyper; record why.
+            let kind = if e.is_parse_too_large() {
+                "head_too_large"
+            } else if e.is_parse() {
+                "malformed"
+            } else if e.is_timeout() {
+                "header_timeout"
+            } else {
+                "io"
+            };
+            metrics::counter!("http_connection_errors_total", "kind" => kind).increment(1);
+            tracing::debug!(%peer, kind, error = %e, "http connection ended with an error");
+            return;
+        }
+        let Some(pending) = pending else {
+            return; // hyper closed the connection itself
+        };
+        // hyper "answered" the placeholder and is done: take the socket back, free the rest.
+        let parts = conn.into_parts();
+        io = parts.io.into_inner();
+        io.reclaim(parts.read_buf);
+        let Some(response) = wait_parked(&mut io, pending).await else {
+            return; // the client left
+        };
+        match write_response(&mut io, response).await {
+            Ok(true) if !shutdown.is_cancelled() => {}
+            Ok(_) => {
+                let _ = io.shutdown().await;
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "writing a parked request's answer failed");
+                return;
+            }
+        }
     }
 }
 
 /// Answer one request under the snapshot current at its start.
+/// `detach` lets the frontend hand a parked request to the connection; its answer is then
+/// recorded when it is written.
 pub async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
     secure: bool,
     shared: Arc<Shared>,
+    detach: Option<Detacher>,
 ) -> Response<Body> {
     let started = Instant::now();
     let snapshot = shared.current();
@@ -202,6 +241,7 @@ pub async fn handle(
             secure,
             identity,
             secret,
+            detach: detach.clone(),
             snapshot: snapshot.clone(),
             shared: shared.clone(),
         };
@@ -209,13 +249,33 @@ pub async fn handle(
     }
     .instrument(span.clone())
     .await;
+    if response.extensions().get::<Placeholder>().is_some() {
+        // The real answer comes later, from the connection: record it then.
+        if let Some(d) = &detach {
+            d.wrap_pending(|answer| {
+                async move {
+                    let response = answer.await;
+                    record(&response, protocol, started);
+                    response
+                }
+                .instrument(span)
+                .boxed()
+            });
+        }
+        return response;
+    }
+    span.in_scope(|| record(&response, protocol, started));
+    response
+}
+
+/// Count a finished request and log it.
+fn record(response: &Response<Body>, protocol: String, started: Instant) {
     let status = response.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "route" => protocol.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "route" => protocol)
         .record(started.elapsed().as_secs_f64());
-    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "request done"));
-    response
+    tracing::debug!(status = response.status().as_u16(), "request done");
 }
 
 /// The HTTP answer for a failed Basic login.

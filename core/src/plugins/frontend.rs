@@ -166,42 +166,94 @@ impl HttpFrontend for PluginFrontend {
             });
             let routes: Arc<dyn Routes> = set.clone();
             let secret = ctx.secret.clone();
+            // Only a request whose body was read whole may leave hyper.
+            let detach = ctx.detach.clone().filter(|_| complete);
             // The context is not kept while the request may be parked.
             drop(ctx);
-            let mut outcome =
+            let outcome =
                 Box::pin(plugin.http_handle(Some(routes.clone()), rest, request, secret.clone()))
                     .await;
-            let mut resumes = 0;
-            loop {
-                match outcome {
-                    Err(fault) => return fault_response(plugin.name(), &fault),
-                    Ok(Outcome::Reply(resp)) => {
-                        return Box::pin(respond(resp, principal, Items { set, secret })).await
-                    }
-                    Ok(Outcome::Park(park)) => {
-                        let timeout = Duration::from_millis(park.timeout_ms.into());
-                        match hub.wait(&park.watch, timeout, park.group.as_deref()).await {
-                            WaitOutcome::Fired(keys) if resumes < MAX_RESUMES => {
-                                resumes += 1;
-                                outcome = Box::pin(plugin.http_resume(
-                                    Some(routes.clone()),
-                                    principal.clone(),
-                                    park.state,
-                                    keys,
-                                    secret.clone(),
-                                ))
-                                .await;
-                            }
-                            _ => {
-                                let items = Items { set, secret };
-                                return Box::pin(respond(park.on_timeout, principal, items)).await;
-                            }
+            let parks = matches!(outcome, Ok(Outcome::Park(_)));
+            let settle = Settle {
+                plugin,
+                routes,
+                set,
+                hub,
+                principal,
+                secret,
+            };
+            let answer = settle.run(outcome).boxed();
+            let answer = match detach {
+                Some(d) if parks => match d.detach(answer) {
+                    Ok(placeholder) => return placeholder,
+                    Err(answer) => answer,
+                },
+                _ => answer,
+            };
+            answer.await
+        }
+        .boxed()
+    }
+}
+
+/// What answering a plugin's outcome needs: parking, resuming, streaming items.
+struct Settle {
+    plugin: Arc<Plugin>,
+    routes: Arc<dyn Routes>,
+    set: Arc<PluginSet>,
+    hub: Arc<super::caps::events::EventHub>,
+    principal: Option<Principal>,
+    secret: Option<UserSecret>,
+}
+
+impl Settle {
+    /// The response for `outcome`: a reply at once, or a park until an event, a newer wait of
+    /// the same group or the timeout, then the resumed plugin's reply.
+    async fn run(self, mut outcome: Result<Outcome, Fault>) -> Response<Body> {
+        let mut resumes = 0;
+        loop {
+            match outcome {
+                Err(fault) => return fault_response(self.plugin.name(), &fault),
+                Ok(Outcome::Reply(resp)) => {
+                    return Box::pin(respond(
+                        resp,
+                        self.principal,
+                        Items {
+                            set: self.set,
+                            secret: self.secret,
+                        },
+                    ))
+                    .await
+                }
+                Ok(Outcome::Park(park)) => {
+                    let timeout = Duration::from_millis(park.timeout_ms.into());
+                    match self
+                        .hub
+                        .wait(&park.watch, timeout, park.group.as_deref())
+                        .await
+                    {
+                        WaitOutcome::Fired(keys) if resumes < MAX_RESUMES => {
+                            resumes += 1;
+                            outcome = Box::pin(self.plugin.http_resume(
+                                Some(self.routes.clone()),
+                                self.principal.clone(),
+                                park.state,
+                                keys,
+                                self.secret.clone(),
+                            ))
+                            .await;
+                        }
+                        _ => {
+                            let items = Items {
+                                set: self.set,
+                                secret: self.secret,
+                            };
+                            return Box::pin(respond(park.on_timeout, self.principal, items)).await;
                         }
                     }
                 }
             }
         }
-        .boxed()
     }
 }
 
