@@ -1,9 +1,7 @@
 //! [`serve_udp`]: the receive loop of one UDP socket.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,12 +25,10 @@ use crate::{
 /// * Keep-alives (`CRLF`, `CRLF CRLF`) are ignored: on UDP they only refresh the client's NAT
 ///   binding and need no answer. (RFC 5626 UDP keep-alives are STUN, which this loop does not
 ///   answer.)
-/// * Each message's handler call starts in this loop; one that has to wait (its future is
-///   pending after the first poll) moves to a task of its own, so a slow handler does not
-///   stop the socket from receiving, while the common call that completes at once costs no
-///   task. The reply, if any, is sent to the peer's address. At most
-///   [`TransportConfig::max_inflight_per_socket`] calls wait at once: a message arriving when
-///   that many do is answered `503 Service Unavailable` rather than queued
+/// * Each message is handled in its own task, so a slow handler does not stop the socket
+///   from receiving; the reply, if any, is sent to the peer's address. At most
+///   [`TransportConfig::max_inflight_per_socket`] calls run at once: a message arriving when
+///   all are busy is answered `503 Service Unavailable` rather than queued
 ///   (`sip_overload_rejections_total{transport="udp"}`).
 /// * Every message handed to the handler carries the same [`FlowId`], that of this socket.
 pub async fn serve_udp(
@@ -95,23 +91,10 @@ pub async fn serve_udp(
                     message: Bytes::copy_from_slice(message),
                 };
                 let (socket, handler) = (socket.clone(), handler.clone());
-                let mut call = Box::pin(async move {
+                inflight.spawn(async move {
                     let reply = handler.on_message(inbound).await;
                     send_reply(&socket, peer, reply).await;
                 });
-                // Run the call here as far as it goes without waiting: most messages finish
-                // (a response, or a request answered from memory), and then cost no task, no
-                // hand-over to another worker thread and no wake-up. Only one that has to wait
-                // (a database write, a lookup) gets its own task, which polls it again with
-                // its own waker. Polling with a no-op waker first is sound: a future registers
-                // the waker of its latest poll.
-                if call
-                    .as_mut()
-                    .poll(&mut Context::from_waker(Waker::noop()))
-                    .is_pending()
-                {
-                    inflight.spawn(call);
-                }
             }
             Err(e) => {
                 m::framing_error(Transport::Udp, &e);
