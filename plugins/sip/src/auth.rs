@@ -3,30 +3,12 @@
 
 use switchboard_sdk::host::sip_auth;
 use switchboard_sdk::Error;
-use switchboard_sip_proto::Message;
+use switchboard_sip_proto::{credentials_param, Message};
 
 use crate::store::{live_bindings, uri_eq};
 use crate::txn::Ctx;
 use crate::util::{ip_of, reason_text, Aor};
 use crate::{Result, SipError};
-
-/// The value of the `name` parameter of a Digest header (quotes removed).
-fn digest_param<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    let rest = header.trim_start();
-    let rest = rest.get(6..).filter(|_| {
-        rest.get(..6)
-            .is_some_and(|s| s.eq_ignore_ascii_case("digest"))
-    })?;
-    for part in rest.split(',') {
-        let Some((n, v)) = part.split_once('=') else {
-            continue;
-        };
-        if n.trim().eq_ignore_ascii_case(name) {
-            return Some(v.trim().trim_matches('"'));
-        }
-    }
-    None
-}
 
 /// Check that `who` sent `msg`: a Digest `Authorization` (`proxy`: `Proxy-Authorization`)
 /// valid for `who` in the realm of `who`'s domain. Errs with a challenge (401/407) when
@@ -49,7 +31,7 @@ pub fn digest(msg: &Message<'_>, ctx: &Ctx<'_>, who: &Aor, proxy: bool) -> Resul
     // Several credentials may be present (one per realm); ours is the one for our realm.
     let Some(header) = headers
         .iter()
-        .find(|h| digest_param(h, "realm") == Some(realm.as_str()))
+        .find(|h| credentials_param(h, "Digest", "realm").as_deref() == Some(realm.as_str()))
         .copied()
     else {
         return Err(challenge(false));
@@ -58,8 +40,11 @@ pub fn digest(msg: &Message<'_>, ctx: &Ctx<'_>, who: &Aor, proxy: bool) -> Resul
         .method()
         .map(|m| m.as_str().to_string())
         .unwrap_or_default();
-    if let (Some(uri), Some(req_uri)) = (digest_param(header, "uri"), msg.request_uri()) {
-        if !uri_eq(uri, &req_uri.to_string()) {
+    if let (Some(uri), Some(req_uri)) = (
+        credentials_param(header, "Digest", "uri"),
+        msg.request_uri(),
+    ) {
+        if !uri_eq(&uri, &req_uri.to_string()) {
             return Err(SipError::status(
                 400,
                 "Bad Request (Digest uri does not match the Request-URI)",
@@ -126,18 +111,4 @@ pub fn sender(msg: &Message<'_>, ctx: &Ctx<'_>, who: &Aor) -> Result<()> {
         return Ok(());
     }
     digest(msg, ctx, who, true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn digest_params() {
-        let h = r#"Digest username="bob", realm="biloxi.com", nonce="dcd98b", uri="sip:bob@biloxi.com", response="245f23""#;
-        assert_eq!(digest_param(h, "realm"), Some("biloxi.com"));
-        assert_eq!(digest_param(h, "uri"), Some("sip:bob@biloxi.com"));
-        assert_eq!(digest_param(h, "opaque"), None);
-        assert_eq!(digest_param("Basic abc", "realm"), None);
-    }
 }

@@ -78,5 +78,7 @@ mod uri;
 pub use error::{At, Error};
 pub use message::{Header, Message, Method, StartLine};
 pub use params::Params;
-pub use typed::{CSeq, Contact, Event, MediaType, NameAddr, SubscriptionState, Via};
+pub use typed::{
+    credentials_param, CSeq, Contact, Event, MediaType, NameAddr, SubscriptionState, Via,
+};
 pub use uri::{percent_decode, Host, SipUri, Uri};

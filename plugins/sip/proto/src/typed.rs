@@ -39,6 +39,40 @@ fn unescape_quoted(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The value of parameter `name` in credentials (`Authorization`, `Proxy-Authorization`) of
+/// `scheme` (RFC 3261 §25.1: `scheme LWS param *(COMMA param)`, each value a token or a
+/// quoted-string): unquoted and unescaped. Commas inside quoted values do not split
+/// parameters. `None` for another scheme, a missing parameter or an unterminated quote.
+pub fn credentials_param<'a>(value: &'a str, scheme: &str, name: &str) -> Option<Cow<'a, str>> {
+    let value = value.trim_start();
+    let rest = value
+        .get(..scheme.len())
+        .filter(|s| s.eq_ignore_ascii_case(scheme))
+        .and_then(|_| value.get(scheme.len()..))
+        .filter(|r| r.starts_with([' ', '\t']))?;
+    let b = rest.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i <= b.len() {
+        if i == b.len() || b[i] == b',' {
+            if let Some((n, v)) = rest[start..i].split_once('=') {
+                if n.trim().eq_ignore_ascii_case(name) {
+                    let v = v.trim();
+                    return Some(match v.strip_prefix('"') {
+                        Some(q) => unescape_quoted(q.strip_suffix('"')?),
+                        None => Cow::Borrowed(v),
+                    });
+                }
+            }
+            start = i + 1;
+        } else if b[i] == b'"' {
+            i += quoted_end(&b[i..])?;
+        }
+        i += 1;
+    }
+    None
+}
+
 impl<'a> NameAddr<'a> {
     /// Parse `[display-name] <URI> *(;param)` or `URI *(;param)`. Tolerates a missing space
     /// before `<` (RFC 4475 §3.1.1.6).
@@ -677,5 +711,48 @@ impl<'a> Message<'a> {
         self.call_id()?;
         self.cseq()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_params_respect_quotes() {
+        let h = r#"Digest username="bob", realm="biloxi.com", nonce="dcd98b", uri="sip:bob@biloxi.com", response="245f23", algorithm=MD5"#;
+        assert_eq!(
+            credentials_param(h, "Digest", "realm").as_deref(),
+            Some("biloxi.com")
+        );
+        assert_eq!(
+            credentials_param(h, "digest", "URI").as_deref(),
+            Some("sip:bob@biloxi.com")
+        );
+        assert_eq!(
+            credentials_param(h, "Digest", "algorithm").as_deref(),
+            Some("MD5")
+        );
+        assert_eq!(credentials_param(h, "Digest", "opaque"), None);
+        assert_eq!(credentials_param("Basic abc", "Digest", "realm"), None);
+        assert_eq!(credentials_param("Digestive x=1", "Digest", "x"), None);
+        // A comma and an escaped quote inside quoted values.
+        let h = r#"Digest uri="sip:bob@biloxi.com;x=a,b", username="a \"b\", c", nonce="n""#;
+        assert_eq!(
+            credentials_param(h, "Digest", "uri").as_deref(),
+            Some("sip:bob@biloxi.com;x=a,b")
+        );
+        assert_eq!(
+            credentials_param(h, "Digest", "username").as_deref(),
+            Some(r#"a "b", c"#)
+        );
+        assert_eq!(
+            credentials_param(h, "Digest", "nonce").as_deref(),
+            Some("n")
+        );
+        assert_eq!(
+            credentials_param(r#"Digest uri="open"#, "Digest", "uri"),
+            None
+        );
     }
 }
