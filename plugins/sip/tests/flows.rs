@@ -843,18 +843,20 @@ fn responses_parse_back() {
     }
 }
 
+/// An OPTIONS request with RFC 3261 branch `z9hG4bK{branch}` (Call-ID `branch`).
+fn options(branch: &str) -> Vec<u8> {
+    format!(
+        "OPTIONS sip:biloxi.com SIP/2.0\r\n\
+         Via: SIP/2.0/UDP pc.biloxi.com;branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\n\
+         To: <sip:biloxi.com>\r\nFrom: <sip:a@biloxi.com>;tag=1\r\nCall-ID: {branch}\r\n\
+         CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
 #[test]
 fn lapsed_cache_entries_are_swept_by_later_requests() {
     let h = host();
-    let options = |branch: &str| {
-        format!(
-            "OPTIONS sip:biloxi.com SIP/2.0\r\n\
-             Via: SIP/2.0/UDP pc.biloxi.com;branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\n\
-             To: <sip:biloxi.com>\r\nFrom: <sip:a@biloxi.com>;tag=1\r\nCall-ID: {branch}\r\n\
-             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-        )
-        .into_bytes()
-    };
     let key = |branch: &str| format!("txn/z9hG4bK{branch}|pc.biloxi.com|OPTIONS");
     for b in ["s1", "s2", "s3"] {
         h.run(|| handle_at(&options(b), &udp(5070), T0));
@@ -885,15 +887,6 @@ fn lapsed_cache_entries_are_swept_by_later_requests() {
 #[test]
 fn the_cache_holds_timer_j_worth_of_requests_whatever_their_branches() {
     let h = host();
-    let options = |branch: &str| {
-        format!(
-            "OPTIONS sip:biloxi.com SIP/2.0\r\n\
-             Via: SIP/2.0/UDP pc.biloxi.com;branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\n\
-             To: <sip:biloxi.com>\r\nFrom: <sip:a@biloxi.com>;tag=1\r\nCall-ID: {branch}\r\n\
-             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-        )
-        .into_bytes()
-    };
     // Branches in an order unrelated to time (sipp's `-pid-call-n` sort "-1-", "-10-", …);
     // two requests a second for 100 s.
     for i in 0..200u64 {

@@ -316,15 +316,14 @@ impl SipSockets {
                 // A request (not an ACK, which has no response) is resent until answered;
                 // responses, most of what goes out, are not even parsed.
                 let request = !message.starts_with(b"SIP/") && !message.starts_with(b"ACK ");
-                if let Some(head) = request.then(|| peek_branch(message)).flatten() {
-                    if head.method.is_some_and(|m| m != "ACK") {
-                        self.retransmits.start(
-                            socket,
-                            target,
-                            Bytes::copy_from_slice(message),
-                            &head.branch,
-                        );
-                    }
+                let head = request.then(|| peek_branch(message)).flatten();
+                if let Some(head) = head.filter(|h| h.method.is_some()) {
+                    self.retransmits.start(
+                        socket,
+                        target,
+                        Bytes::copy_from_slice(message),
+                        &head.branch,
+                    );
                 }
                 Ok(())
             }
