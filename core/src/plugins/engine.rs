@@ -53,6 +53,11 @@ impl WasmEngine {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // For `perf`: with this set, plugin code shows up by function name in profiles
+        // (wasmtime writes /tmp/perf-PID.map). Off by default: the map only grows.
+        if std::env::var_os("SWITCHBOARD_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let n = opts.instances.max(1);
         let mut pool = PoolingAllocationConfig::default();
         // A Rust component holds a few core instances (the program plus canonical-ABI
