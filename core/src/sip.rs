@@ -33,7 +33,7 @@ use tokio::sync::{oneshot, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::plugins::caps::sip::Dialer;
+use crate::plugins::caps::sip::{Dialer, Sent};
 use crate::plugins::caps::Routes;
 use crate::plugins::{Fault, Plugin};
 use crate::state::{Shared, Snapshot};
@@ -97,6 +97,14 @@ fn core_reply(transport: Transport, reply: Option<Bytes>) -> Option<Bytes> {
 }
 
 /// `response` (as built by [`error_response`]) with a `Retry-After` header.
+/// Whether a response's status line says `2xx` (`SIP/2.0 2xx`).
+fn is_2xx(response: &[u8]) -> bool {
+    response.starts_with(b"SIP/2.0 2")
+        && response
+            .get(8..11)
+            .is_some_and(|c| c.iter().all(u8::is_ascii_digit))
+}
+
 fn with_retry_after(mut response: Vec<u8>, secs: u64) -> Vec<u8> {
     // The response ends with the empty line; the header goes before it.
     let at = response.len().saturating_sub(2);
@@ -110,10 +118,15 @@ impl SipHandler for SipDispatch {
     async fn on_message(&self, inbound: Inbound) -> Option<Bytes> {
         let transport = inbound.transport;
         // A response over UDP ends the retransmission of the request it answers (timer E in
-        // caps::sip_retransmit); it still goes to the plugin below.
+        // caps::sip_retransmit). It still goes to the plugin below, unless it is a 2xx to a
+        // request the plugin relayed (`relay-to`): that one is consumed here.
         if transport == Transport::Udp && inbound.message.starts_with(b"SIP/") {
             if let Some(head) = peek_branch(&inbound.message).filter(|h| h.method.is_none()) {
-                self.shared.plugin_runtime.sip.answered(&head.branch);
+                let sent = self.shared.plugin_runtime.sip.answered(&head.branch);
+                if sent == Some(Sent::Relay) && is_2xx(&inbound.message) {
+                    metrics::counter!("sip_relay_answers_consumed_total").increment(1);
+                    return None;
+                }
             }
         }
         let snap = self.shared.current();
@@ -384,5 +397,21 @@ impl Dialer for StreamDialer {
             Ok(flow)
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_2xx;
+
+    #[test]
+    fn only_2xx_status_lines_are_2xx() {
+        assert!(is_2xx(b"SIP/2.0 200 OK\r\n"));
+        assert!(is_2xx(b"SIP/2.0 202 Accepted\r\n"));
+        assert!(!is_2xx(b"SIP/2.0 180 Ringing\r\n"));
+        assert!(!is_2xx(b"SIP/2.0 404 Not Found\r\n"));
+        assert!(!is_2xx(b"SIP/2.0 2x0 Odd\r\n"));
+        assert!(!is_2xx(b"SIP/2.0 20"));
+        assert!(!is_2xx(b"MESSAGE sip:a@b SIP/2.0\r\n"));
     }
 }

@@ -696,11 +696,48 @@ async fn a_forked_message_is_resent_over_udp_until_answered() {
     let again = bob.next_starting("MESSAGE").await;
     assert_eq!(first, again, "the retransmission is the same request");
     assert!(t.server().shared.plugin_runtime.sip.awaiting_response() >= 1);
+    let snap = t.server().shared.current();
+    let plugin = snap.plugins.get("sip").unwrap();
+    let calls_before_the_200 = plugin.status().calls;
     bob.send(&ok_for(&again)).await;
     // Answered: no further copies (the next one would have come 1 s after the second).
     assert!(
         bob.next().await.is_none(),
         "resent after the 200 (or something else arrived)"
     );
+    assert_eq!(t.server().shared.plugin_runtime.sip.awaiting_response(), 0);
+    // The fork went with `relay-to`: its 200 was consumed by the core, never handed to the
+    // plugin (the 20 s quiet wait above leaves no call in flight).
+    assert_eq!(plugin.status().calls, calls_before_the_200);
+
+    // A failure answer to a relayed fork still reaches the plugin.
+    carol
+        .send(&message(
+            &carol,
+            "carol@example.com",
+            "bob@example.com",
+            "rtx-2",
+            "still there?",
+        ))
+        .await;
+    assert!(carol.next_starting("SIP/2.0 202").await.contains("rtx-2"));
+    let fork = bob.next_starting("MESSAGE").await;
+    let before = plugin.status().calls;
+    assert_eq!(
+        before,
+        calls_before_the_200 + 1,
+        "only carol's MESSAGE since"
+    );
+    bob.send(&ok_for(&fork).replace("SIP/2.0 200 OK", "SIP/2.0 480 Temporarily Unavailable"))
+        .await;
+    let mut calls = before;
+    for _ in 0..200 {
+        calls = plugin.status().calls;
+        if calls > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(calls, before + 1, "the 480 was not handed to the plugin");
     assert_eq!(t.server().shared.plugin_runtime.sip.awaiting_response(), 0);
 }

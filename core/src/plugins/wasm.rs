@@ -286,6 +286,7 @@ pub fn linker(engine: &WasmEngine, world: World) -> wasmtime::Result<Linker<Stor
             },
         )?;
         host_fn!(i, "send-to", |c, (transport: String, target: String, message: Vec<u8>)| c.sip_send_to(&transport, &target, &message).await);
+        host_fn!(i, "relay-to", |c, (transport: String, target: String, message: Vec<u8>)| c.sip_relay_to(&transport, &target, &message).await);
         let mut i = linker.instance(&iface("sip-auth"))?;
         host_fn!(i, "verify-digest", |c, (method: String, authorization: String, realm: String, source: String)| c.sip_verify_digest(&method, &authorization, &realm, &source).await);
         i.func_wrap(

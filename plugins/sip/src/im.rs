@@ -25,7 +25,7 @@ use switchboard_sip_proto::{Message, Method};
 
 use crate::store::{get_json, live_bindings, to_json, Binding, Queued, RETRIES};
 use crate::txn::{proto, send_reply, Ctx};
-use crate::util::{bad, random_token, reason_text, send_logged, Aor};
+use crate::util::{bad, random_token, reason_text, relay_logged, send_logged, Aor};
 use crate::{auth, presence, registrar, Result, SipError};
 
 /// Handle MESSAGE.
@@ -57,8 +57,8 @@ pub fn message<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Message
     if !bindings.is_empty() {
         // The sender's 202 goes out first (so a client sees its answer before its own copy
         // when it messages itself), then the forks. They keep the sender's Call-ID and CSeq,
-        // as a proxy forwards a request (RFC 3261 §16.6); their answers are consumed (see
-        // `on_response`).
+        // as a proxy forwards a request (RFC 3261 §16.6). They go with `relay-to`: the core
+        // consumes a 2xx answering one, anything else reaches `on_response`.
         let accepted = Message::response_to(msg, 202, "Accepted").map_err(proto)?;
         if send_reply(ctx, msg, accepted, true).is_some() {
             crate::txn::remember_status(ctx, 202, "Accepted");
@@ -68,7 +68,7 @@ pub fn message<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Message
         let mut forwarded = 0;
         for b in &bindings {
             if let Some(out) = outgoing(msg, b, &call_id, cseq)? {
-                forwarded += usize::from(send_logged(&b.target, &out, "MESSAGE"));
+                forwarded += usize::from(relay_logged(&b.target, &out, "MESSAGE"));
             }
         }
         let _ = host::events::publish(&format!("im:{}", recipient.key()));

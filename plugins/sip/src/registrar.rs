@@ -3,7 +3,7 @@
 use switchboard_sdk::host::kv;
 use switchboard_sip_proto::{Contact, Message};
 
-use crate::store::{get_json, to_json, Binding, Bindings, RETRIES};
+use crate::store::{get_bindings, Binding, RETRIES};
 use crate::txn::{proto, send_reply, Ctx, SUPPORTED};
 use crate::util::{bad, reason_text, Aor, Target};
 use crate::{auth, im, Result, SipError};
@@ -111,7 +111,7 @@ pub fn register<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Messag
     let key = format!("reg/{}", aor.key());
     let mut stored = None;
     for _ in 0..RETRIES {
-        let current = get_json::<Bindings>(&key)?;
+        let current = get_bindings(&key)?;
         let raw = current.as_ref().map(|(_, r)| r.clone());
         let mut bindings = current.map(|(b, _)| b).unwrap_or_default();
         bindings.contacts.retain(|b| b.expires_at > ctx.now);
@@ -166,7 +166,7 @@ pub fn register<'r>(msg: &'r Message<'_>, ctx: &Ctx<'_>) -> Result<Option<Messag
                 None => true,
             }
         } else {
-            kv::compare_and_swap(&key, raw.as_deref(), Some(&to_json(&bindings)))?
+            kv::compare_and_swap(&key, raw.as_deref(), Some(&bindings.encode()))?
         };
         if written {
             stored = Some(bindings);

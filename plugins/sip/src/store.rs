@@ -1,5 +1,6 @@
-//! The kv layout. Every value is JSON except the response cache (raw bytes behind an expiry
-//! line). Keys use lower-case AORs (`user@domain`).
+//! The kv layout. Every value is JSON except the registrations (postcard, see
+//! [`Bindings::encode`]) and the response cache (raw bytes behind an expiry line). Keys use
+//! lower-case AORs (`user@domain`).
 //!
 //! | key | value |
 //! |---|---|
@@ -90,7 +91,31 @@ pub struct Bindings {
     pub contacts: Vec<Binding>,
 }
 
+/// First byte of a postcard-encoded [`Bindings`] value (JSON objects start with `{`).
+const BINDINGS_POSTCARD: u8 = 1;
+
 impl Bindings {
+    /// The stored form: a version byte, then postcard. Registrations are decoded twice per
+    /// MESSAGE (the sender's and the recipient's), and inside the sandbox postcard decodes them
+    /// several times faster than JSON did.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![BINDINGS_POSTCARD];
+        out.extend(postcard::to_allocvec(self).unwrap_or_default());
+        out
+    }
+
+    /// Read a stored value: postcard, or the JSON that earlier versions wrote (those
+    /// registrations stay valid across an upgrade).
+    pub fn decode(raw: &[u8]) -> std::result::Result<Bindings, String> {
+        match raw.split_first() {
+            Some((&BINDINGS_POSTCARD, rest)) => {
+                postcard::from_bytes(rest).map_err(|e| e.to_string())
+            }
+            Some((b'{', _)) => serde_json::from_slice(raw).map_err(|e| e.to_string()),
+            _ => Err("neither postcard nor JSON".into()),
+        }
+    }
+
     /// The contacts that have not lapsed at `now`.
     pub fn live(&self, now: u64) -> Vec<Binding> {
         self.contacts
@@ -101,9 +126,24 @@ impl Bindings {
     }
 }
 
+/// The stored registrations at `key` (`reg/{aor}`) and their raw value; one that does not
+/// decode counts as absent (and is logged).
+pub fn get_bindings(key: &str) -> Result<Option<(Bindings, Vec<u8>)>> {
+    let Some(raw) = kv::get(key)? else {
+        return Ok(None);
+    };
+    match Bindings::decode(&raw) {
+        Ok(b) => Ok(Some((b, raw))),
+        Err(e) => {
+            switchboard_sdk::host::log::warn(&format!("sip: kv {key} undecodable: {e}"));
+            Ok(None)
+        }
+    }
+}
+
 /// The AOR's live contacts.
 pub fn live_bindings(aor: &str, now: u64) -> Result<Vec<Binding>> {
-    Ok(get_json::<Bindings>(&format!("reg/{aor}"))?
+    Ok(get_bindings(&format!("reg/{aor}"))?
         .map(|(b, _)| b.live(now))
         .unwrap_or_default())
 }
@@ -160,4 +200,42 @@ pub struct Subscription {
     pub cseq: u32,
     /// Unix seconds when it lapses.
     pub expires_at: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Bindings {
+        Bindings {
+            contacts: vec![Binding {
+                uri: "sip:bob@192.0.2.4:5060;transport=tcp".into(),
+                instance: Some("\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\"".into()),
+                reg_id: Some(1),
+                expires_at: 1_700_000_600,
+                target: Target {
+                    transport: "tcp".into(),
+                    peer: "127.0.0.1:40000".into(),
+                    flow: Some(7),
+                    local: "127.0.0.1:5060".into(),
+                },
+                path: vec!["<sip:edge.example.com;lr>".into()],
+                call_id: "843817637684230@998sdasdh09".into(),
+                cseq: 1826,
+            }],
+        }
+    }
+
+    #[test]
+    fn registrations_round_trip_and_earlier_json_still_reads() {
+        let b = sample();
+        let raw = b.encode();
+        assert_eq!(raw[0], BINDINGS_POSTCARD);
+        assert_eq!(Bindings::decode(&raw), Ok(b.clone()));
+        // What versions before the postcard form stored.
+        assert_eq!(Bindings::decode(&to_json(&b)), Ok(b));
+        assert!(Bindings::decode(b"").is_err());
+        assert!(Bindings::decode(&[BINDINGS_POSTCARD, 0xff]).is_err());
+        assert!(Bindings::decode(b"[1,2]").is_err());
+    }
 }

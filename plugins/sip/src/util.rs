@@ -239,6 +239,21 @@ impl Target {
     /// Send `bytes`: on the flow if open, else to the address (the core reuses or reopens a
     /// connection to it; UDP goes out of its socket).
     pub fn send(&self, bytes: &[u8]) -> switchboard_sdk::Result<()> {
+        self.send_as(bytes, host::sip_transport::send_to)
+    }
+
+    /// [`Target::send`] for a request whose `2xx` answer we have no use for (a forked
+    /// MESSAGE): by address it goes with `relay-to`, so the core consumes that answer
+    /// instead of calling us with it.
+    pub fn relay(&self, bytes: &[u8]) -> switchboard_sdk::Result<()> {
+        self.send_as(bytes, host::sip_transport::relay_to)
+    }
+
+    fn send_as(
+        &self,
+        bytes: &[u8],
+        by_address: fn(&str, &str, &[u8]) -> switchboard_sdk::Result<()>,
+    ) -> switchboard_sdk::Result<()> {
         if let Some(flow) = self.flow {
             match host::sip_transport::send_flow(flow, bytes) {
                 Ok(()) => return Ok(()),
@@ -246,7 +261,7 @@ impl Target {
                 Err(e) => return Err(e),
             }
         }
-        host::sip_transport::send_to(&self.transport, &self.peer, bytes)
+        by_address(&self.transport, &self.peer, bytes)
     }
 
     /// A Via value for a request we send to this target.
@@ -271,7 +286,16 @@ impl Target {
 
 /// Serialise and send a message, logging (not failing) when it cannot go out.
 pub fn send_logged(target: &Target, msg: &Message<'_>, what: &str) -> bool {
-    match target.send(&msg.to_bytes()) {
+    logged(target, target.send(&msg.to_bytes()), what)
+}
+
+/// [`send_logged`] with [`Target::relay`].
+pub fn relay_logged(target: &Target, msg: &Message<'_>, what: &str) -> bool {
+    logged(target, target.relay(&msg.to_bytes()), what)
+}
+
+fn logged(target: &Target, sent: switchboard_sdk::Result<()>, what: &str) -> bool {
+    match sent {
         Ok(()) => true,
         Err(e) => {
             host::log::warn(&format!("sip: {what} to {} not sent: {e}", target.peer));

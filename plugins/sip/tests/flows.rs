@@ -426,6 +426,9 @@ fn message_forks_to_every_contact_and_answers_202() {
         ["udp:127.0.0.1:5080", "udp:127.0.0.1:5081", "flow:7"]
     );
     assert_eq!(status_line(&all[0].1), "SIP/2.0 202 Accepted");
+    // The UDP fork is relayed (the core consumes its 2xx); the 202 and the flow are not.
+    let relayed: Vec<bool> = (n..n + 3).map(|i| h.sip_relayed(i)).collect();
+    assert_eq!(relayed, [false, true, false]);
     let out = all[1..].to_vec();
     for (_, fork) in &out[..2] {
         assert!(fork.ends_with("\r\n\r\nWatson, come here."), "{fork}");
@@ -436,7 +439,7 @@ fn message_forks_to_every_contact_and_answers_202() {
     assert!(header(&out[1].1, "Via")
         .unwrap()
         .starts_with("SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK"));
-    // The forks' answers are consumed silently.
+    // Answers the core hands over anyway (over a stream, or late) are consumed silently.
     let answer = out[0].1.replace(status_line(&out[0].1), "SIP/2.0 200 OK");
     let answer = answer
         .split("\r\n\r\n")

@@ -411,6 +411,13 @@ pub enum HostCall {
     EventsPublisher,
     /// → `Option<String>` (`credentials.password`)
     CredentialsPassword { who: Principal },
+    /// → `Result<()>` (`sip-transport.relay-to`)
+    SipRelayTo {
+        transport: String,
+        target: String,
+        #[serde(with = "serde_bytes")]
+        message: Vec<u8>,
+    },
 }
 
 /// Publishes one event key from any thread, at any time (not only during a call): the

@@ -6,40 +6,42 @@
 //! `kv_quota_bytes`, an event topic not listed, or an outbound host not granted comes back as
 //! [`Error::Denied`].
 
+#[cfg(not(target_arch = "wasm32"))]
 use serde::de::DeserializeOwned;
 
 #[allow(unused_imports)] // unused in WebAssembly builds, where imports are called directly
 use crate::abi::HostCall;
 use crate::types::{Error, Result};
 
-/// Perform a host call: natively the [`HostCall`] goes to the current host; in WebAssembly
-/// the given expression calls the one component import it needs (so unused imports vanish
-/// from the component). Either way the answer comes back encoded the same.
-macro_rules! raw {
+/// `call!(native HostCall, wasm expression)`: a call whose answer is `Result<T>`. Natively the
+/// [`HostCall`] goes to the current host and its postcard answer is decoded; in WebAssembly
+/// the expression calls the one component import it needs (so unused imports vanish from the
+/// component) and already yields the typed answer — no encoding round trip on the hot paths
+/// (kv, SIP sends, request bodies).
+macro_rules! call {
     ($native:expr, $wasm:expr) => {{
         #[cfg(target_arch = "wasm32")]
-        let bytes: Option<Vec<u8>> = Some($wasm);
+        let answer: Result<_> = $wasm;
         #[cfg(not(target_arch = "wasm32"))]
-        let bytes: Option<Vec<u8>> = crate::native::host_call($native);
-        bytes
+        let answer = decode_result(crate::native::host_call($native));
+        answer
     }};
 }
 
-/// `call!(native HostCall, wasm expression)`: a call whose answer is `Result<T>`.
-macro_rules! call {
-    ($native:expr, $wasm:expr) => {
-        decode_result(raw!($native, $wasm))
-    };
-}
-
-/// `call_plain!(…)`: a call whose answer is a plain value; `None` on transport problems.
+/// `call_plain!(…)`: a call whose answer is a plain value; `None` on transport problems
+/// (natively: no host, or an undecodable answer).
 macro_rules! call_plain {
-    ($native:expr, $wasm:expr) => {
-        raw!($native, $wasm).and_then(|b| crate::abi::decode(&b).ok())
-    };
+    ($native:expr, $wasm:expr) => {{
+        #[cfg(target_arch = "wasm32")]
+        let answer = Some($wasm);
+        #[cfg(not(target_arch = "wasm32"))]
+        let answer = crate::native::host_call($native).and_then(|b| crate::abi::decode(&b).ok());
+        answer
+    }};
 }
 
 /// Decode a `Result<T>` answer; transport problems become [`Error::Internal`].
+#[cfg(not(target_arch = "wasm32"))]
 fn decode_result<T: DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<T> {
     let bytes = bytes.ok_or_else(|| {
         Error::Internal("no host: host calls only work inside a plugin call or a mock host".into())
@@ -655,6 +657,20 @@ pub mod sip_transport {
                 message: message.to_vec(),
             },
             crate::wasm::sip_send_to(transport, target, message)
+        )
+    }
+    /// Like [`send_to`], for a request whose `2xx` answer the plugin does not need (a forked
+    /// MESSAGE): the server consumes that answer instead of calling the plugin with it. Over
+    /// UDP only, while the server still resends the request; any other response still
+    /// arrives as usual.
+    pub fn relay_to(transport: &str, target: &str, message: &[u8]) -> Result<()> {
+        call!(
+            HostCall::SipRelayTo {
+                transport: transport.into(),
+                target: target.into(),
+                message: message.to_vec(),
+            },
+            crate::wasm::sip_relay_to(transport, target, message)
         )
     }
 }

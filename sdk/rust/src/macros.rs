@@ -36,7 +36,7 @@ macro_rules! export_wasm {
                 fn handle(message: Vec<u8>, origin: __h::Origin) {
                     <$plugin as $crate::SipFrontend>::handle(
                         message,
-                        $crate::wasm::convert(&origin),
+                        $crate::wasm::origin_from(origin),
                     )
                 }
             }

@@ -50,6 +50,8 @@ struct State {
     dirs: BTreeMap<String, String>,
     staged: Vec<Vec<u8>>,
     sip_sent: Vec<(String, Vec<u8>)>,
+    /// Indices into `sip_sent` of the messages sent with `relay-to`.
+    sip_relayed: Vec<usize>,
     challenges: u64,
 }
 
@@ -208,6 +210,12 @@ impl MockHost {
     pub fn sip_sent(&self) -> Vec<(String, Vec<u8>)> {
         self.inner.state.borrow().sip_sent.clone()
     }
+
+    /// Whether the `n`-th message of [`MockHost::sip_sent`] went out with `relay-to` (its
+    /// `2xx` answer is the host's) rather than `send-to` or `send-flow`.
+    pub fn sip_relayed(&self, n: usize) -> bool {
+        self.inner.state.borrow().sip_relayed.contains(&n)
+    }
 }
 
 impl HostApi for MockHost {
@@ -358,6 +366,16 @@ impl HostApi for MockHost {
                 target,
                 message,
             } => {
+                st.sip_sent.push((format!("{transport}:{target}"), message));
+                encode(&Ok::<_, Error>(()))
+            }
+            HostCall::SipRelayTo {
+                transport,
+                target,
+                message,
+            } => {
+                let n = st.sip_sent.len();
+                st.sip_relayed.push(n);
                 st.sip_sent.push((format!("{transport}:{target}"), message));
                 encode(&Ok::<_, Error>(()))
             }

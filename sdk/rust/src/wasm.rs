@@ -132,99 +132,138 @@ use bindings::mail_import::switchboard::plugin::mailstore as mail_import;
 // One small function per import, called directly from `crate::host`: a plugin's component
 // then imports only the interfaces it really calls (wit-component drops the rest), so a
 // connector never appears to import frontend-only interfaces and vice versa. Each returns the
-// answer encoded exactly as the native host would, so `crate::host` has one decoding path.
+// SDK's own type; the common interfaces' values (strings, byte lists, numbers) need no
+// conversion but the error, which is copied variant by variant.
 
-pub(crate) fn log_write(level: crate::types::Level, message: &str) -> Vec<u8> {
-    common::log::write(convert(&level), message);
-    encode(&())
+use crate::types::{Error, Result};
+
+fn error(e: common::types::Error) -> Error {
+    use common::types::Error as E;
+    match e {
+        E::NotFound(m) => Error::NotFound(m),
+        E::Denied(m) => Error::Denied(m),
+        E::Invalid(m) => Error::Invalid(m),
+        E::Conflict(m) => Error::Conflict(m),
+        E::Unavailable(m) => Error::Unavailable(m),
+        E::Quota(m) => Error::Quota(m),
+        E::Internal(m) => Error::Internal(m),
+    }
 }
-pub(crate) fn config_get(key: &str) -> Vec<u8> {
-    encode(&common::config::get(key))
+
+/// A common import's answer with the SDK's error.
+fn ok<T>(r: std::result::Result<T, common::types::Error>) -> Result<T> {
+    r.map_err(error)
 }
-pub(crate) fn kv_get(key: &str) -> Vec<u8> {
-    encode(&common::kv::get(key))
+
+pub(crate) fn log_write(level: crate::types::Level, message: &str) {
+    use common::log::Level as L;
+    let level = match level {
+        crate::types::Level::Trace => L::Trace,
+        crate::types::Level::Debug => L::Debug,
+        crate::types::Level::Info => L::Info,
+        crate::types::Level::Warn => L::Warn,
+        crate::types::Level::Error => L::Error,
+    };
+    common::log::write(level, message);
 }
-pub(crate) fn kv_set(key: &str, value: &[u8]) -> Vec<u8> {
-    encode(&common::kv::set(key, value))
+pub(crate) fn config_get(key: &str) -> Option<String> {
+    common::config::get(key)
 }
-pub(crate) fn kv_delete(key: &str) -> Vec<u8> {
-    encode(&common::kv::delete(key))
+pub(crate) fn kv_get(key: &str) -> Result<Option<Vec<u8>>> {
+    ok(common::kv::get(key))
 }
-pub(crate) fn kv_scan(prefix: &str, after: Option<&str>, limit: u32) -> Vec<u8> {
-    encode(&common::kv::scan(prefix, after, limit))
+pub(crate) fn kv_set(key: &str, value: &[u8]) -> Result<()> {
+    ok(common::kv::set(key, value))
 }
-pub(crate) fn kv_cas(key: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> Vec<u8> {
-    encode(&common::kv::compare_and_swap(key, expected, new))
+pub(crate) fn kv_delete(key: &str) -> Result<bool> {
+    ok(common::kv::delete(key))
+}
+pub(crate) fn kv_scan(
+    prefix: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    ok(common::kv::scan(prefix, after, limit))
+}
+pub(crate) fn kv_cas(key: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool> {
+    ok(common::kv::compare_and_swap(key, expected, new))
 }
 pub(crate) fn kv_commit(
     checks: &[(String, Option<Vec<u8>>)],
     writes: &[(String, Option<Vec<u8>>)],
-) -> Vec<u8> {
-    encode(&common::kv::commit(checks, writes))
+) -> Result<bool> {
+    ok(common::kv::commit(checks, writes))
 }
-pub(crate) fn events_publish(key: &str) -> Vec<u8> {
-    encode(&common::events::publish(key))
+pub(crate) fn events_publish(key: &str) -> Result<()> {
+    ok(common::events::publish(key))
 }
-pub(crate) fn outbound_connect(host: &str, port: u16, tls: bool) -> Vec<u8> {
-    encode(&common::outbound::connect(host, port, tls))
+pub(crate) fn outbound_connect(host: &str, port: u16, tls: bool) -> Result<u32> {
+    ok(common::outbound::connect(host, port, tls))
 }
-pub(crate) fn outbound_read(conn: u32, max: u32) -> Vec<u8> {
-    encode(&common::outbound::read(conn, max))
+pub(crate) fn outbound_read(conn: u32, max: u32) -> Result<Vec<u8>> {
+    ok(common::outbound::read(conn, max))
 }
-pub(crate) fn outbound_write(conn: u32, data: &[u8]) -> Vec<u8> {
-    encode(&common::outbound::write(conn, data))
+pub(crate) fn outbound_write(conn: u32, data: &[u8]) -> Result<()> {
+    ok(common::outbound::write(conn, data))
 }
-pub(crate) fn outbound_close(conn: u32) -> Vec<u8> {
+pub(crate) fn outbound_close(conn: u32) {
     common::outbound::close(conn);
-    encode(&())
 }
-pub(crate) fn request_body_read(max: u32) -> Vec<u8> {
-    encode(&common::request_body::read(max))
+pub(crate) fn request_body_read(max: u32) -> Result<Vec<u8>> {
+    ok(common::request_body::read(max))
 }
-pub(crate) fn sip_send_flow(flow: u64, message: &[u8]) -> Vec<u8> {
-    encode(&common::sip_transport::send_flow(flow, message))
+pub(crate) fn sip_send_flow(flow: u64, message: &[u8]) -> Result<()> {
+    ok(common::sip_transport::send_flow(flow, message))
 }
-pub(crate) fn sip_send_to(transport: &str, target: &str, message: &[u8]) -> Vec<u8> {
-    encode(&common::sip_transport::send_to(transport, target, message))
+pub(crate) fn sip_send_to(transport: &str, target: &str, message: &[u8]) -> Result<()> {
+    ok(common::sip_transport::send_to(transport, target, message))
+}
+pub(crate) fn sip_relay_to(transport: &str, target: &str, message: &[u8]) -> Result<()> {
+    ok(common::sip_transport::relay_to(transport, target, message))
 }
 pub(crate) fn sip_verify_digest(
     method: &str,
     authorization: &str,
     realm: &str,
     source: &str,
-) -> Vec<u8> {
-    encode(&common::sip_auth::verify_digest(
+) -> Result<Option<crate::types::Principal>> {
+    ok(common::sip_auth::verify_digest(
         method,
         authorization,
         realm,
         source,
     ))
+    .map(|p| {
+        p.map(|p| crate::types::Principal {
+            user: p.user,
+            domain: p.domain,
+        })
+    })
 }
-pub(crate) fn sip_challenge(realm: &str, stale: bool) -> Vec<u8> {
-    encode(&common::sip_auth::challenge(realm, stale))
+pub(crate) fn sip_challenge(realm: &str, stale: bool) -> String {
+    common::sip_auth::challenge(realm, stale)
 }
-pub(crate) fn staging_create() -> Vec<u8> {
-    encode(&staging::create())
+pub(crate) fn staging_create() -> Result<u32> {
+    ok(staging::create())
 }
-pub(crate) fn staging_append(upload: u32, data: &[u8]) -> Vec<u8> {
-    encode(&staging::append(upload, data))
+pub(crate) fn staging_append(upload: u32, data: &[u8]) -> Result<()> {
+    ok(staging::append(upload, data))
 }
-pub(crate) fn staging_read(upload: u32, offset: u64, max: u32) -> Vec<u8> {
-    encode(&staging::read(upload, offset, max))
+pub(crate) fn staging_read(upload: u32, offset: u64, max: u32) -> Result<Vec<u8>> {
+    ok(staging::read(upload, offset, max))
 }
-pub(crate) fn staging_size(upload: u32) -> Vec<u8> {
-    encode(&staging::size(upload))
+pub(crate) fn staging_size(upload: u32) -> Result<u64> {
+    ok(staging::size(upload))
 }
-pub(crate) fn credentials_password(who: &crate::types::Principal) -> Vec<u8> {
-    encode(&common::credentials::password(&convert(who)))
+pub(crate) fn credentials_password(who: &crate::types::Principal) -> Option<String> {
+    common::credentials::password(&convert(who))
 }
-pub(crate) fn files_dir(name: &str) -> Vec<u8> {
-    encode(&Some(format!("/{name}")))
+pub(crate) fn files_dir(name: &str) -> Option<String> {
+    Some(format!("/{name}"))
 }
-pub(crate) fn directory(call: crate::abi::DirectoryCall) -> Vec<u8> {
+pub(crate) fn directory(call: crate::abi::DirectoryCall) -> Result<crate::abi::DirectoryReply> {
     use crate::abi::{DirectoryCall, DirectoryReply};
-    use crate::types::Result;
-    let reply: Result<DirectoryReply> = match call {
+    match call {
         DirectoryCall::Authenticate { who, password } => {
             dir_import::authenticate(&convert(&who), &password)
                 .map(DirectoryReply::Authenticated)
@@ -236,20 +275,18 @@ pub(crate) fn directory(call: crate::abi::DirectoryCall) -> Vec<u8> {
         DirectoryCall::Search { domain, query, max } => dir_import::search(&domain, &query, max)
             .map(|p| DirectoryReply::People(convert(&p)))
             .map_err(|e| convert(&e)),
-    };
-    encode(&reply)
+    }
 }
 
-pub(crate) fn mail(call: MailCall) -> Vec<u8> {
+pub(crate) fn mail(call: MailCall) -> Result<crate::abi::MailReply> {
     use crate::abi::MailReply as R;
-    use crate::types::Result;
     fn done<T: Serialize>(
         r: std::result::Result<T, mail_import::Error>,
         wrap: impl FnOnce(T) -> R,
     ) -> Result<R> {
         r.map(wrap).map_err(|e| convert(&e))
     }
-    let reply = match call {
+    match call {
         MailCall::ListFolders { who } => done(mail_import::list_folders(&convert(&who)), |f| {
             R::Folders(convert(&f))
         }),
@@ -355,8 +392,7 @@ pub(crate) fn mail(call: MailCall) -> Vec<u8> {
             mail_import::watch(&convert(&who), &folder_ids, timeout_ms),
             |_| R::Unit,
         ),
-    };
-    encode(&reply)
+    }
 }
 
 // The HTTP hot path converts field by field (every request crosses here twice); the rest of
@@ -423,5 +459,17 @@ pub fn outcome_to(o: crate::http::Outcome) -> h::Outcome {
             on_timeout: response_to(p.on_timeout),
             group: p.group,
         }),
+    }
+}
+
+/// A SIP message's origin as the SDK type (every SIP message crosses here).
+pub fn origin_from(
+    o: bindings::sip::exports::switchboard::plugin::sip_handler::Origin,
+) -> crate::sip::Origin {
+    crate::sip::Origin {
+        transport: o.transport,
+        peer: o.peer,
+        local: o.local,
+        flow: o.flow,
     }
 }

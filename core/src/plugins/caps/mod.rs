@@ -289,6 +289,16 @@ impl CallCtx {
         self.sip()?.send_to(transport, target, message).await
     }
 
+    /// `sip-transport.relay-to`
+    pub async fn sip_relay_to(
+        &self,
+        transport: &str,
+        target: &str,
+        message: &[u8],
+    ) -> Result<(), Error> {
+        self.sip()?.relay_to(transport, target, message).await
+    }
+
     /// `sip-auth.verify-digest` (SIP frontends only).
     pub async fn sip_verify_digest(
         &self,
@@ -365,6 +375,11 @@ impl CallCtx {
                 target,
                 message,
             } => encode(&self.sip_send_to(&transport, &target, &message).await),
+            HostCall::SipRelayTo {
+                transport,
+                target,
+                message,
+            } => encode(&self.sip_relay_to(&transport, &target, &message).await),
             HostCall::SipVerifyDigest {
                 method,
                 authorization,
