@@ -138,6 +138,9 @@ certificate = $work/sb/data/tls/cert.pem
 private_key = $work/sb/data/tls/key.pem
 EOF
 start_kam() {
+    # Kamailio serves Switchboard's self-signed certificate, made when Switchboard first
+    # starts: start it once if this run has not (BENCH_SERVERS=kam).
+    [ -f "$work/sb/data/tls/cert.pem" ] || { start_sb; stop_sb; }
     # -x/-X tlsf: the TLSF allocator for shared and private memory. Debian's build defaults to
     # q_malloc with debugging checks, which aborted a child at TLS start-up here once
     # ("qm_debug_check_frag ... beginning overwritten", called from tls_init.c) and adds
