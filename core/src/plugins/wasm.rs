@@ -24,6 +24,7 @@ use wasmtime::{ResourceLimiter, Store, StoreContextMut};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::caps::sip::Sent;
 use super::caps::{CallCtx, PluginInfo};
 use super::engine::{WasmEngine, EPOCH_TICK};
 use super::manifest::World;
@@ -285,8 +286,8 @@ pub fn linker(engine: &WasmEngine, world: World) -> wasmtime::Result<Linker<Stor
                 })?,))
             },
         )?;
-        host_fn!(i, "send-to", |c, (transport: String, target: String, message: Vec<u8>)| c.sip_send_to(&transport, &target, &message).await);
-        host_fn!(i, "relay-to", |c, (transport: String, target: String, message: Vec<u8>)| c.sip_relay_to(&transport, &target, &message).await);
+        host_fn!(i, "send-to", |c, (transport: String, target: String, message: Vec<u8>)| c.sip_send(&transport, &target, &message, Sent::Request).await);
+        host_fn!(i, "relay-to", |c, (transport: String, target: String, message: Vec<u8>)| c.sip_send(&transport, &target, &message, Sent::Relay).await);
         let mut i = linker.instance(&iface("sip-auth"))?;
         host_fn!(i, "verify-digest", |c, (method: String, authorization: String, realm: String, source: String)| c.sip_verify_digest(&method, &authorization, &realm, &source).await);
         i.func_wrap(

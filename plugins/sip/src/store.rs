@@ -27,10 +27,19 @@ pub const RETRIES: usize = 8;
 
 /// Read a JSON value; a value that does not decode counts as absent (and is logged).
 pub fn get_json<T: DeserializeOwned>(key: &str) -> Result<Option<(T, Vec<u8>)>> {
+    get_decoded(key, |raw| serde_json::from_slice(raw).map_err(|e| e.to_string()))
+}
+
+/// Read a value and decode it with `decode`, with its raw bytes; a value that does not
+/// decode counts as absent (and is logged).
+fn get_decoded<T>(
+    key: &str,
+    decode: impl FnOnce(&[u8]) -> std::result::Result<T, String>,
+) -> Result<Option<(T, Vec<u8>)>> {
     let Some(raw) = kv::get(key)? else {
         return Ok(None);
     };
-    match serde_json::from_slice(&raw) {
+    match decode(&raw) {
         Ok(v) => Ok(Some((v, raw))),
         Err(e) => {
             switchboard_sdk::host::log::warn(&format!("sip: kv {key} undecodable: {e}"));
@@ -129,16 +138,7 @@ impl Bindings {
 /// The stored registrations at `key` (`reg/{aor}`) and their raw value; one that does not
 /// decode counts as absent (and is logged).
 pub fn get_bindings(key: &str) -> Result<Option<(Bindings, Vec<u8>)>> {
-    let Some(raw) = kv::get(key)? else {
-        return Ok(None);
-    };
-    match Bindings::decode(&raw) {
-        Ok(b) => Ok(Some((b, raw))),
-        Err(e) => {
-            switchboard_sdk::host::log::warn(&format!("sip: kv {key} undecodable: {e}"));
-            Ok(None)
-        }
-    }
+    get_decoded(key, Bindings::decode)
 }
 
 /// The AOR's live contacts.

@@ -279,24 +279,16 @@ impl CallCtx {
         self.sip.as_deref().ok_or_else(sip_unavailable)
     }
 
-    /// `sip-transport.send-to`
-    pub async fn sip_send_to(
+    /// `sip-transport.send-to` (`how`: [`sip::Sent::Request`]) and `relay-to`
+    /// ([`sip::Sent::Relay`]).
+    pub async fn sip_send(
         &self,
         transport: &str,
         target: &str,
         message: &[u8],
+        how: sip::Sent,
     ) -> Result<(), Error> {
-        self.sip()?.send_to(transport, target, message).await
-    }
-
-    /// `sip-transport.relay-to`
-    pub async fn sip_relay_to(
-        &self,
-        transport: &str,
-        target: &str,
-        message: &[u8],
-    ) -> Result<(), Error> {
-        self.sip()?.relay_to(transport, target, message).await
+        self.sip()?.send(transport, target, message, how).await
     }
 
     /// `sip-auth.verify-digest` (SIP frontends only).
@@ -374,12 +366,20 @@ impl CallCtx {
                 transport,
                 target,
                 message,
-            } => encode(&self.sip_send_to(&transport, &target, &message).await),
+            } => encode(
+                &self
+                    .sip_send(&transport, &target, &message, sip::Sent::Request)
+                    .await,
+            ),
             HostCall::SipRelayTo {
                 transport,
                 target,
                 message,
-            } => encode(&self.sip_relay_to(&transport, &target, &message).await),
+            } => encode(
+                &self
+                    .sip_send(&transport, &target, &message, sip::Sent::Relay)
+                    .await,
+            ),
             HostCall::SipVerifyDigest {
                 method,
                 authorization,

@@ -283,18 +283,10 @@ impl SipSockets {
         self.send(transport, target, message, Sent::Request).await
     }
 
-    /// `sip-transport.relay-to`: [`SipSockets::send_to`], remembering over UDP that a `2xx`
-    /// to the request is not the plugin's (see [`SipSockets::answered`]).
-    pub async fn relay_to(
-        &self,
-        transport: &str,
-        target: &str,
-        message: &[u8],
-    ) -> Result<(), Error> {
-        self.send(transport, target, message, Sent::Relay).await
-    }
-
-    async fn send(
+    /// `send-to` (`how`: [`Sent::Request`]) or `relay-to` ([`Sent::Relay`]: over UDP the
+    /// resend entry remembers that a `2xx` to the request is not the plugin's, see
+    /// [`SipSockets::answered`]).
+    pub async fn send(
         &self,
         transport: &str,
         target: &str,
