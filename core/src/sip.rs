@@ -96,7 +96,6 @@ fn core_reply(transport: Transport, reply: Option<Bytes>) -> Option<Bytes> {
     reply
 }
 
-/// `response` (as built by [`error_response`]) with a `Retry-After` header.
 /// Whether a response's status line says `2xx` (`SIP/2.0 2xx`).
 fn is_2xx(response: &[u8]) -> bool {
     response.starts_with(b"SIP/2.0 2")
@@ -105,6 +104,7 @@ fn is_2xx(response: &[u8]) -> bool {
             .is_some_and(|c| c.iter().all(u8::is_ascii_digit))
 }
 
+/// `response` (as built by [`error_response`]) with a `Retry-After` header.
 fn with_retry_after(mut response: Vec<u8>, secs: u64) -> Vec<u8> {
     // The response ends with the empty line; the header goes before it.
     let at = response.len().saturating_sub(2);

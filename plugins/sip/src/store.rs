@@ -27,7 +27,9 @@ pub const RETRIES: usize = 8;
 
 /// Read a JSON value; a value that does not decode counts as absent (and is logged).
 pub fn get_json<T: DeserializeOwned>(key: &str) -> Result<Option<(T, Vec<u8>)>> {
-    get_decoded(key, |raw| serde_json::from_slice(raw).map_err(|e| e.to_string()))
+    get_decoded(key, |raw| {
+        serde_json::from_slice(raw).map_err(|e| e.to_string())
+    })
 }
 
 /// Read a value and decode it with `decode`, with its raw bytes; a value that does not

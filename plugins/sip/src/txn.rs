@@ -196,46 +196,42 @@ pub fn send_reply(
     mut resp: Message<'_>,
     cacheable: bool,
 ) -> Option<Vec<u8>> {
-    if let Ok(via) = req.top_via() {
-        let peer = ctx.origin.peer.parse::<std::net::SocketAddr>().ok();
-        if let Some(peer) = peer {
-            let ip = peer.ip().to_string();
-            let mut value = String::new();
-            let sent_by_ip = via.host.to_string().trim_matches(['[', ']']).to_string();
-            let mut params: Vec<String> = Vec::new();
-            let mut had_rport = false;
-            for (name, v) in via.params.iter() {
-                if name.eq_ignore_ascii_case("received") {
-                    continue;
-                }
-                if name.eq_ignore_ascii_case("rport") {
-                    had_rport = true;
-                    params.push(format!("rport={}", peer.port()));
-                    continue;
-                }
-                params.push(match v {
-                    Some(v) => format!("{name}={v}"),
-                    None => name.to_string(),
-                });
-            }
-            value.push_str(&format!(
-                "{}/{}/{} {}",
-                via.protocol, via.version, via.transport, via.host
-            ));
-            if let Some(p) = via.port {
-                value.push_str(&format!(":{p}"));
-            }
-            for p in &params {
-                value.push(';');
-                value.push_str(p);
-            }
-            if sent_by_ip != ip || had_rport {
-                value.push_str(&format!(";received={ip}"));
-            }
-            let new_via = value;
-            resp.pop_via();
-            let _ = resp.push_via(new_via);
+    let peer = ctx.origin.peer.parse::<std::net::SocketAddr>();
+    if let (Ok(via), Ok(peer)) = (req.top_via(), peer) {
+        use std::fmt::Write;
+        // One string, written in place: this runs for every answer.
+        let ip = peer.ip().to_string();
+        let mut value = String::with_capacity(160);
+        let _ = write!(value, "{}/{}/{} ", via.protocol, via.version, via.transport);
+        let host_at = value.len();
+        let _ = write!(value, "{}", via.host);
+        let sent_by_peer = value[host_at..].trim_matches(['[', ']']) == ip;
+        if let Some(p) = via.port {
+            let _ = write!(value, ":{p}");
         }
+        let mut had_rport = false;
+        for (name, v) in via.params.iter() {
+            if name.eq_ignore_ascii_case("received") {
+                continue;
+            }
+            value.push(';');
+            if name.eq_ignore_ascii_case("rport") {
+                had_rport = true;
+                let _ = write!(value, "rport={}", peer.port());
+                continue;
+            }
+            value.push_str(name);
+            if let Some(v) = v {
+                value.push('=');
+                value.push_str(v);
+            }
+        }
+        if !sent_by_peer || had_rport {
+            value.push_str(";received=");
+            value.push_str(&ip);
+        }
+        resp.pop_via();
+        let _ = resp.push_via(value);
     }
     let _ = resp.set_header("Server", "Switchboard");
     let bytes = resp.to_bytes();

@@ -906,3 +906,35 @@ fn the_cache_holds_timer_j_worth_of_requests_whatever_their_branches() {
         "one index entry per cached response"
     );
 }
+
+#[test]
+fn the_answer_s_via_names_where_the_request_came_from() {
+    // RFC 3261 §18.2.1: `received` only when the sent-by is not the source address (or
+    // `rport` asked for it, RFC 3581), a stale `received` dropped, other parameters kept.
+    let h = host();
+    let with_via = |via: &str| {
+        String::from_utf8(options("v"))
+            .unwrap()
+            .replace("SIP/2.0/UDP pc.biloxi.com;branch=z9hG4bKv", via)
+            .into_bytes()
+    };
+    let cases = [
+        (
+            "SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKv1",
+            "SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKv1",
+        ),
+        (
+            "SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bKv2;received=10.0.0.9;x=1;flag",
+            "SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bKv2;x=1;flag;received=127.0.0.1",
+        ),
+        (
+            "SIP/2.0/UDP 127.0.0.1;rport;branch=z9hG4bKv3",
+            "SIP/2.0/UDP 127.0.0.1;rport=5090;branch=z9hG4bKv3;received=127.0.0.1",
+        ),
+    ];
+    for (i, (sent, answered)) in cases.iter().enumerate() {
+        h.run(|| handle_at(&with_via(sent), &udp(5090), T0));
+        let out = sent_since(&h, i);
+        assert_eq!(header(&out[0].1, "Via"), Some(*answered), "{sent}");
+    }
+}

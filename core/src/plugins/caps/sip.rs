@@ -291,7 +291,7 @@ impl SipSockets {
         transport: &str,
         target: &str,
         message: &[u8],
-        sent: Sent,
+        how: Sent,
     ) -> Result<(), Error> {
         Self::check_size(message)?;
         let transport = transport_of(transport)?;
@@ -306,7 +306,7 @@ impl SipSockets {
             )));
         }
         if transport == Transport::Udp {
-            return self.send_udp(target, message, sent).await;
+            return self.send_udp(target, message, how).await;
         }
         let flow = match self.flows.find(transport, target) {
             Some(flow) => flow,
