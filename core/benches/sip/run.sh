@@ -15,6 +15,8 @@
 #                                                    two Switchboard builds by their µs/msg)
 #   BENCH_NO_BUILD ""                                1: use the binaries already built
 #   BENCH_BIN, BENCH_WASM                            those binaries (default: the target directory's)
+#   SWITCHBOARD_WASM_PERFMAP=1                       (passed to the server) plugin functions by name
+#                                                    in `perf record -g -p PID` profiles
 #
 # What it does, all on 127.0.0.1 (see docs/benchmarks.md for figures and fairness notes):
 # 1. builds the release `switchboard` binary and the SIP plugin as WebAssembly
