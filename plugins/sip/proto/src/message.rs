@@ -728,9 +728,12 @@ fn make_headers<'a>(name: Cow<'a, str>, value: Cow<'a, str>) -> Result<Vec<Heade
             reason: "control characters",
         });
     }
+    let wsp = |c| c == ' ' || c == '\t';
     let value = match value {
-        Cow::Borrowed(v) => Cow::Borrowed(v.trim_matches(|c| c == ' ' || c == '\t')),
-        Cow::Owned(v) => Cow::Owned(v.trim_matches(|c| c == ' ' || c == '\t').to_owned()),
+        Cow::Borrowed(v) => Cow::Borrowed(v.trim_matches(wsp)),
+        // Most built values need no trimming: keep the allocation.
+        Cow::Owned(v) if v.trim_matches(wsp).len() == v.len() => Cow::Owned(v),
+        Cow::Owned(v) => Cow::Owned(v.trim_matches(wsp).to_owned()),
     };
     let mut new = Vec::new();
     push_values(&mut new, name, list, value, None)?;
