@@ -34,7 +34,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::plugins::caps::sip::{Dialer, Sent};
-use crate::plugins::caps::Routes;
 use crate::plugins::{Fault, Plugin};
 use crate::state::{Shared, Snapshot};
 
@@ -156,9 +155,12 @@ impl SipHandler for SipDispatch {
             local: inbound.local.to_string(),
             flow: transport.is_stream().then_some(inbound.flow.0),
         };
-        let routes: Arc<dyn Routes> = snap.plugins.clone();
         match plugin
-            .sip_handle(Some(routes), inbound.message.to_vec(), origin)
+            .sip_handle(
+                Some(snap.plugins.routes()),
+                inbound.message.to_vec(),
+                origin,
+            )
             .await
         {
             Ok(()) => None,

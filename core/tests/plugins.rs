@@ -258,6 +258,12 @@ async fn parked_requests_time_out_and_a_newer_one_supersedes_the_older() {
     server.shutdown().await;
 }
 
+/// Writes note `k` (the event that answers requests parked on it).
+async fn put_note_k(server: &TestServer, text: &[u8]) {
+    let r = get_with(server, "PUT", "/example/notes/k", text).await;
+    assert_eq!(r.status, 204, "PUT /example/notes/k");
+}
+
 /// `parked_requests` from `/admin/status` once it equals `n` (bounded wait).
 async fn until_parked(server: &TestServer, n: u64) {
     for _ in 0..600 {
@@ -290,12 +296,7 @@ async fn a_parked_request_is_answered_and_its_connection_serves_on() {
     let mut c = http(&server).await;
     c.send_raw(wait("k", "").as_bytes()).await;
     until_parked(&server, 1).await;
-    assert_eq!(
-        get_with(&server, "PUT", "/example/notes/k", b"one")
-            .await
-            .status,
-        204
-    );
+    put_note_k(&server, b"one").await;
     let r = c.read_response().await.unwrap();
     assert_eq!((r.status, r.text().as_str()), (200, "one"));
     assert_eq!(r.header("content-length"), Some("3"));
@@ -307,12 +308,7 @@ async fn a_parked_request_is_answered_and_its_connection_serves_on() {
     c.send_raw(format!("{}{plain}", wait("k", "")).as_bytes())
         .await;
     until_parked(&server, 1).await;
-    assert_eq!(
-        get_with(&server, "PUT", "/example/notes/k", b"two")
-            .await
-            .status,
-        204
-    );
+    put_note_k(&server, b"two").await;
     let first = c.read_response().await.unwrap();
     assert_eq!((first.status, first.text().as_str()), (200, "two"));
     let second = c.read_response().await.unwrap();
@@ -327,12 +323,7 @@ async fn a_parked_request_is_answered_and_its_connection_serves_on() {
     old.send_raw(wait("k", "").replace("HTTP/1.1", "HTTP/1.0").as_bytes())
         .await;
     until_parked(&server, 2).await;
-    assert_eq!(
-        get_with(&server, "PUT", "/example/notes/k", b"three")
-            .await
-            .status,
-        204
-    );
+    put_note_k(&server, b"three").await;
     for conn in [&mut closing, &mut old] {
         let r = conn.read_response().await.unwrap();
         assert_eq!((r.status, r.text().as_str()), (200, "three"));

@@ -226,6 +226,40 @@ pub struct Authenticator {
     verifying: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// A place in line for verifying one set of credentials (`Authenticator::verifying`). The
+/// map entry goes when its last holder lets go — also when a waiting request is dropped
+/// (its client left), which a cleanup after the `await` would miss.
+struct Turn<'a> {
+    map: &'a Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    slot: [u8; 32],
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> Turn<'a> {
+    fn take(
+        map: &'a Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+        slot: [u8; 32],
+    ) -> Self {
+        let turn = map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(slot)
+            .or_default()
+            .clone();
+        Turn { map, slot, turn }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        // Handles are only cloned under this lock: the map's and ours mean nobody else waits.
+        if Arc::strong_count(&self.turn) <= 2 {
+            map.remove(&self.slot);
+        }
+    }
+}
+
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.sources.iter().map(|s| s.name()).collect();
@@ -358,26 +392,12 @@ impl Authenticator {
         }
         // Wait for a verification of the same credentials already running, then use its
         // result if it succeeded.
-        let turn = self
-            .verifying
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(slot)
-            .or_default()
-            .clone();
-        let result = {
-            let _turn = turn.lock().await;
-            match self.cached(&slot, now) {
-                Some(id) => Ok(id),
-                None => self.verify_basic(&at, login, &creds.password, slot).await,
-            }
-        };
-        let mut verifying = self.verifying.lock().unwrap_or_else(|p| p.into_inner());
-        // The map's handle and ours: nobody else waits on this turn.
-        if Arc::strong_count(&turn) <= 2 {
-            verifying.remove(&slot);
+        let turn = Turn::take(&self.verifying, slot);
+        let _mine = turn.turn.lock().await;
+        match self.cached(&slot, now) {
+            Some(id) => Ok(id),
+            None => self.verify_basic(&at, login, &creds.password, slot).await,
         }
-        result
     }
 
     /// The identity remembered for these credentials (`slot`), if still fresh.
@@ -621,6 +641,32 @@ mod tests {
             assert_eq!(r.unwrap_err().kind, AuthFailureKind::BadCredentials);
         }
         assert_eq!(source.0.load(Ordering::SeqCst), 4);
+        assert!(auth.verifying.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_login_dropped_while_waiting_leaves_no_turn_behind() {
+        let source = Arc::new(Counting(AtomicUsize::new(0)));
+        let auth = chain(source.clone());
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let h = header("right");
+        let first = auth.basic(Some(&h), ip, "eas", Instant::now());
+        // Its client leaves while the first verification runs (the source sleeps 20 ms).
+        let waiting = tokio::time::timeout(
+            Duration::from_millis(1),
+            auth.basic(Some(&h), ip, "eas", Instant::now()),
+        );
+        let (first, waiting) = tokio::join!(first, waiting);
+        assert!(first.is_ok());
+        assert!(waiting.is_err(), "the second login was cut short");
+        assert!(auth.verifying.lock().unwrap().is_empty());
+        // Nor when the only holder is dropped mid-verification.
+        let alone = tokio::time::timeout(
+            Duration::from_millis(1),
+            auth.basic(Some(&header("other")), ip, "eas", Instant::now()),
+        )
+        .await;
+        assert!(alone.is_err());
         assert!(auth.verifying.lock().unwrap().is_empty());
     }
 }

@@ -164,19 +164,17 @@ impl HttpFrontend for PluginFrontend {
                     limit.saturating_sub(request.body.len() as u64),
                 )
             });
-            let routes: Arc<dyn Routes> = set.clone();
             let secret = ctx.secret.clone();
             // Only a request whose body was read whole may leave hyper.
             let detach = ctx.detach.clone().filter(|_| complete);
             // The context is not kept while the request may be parked.
             drop(ctx);
             let outcome =
-                Box::pin(plugin.http_handle(Some(routes.clone()), rest, request, secret.clone()))
+                Box::pin(plugin.http_handle(Some(set.routes()), rest, request, secret.clone()))
                     .await;
             let parks = matches!(outcome, Ok(Outcome::Park(_)));
             let settle = Settle {
                 plugin,
-                routes,
                 set,
                 hub,
                 principal,
@@ -199,7 +197,6 @@ impl HttpFrontend for PluginFrontend {
 /// What answering a plugin's outcome needs: parking, resuming, streaming items.
 struct Settle {
     plugin: Arc<Plugin>,
-    routes: Arc<dyn Routes>,
     set: Arc<PluginSet>,
     hub: Arc<super::caps::events::EventHub>,
     principal: Option<Principal>,
@@ -235,7 +232,7 @@ impl Settle {
                         WaitOutcome::Fired(keys) if resumes < MAX_RESUMES => {
                             resumes += 1;
                             outcome = Box::pin(self.plugin.http_resume(
-                                Some(self.routes.clone()),
+                                Some(self.set.routes()),
                                 self.principal.clone(),
                                 park.state,
                                 keys,

@@ -88,6 +88,11 @@ fn load_error(name: &str, message: String) -> ConfigError {
 }
 
 impl PluginSet {
+    /// This set as the routing of the plugins' directory and mailstore calls.
+    pub fn routes(self: &Arc<Self>) -> Arc<dyn Routes> {
+        self.clone()
+    }
+
     /// Load every enabled plugin of `settings`. Errors name the plugin and what failed.
     pub async fn load(
         settings: &Settings,

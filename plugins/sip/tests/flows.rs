@@ -97,6 +97,18 @@ fn register(user: &str, contact: &str, branch: &str, cseq: u32, extra: &str) -> 
     .into_bytes()
 }
 
+/// Alice registers her UDP contact 127.0.0.1:5080 (`branch` names the REGISTER).
+fn register_alice(h: &MockHost, branch: &str) {
+    register_ok(
+        h,
+        "alice",
+        "<sip:alice@127.0.0.1:5080>",
+        &udp(5080),
+        branch,
+        1,
+    );
+}
+
 fn register_ok(h: &MockHost, user: &str, contact: &str, origin: &Origin, branch: &str, cseq: u32) {
     let n = h.sip_sent().len();
     let a = auth(user, "biloxi.com", "sip:biloxi.com", "good", false);
@@ -392,14 +404,7 @@ fn udp_retransmissions_are_answered_from_the_cache() {
 #[test]
 fn message_forks_to_every_contact_and_answers_202() {
     let h = host();
-    register_ok(
-        &h,
-        "alice",
-        "<sip:alice@127.0.0.1:5080>",
-        &udp(5080),
-        "m1",
-        1,
-    );
+    register_alice(&h, "m1");
     register_ok(&h, "bob", "<sip:bob@127.0.0.1:5081>", &udp(5081), "m2", 1);
     register_ok(
         &h,
@@ -456,14 +461,7 @@ fn message_forks_to_every_contact_and_answers_202() {
 #[test]
 fn a_retransmitted_message_gets_the_same_202_and_is_not_forked_again() {
     let h = host();
-    register_ok(
-        &h,
-        "alice",
-        "<sip:alice@127.0.0.1:5080>",
-        &udp(5080),
-        "r1",
-        1,
-    );
+    register_alice(&h, "r1");
     register_ok(&h, "bob", "<sip:bob@127.0.0.1:5081>", &udp(5081), "r2", 1);
     let n = h.sip_sent().len();
     let req = message("alice", "bob", "r3", "once", "");
@@ -543,14 +541,7 @@ fn message_from_elsewhere_needs_proxy_auth_and_hosted_domains() {
 #[test]
 fn offline_messages_are_delivered_on_register_until_acknowledged() {
     let h = host();
-    register_ok(
-        &h,
-        "alice",
-        "<sip:alice@127.0.0.1:5080>",
-        &udp(5080),
-        "o1",
-        1,
-    );
+    register_alice(&h, "o1");
     register_ok(
         &h,
         "bob",
@@ -677,14 +668,7 @@ fn publish(branch: &str, body: &str, extra: &str) -> Vec<u8> {
 #[test]
 fn subscribe_notify_and_publish() {
     let h = host();
-    register_ok(
-        &h,
-        "alice",
-        "<sip:alice@127.0.0.1:5080>",
-        &udp(5080),
-        "s1",
-        1,
-    );
+    register_alice(&h, "s1");
     register_ok(
         &h,
         "bob",
